@@ -1,0 +1,66 @@
+"""The hook specifications of wbench: the only door through which plugins enter.
+
+Every hook is prefixed ``wbench_``. Hooks are for discovery and lifecycle only; nothing
+here is called per pair. A plugin is a module (named by an entry point in the group
+``wbench``, or a local file given with ``--plugin``) that implements some of these
+functions decorated with :data:`wbench.hookimpl`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from wbench import PROJECT_NAME
+
+if TYPE_CHECKING:
+    from wbench.registry import Registry
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+@hookspec
+def wbench_register_surrogates(registry: Registry) -> None:
+    """Register surrogates and reference solvers.
+
+    Call ``registry.add_surrogate(name, "package.module:Class", ...)`` once per method.
+    The target is a string so that the module is imported only when the method is used:
+    ``wbench list`` stays fast and a broken import marks only that method unavailable.
+
+    :param registry: the :class:`wbench.registry.Registry` collecting all plugins.
+    """
+
+
+@hookspec
+def wbench_register_datasets(registry: Registry) -> None:
+    """Register datasets of measure pairs.
+
+    Call ``registry.add_dataset(name, "package.module:Class", ...)``; the class follows
+    :class:`wbench.data.DatasetPlugin`.
+
+    :param registry: the :class:`wbench.registry.Registry` collecting all plugins.
+    """
+
+
+@hookspec
+def wbench_register_metrics(registry: Registry) -> None:
+    """Register evaluation metrics.
+
+    Call ``registry.add_metric(name, "package.module:function", ...)``; the function takes
+    a :class:`wbench.evaluation.EvaluationContext` and returns a mapping of column name to
+    float.
+
+    :param registry: the :class:`wbench.registry.Registry` collecting all plugins.
+    """
+
+
+@hookspec
+def wbench_record_finished(record: dict[str, Any]) -> None:
+    """Called after each benchmark cell's record has been written to disk.
+
+    Use it to forward results elsewhere (a tracker, a dashboard). The record is the JSON
+    object that was written; mutating it has no effect on the stored file.
+
+    :param record: the record, as written (see :mod:`wbench.records`).
+    """

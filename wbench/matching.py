@@ -1,0 +1,51 @@
+"""Matched parameter budgets: build a surrogate at a target parameter count."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wbench.surrogate import Surrogate
+
+
+def build_at_parameter_target(
+    factory: Callable[..., Surrogate],
+    params: Mapping[str, Any],
+    target: int,
+    *,
+    tolerance: float = 0.01,
+    width_param: str | None = None,
+    max_width: int = 1 << 16,
+) -> Surrogate:
+    """Build ``factory(**params, width_param=w)`` with ``n_parameters`` within ``tolerance`` of ``target``.
+
+    The parameter count is assumed non-decreasing in the integer width; the width is
+    found by bisection and the closest count wins. Building is cheap (no training).
+
+    :raises ValueError: the surrogate has no width option, or no width reaches the target
+        within the tolerance (the message states the closest count found).
+    """
+    width_param = width_param or getattr(factory, "width_param", None)
+    if width_param is None:
+        raise ValueError(f"{getattr(factory, '__name__', factory)} has no width option; cannot match {target} parameters")
+
+    def count(width: int) -> int:
+        return factory(**{**params, width_param: width}).n_parameters
+
+    lo, hi = 1, 2
+    while count(hi) < target and hi < max_width:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    best = min((lo, hi), key=lambda w: abs(count(w) - target))
+    achieved = count(best)
+    if abs(achieved - target) > tolerance * target:
+        raise ValueError(
+            f"{getattr(factory, '__name__', factory)}: no {width_param} gives {target} parameters within "
+            f"{tolerance:.1%}; closest is {achieved} at {width_param}={best}"
+        )
+    return factory(**{**params, width_param: best})

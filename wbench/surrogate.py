@@ -1,0 +1,306 @@
+"""The surrogate interface: learned models and reference solvers of W2.
+
+* :class:`Surrogate` — anything that returns W2 between measures.
+* :class:`TorchSurrogate` — a surrogate backed by a ``torch.nn.Module`` (save / load,
+  parameter count, device).
+* :class:`EmbeddingSurrogate` — implement :meth:`EmbeddingSurrogate.embed`; ``distance``
+  and ``pairwise`` follow as Euclidean distances between embeddings.
+* :class:`Solver` — nothing to fit (exact LP, Sinkhorn, LOT, sliced W2).
+
+Fit-time parameters are constructor keywords; evaluation-time parameters (Sinkhorn's
+blur, an ODE solver's step count) are set with :meth:`Surrogate.configure` on a fitted
+model, so one fit serves several evaluation settings.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+
+from wbench.budget import Budget
+from wbench.data import LabelledPairs
+from wbench.measures import MeasureBatch
+
+InputKind = Literal["grid", "cloud", "any"]
+SAVE_FORMAT_VERSION = 1
+
+
+@dataclass
+class FitReport:
+    """What a fit did.
+
+    :param train_loss: per-epoch mean training loss (the method's own objective).
+    :param val_mse: per-epoch validation MSE on W2 (ground-cost units squared).
+    :param best_epoch: epoch (0-based) whose weights were kept, or -1.
+    :param steps: optimiser steps taken.
+    :param epochs: epochs started.
+    :param wall_time_s: seconds of training wall time.
+    :param stopped_by: ``"budget"``, ``"time_limit"`` or ``"nothing to fit"``.
+    :param extra: method-specific readouts (learned weights ...), JSON-ready.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_mse: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    steps: int = 0
+    epochs: int = 0
+    wall_time_s: float = 0.0
+    stopped_by: str = "budget"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss,
+            "val_mse": self.val_mse,
+            "best_epoch": self.best_epoch,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "wall_time_s": self.wall_time_s,
+            "stopped_by": self.stopped_by,
+            "extra": self.extra,
+        }
+
+
+class Surrogate(ABC):
+    """Base class of every method that estimates W2 between measures.
+
+    Class attributes a plugin sets:
+
+    :cvar input_kind: ``"grid"`` (needs images on a shared grid), ``"cloud"`` (weighted
+        point clouds, either view works) or ``"any"``.
+    :cvar trainable: False for solvers.
+    :cvar width_param: name of the constructor keyword that scales the parameter count
+        (searched for matched budgets), or None.
+    :cvar default_eval_params: evaluation-time parameters and their defaults.
+    """
+
+    input_kind: ClassVar[InputKind] = "grid"
+    trainable: ClassVar[bool] = True
+    width_param: ClassVar[str | None] = None
+    default_eval_params: ClassVar[Mapping[str, Any]] = {}
+
+    def __init__(self, **params: Any) -> None:
+        self.params: dict[str, Any] = dict(params)
+        self.eval_params: dict[str, Any] = dict(self.default_eval_params)
+
+    @classmethod
+    def params_for(cls, params: Mapping[str, Any], measures: MeasureBatch) -> dict[str, Any]:
+        """Fill data-dependent fit-time parameters (grid shape, dimension) from the data.
+
+        The runner calls this before construction; the default returns ``params`` as is.
+        Grid models set ``grid_shape`` from ``measures.grid_shape``, point-cloud models
+        set ``dim`` from ``measures.dim``, unless the user gave them.
+        """
+        return dict(params)
+
+    def configure(self, **eval_params: Any) -> Surrogate:
+        """Set evaluation-time parameters; unknown names raise ``ValueError`` listing the known."""
+        unknown = set(eval_params) - set(self.default_eval_params)
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no evaluation parameter(s) {sorted(unknown)}; "
+                f"known: {sorted(self.default_eval_params) or 'none'}"
+            )
+        self.eval_params.update(eval_params)
+        return self
+
+    @abstractmethod
+    def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
+        """Train on ``train`` (pairs with exact W2^2) within ``budget``; use ``val`` to select."""
+
+    @abstractmethod
+    def distance(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
+        """Row-aligned W2 estimates ``(B,)`` between ``a[i]`` and ``b[i]``, in ground-cost units."""
+
+    def pairwise(self, x: MeasureBatch, y: MeasureBatch) -> torch.Tensor:
+        """All W2 estimates ``(n, m)`` between ``x[i]`` and ``y[j]``.
+
+        The default calls :meth:`distance` on every pair row by row; embedding surrogates
+        override it with one matrix computation.
+        """
+        rows = []
+        for i in range(len(x)):
+            xi = x.index([i] * len(y))
+            rows.append(self.distance(xi, y).reshape(1, -1))
+        return torch.cat(rows, dim=0)
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of trainable parameters (0 for solvers)."""
+        return 0
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready method-specific facts for the record (learned weights, solver settings)."""
+        return {}
+
+
+class Solver(Surrogate):
+    """A reference method with nothing to fit (exact LP, Sinkhorn, LOT, sliced W2)."""
+
+    trainable: ClassVar[bool] = False
+
+    def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
+        """Nothing to learn: returns an empty report."""
+        return FitReport(stopped_by="nothing to fit")
+
+
+class TorchSurrogate(Surrogate):
+    """A surrogate whose trainable state is ``self.model`` (a ``torch.nn.Module``).
+
+    Subclasses build ``self.model`` in ``__init__`` from ``self.params``; save / load then
+    round-trip the state as tensors only (no pickled objects) plus a JSON header.
+    """
+
+    model: torch.nn.Module
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.model.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> TorchSurrogate:
+        """Move the model to ``device``."""
+        self.model.to(device)
+        return self
+
+    def predict_w2(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
+        """Differentiable W2 predictions ``(B,)`` used in training (model in train mode)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement predict_w2 or training_loss")
+
+    def training_loss(self, a: MeasureBatch, b: MeasureBatch, w2sq: torch.Tensor) -> torch.Tensor:
+        """Scalar loss on one batch; default: MSE between predicted and exact W2 (not squared).
+
+        :param w2sq: ``(B,)`` exact W2^2 on the model's device.
+        """
+        return torch.nn.functional.mse_loss(self.predict_w2(a, b), w2sq.clamp_min(0).sqrt())
+
+    def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
+        """Train with the shared loop (:func:`wbench.training.train_on_pairs`)."""
+        from wbench.training import train_on_pairs
+
+        return train_on_pairs(self, train, val, budget)
+
+    def save(self, path: str | Path) -> None:
+        """Write the fitted model: ``path`` (tensors, ``torch.save`` of a state dict) and
+        ``path.json`` (class, fit-time and evaluation-time parameters)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {
+            "format_version": SAVE_FORMAT_VERSION,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",
+            "params": self.params,
+            "eval_params": self.eval_params,
+        }
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        Path(f"{path}.json").write_text(json.dumps(header, indent=2, sort_keys=True))
+
+    @classmethod
+    def load(cls, path: str | Path, *, device: str = "cpu") -> TorchSurrogate:
+        """Load a model written by :meth:`save` (tensors only: ``weights_only=True``)."""
+        path = Path(path)
+        header = json.loads(Path(f"{path}.json").read_text())
+        if header.get("format_version") != SAVE_FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported save format {header.get('format_version')!r}")
+        expected = f"{cls.__module__}:{cls.__qualname__}"
+        if cls is not TorchSurrogate and header["class"] != expected:
+            raise ValueError(f"{path} holds a {header['class']}, not a {expected}")
+        target_cls = cls
+        if cls is TorchSurrogate:
+            import importlib
+
+            module_name, _, qualname = header["class"].partition(":")
+            target_cls = getattr(importlib.import_module(module_name), qualname)
+        surrogate = target_cls(**header["params"])
+        state = torch.load(path, map_location=device, weights_only=True)
+        surrogate.model.load_state_dict(state)
+        surrogate.to(device)
+        surrogate.configure(**header.get("eval_params", {}))
+        return surrogate
+
+
+class EmbeddingSurrogate(TorchSurrogate):
+    """A surrogate ``d(x, y) = |embed(x) - embed(y)|`` (Euclidean norm of embeddings).
+
+    Implement :meth:`embed`; :meth:`distance` and :meth:`pairwise` come from it, and
+    pairwise embeds each item once and computes one distance matrix in chunks.
+    """
+
+    pairwise_chunk: ClassVar[int] = 4096
+
+    @abstractmethod
+    def embed(self, x: MeasureBatch) -> torch.Tensor:
+        """Embeddings ``(B, k)``; Euclidean distance between embeddings is W2 in ground-cost units."""
+
+    def predict_w2(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
+        """Differentiable ``|embed(a) - embed(b)|`` ``(B,)``; both sides embedded in one call."""
+        both = self.embed(concat_measures(a, b))
+        diff = both[: len(a)] - both[len(a) :]
+        return (diff.pow(2).sum(dim=1) + 1e-12).sqrt()
+
+    @torch.inference_mode()
+    def embed_all(self, x: MeasureBatch, batch_size: int = 1024) -> torch.Tensor:
+        """Embed a large batch in chunks, in evaluation mode: ``(B, k)``."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            device = self.device
+            parts = [self.embed(x.index(slice(i, i + batch_size)).to(device)) for i in range(0, len(x), batch_size)]
+        finally:
+            self.model.train(was_training)
+        return torch.cat(parts, dim=0)
+
+    def distance(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
+        """``(B,)`` Euclidean distances between the embeddings of ``a[i]`` and ``b[i]``."""
+        if len(a) != len(b):
+            raise ValueError(f"distance needs row-aligned batches, got {len(a)} and {len(b)} measures")
+        both = self.embed_all(concat_measures(a, b))
+        ea, eb = both[: len(a)], both[len(a) :]
+        return (ea - eb).pow(2).sum(dim=1).clamp_min(0).sqrt()
+
+    @torch.inference_mode()
+    def pairwise(self, x: MeasureBatch, y: MeasureBatch) -> torch.Tensor:
+        """``(n, m)`` distances; each measure is embedded once."""
+        return pairwise_euclidean(self.embed_all(x), self.embed_all(y), chunk=self.pairwise_chunk)
+
+
+def pairwise_euclidean(ex: torch.Tensor, ey: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distance matrix ``(n, m)`` between rows of ``ex (n, k)`` and ``ey (m, k)``."""
+    rows = [torch.cdist(ex[i : i + chunk], ey) for i in range(0, ex.shape[0], chunk)]
+    return torch.cat(rows, dim=0)
+
+
+def concat_measures(a: MeasureBatch, b: MeasureBatch) -> MeasureBatch:
+    """Stack two batches on the same support into one ``(len(a) + len(b), N)`` batch."""
+    if a.support.ndim == 2 and b.support.ndim == 2:
+        if a.support.shape != b.support.shape or not torch.equal(a.support, b.support.to(a.support.device)):
+            raise ValueError("cannot stack measures on different grids")
+        return MeasureBatch(torch.cat([a.weights, b.weights.to(a.device)]), a.support, a.grid_shape)
+    pa, wa = a.point_clouds()
+    pb, wb = b.point_clouds()
+    n = max(pa.shape[1], pb.shape[1])
+    pa, wa = _pad_cloud(pa, wa, n)
+    pb, wb = _pad_cloud(pb, wb, n)
+    return MeasureBatch(torch.cat([wa, wb.to(wa.device)]), torch.cat([pa, pb.to(pa.device)]), None)
+
+
+def _pad_cloud(points: torch.Tensor, weights: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    extra = n - points.shape[1]
+    if extra == 0:
+        return points, weights
+    points = torch.nn.functional.pad(points, (0, 0, 0, extra))
+    weights = torch.nn.functional.pad(weights, (0, extra))
+    return points, weights
