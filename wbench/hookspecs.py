@@ -56,6 +56,18 @@ def wbench_register_metrics(registry: Registry) -> None:
 
 
 @hookspec
+def wbench_add_cli_commands(subparsers: Any) -> None:
+    """Add sub-commands to the ``wbench`` command line.
+
+    Call ``subparsers.add_parser(name, help=...)`` on the ``argparse`` sub-parsers object
+    and ``parser.set_defaults(handler=function)``, where ``function(args) -> int`` runs the
+    command (import heavy modules inside it, not at plugin import time).
+
+    :param subparsers: the object returned by ``ArgumentParser.add_subparsers``.
+    """
+
+
+@hookspec
 def wbench_record_finished(record: dict[str, Any]) -> None:
     """Called after each benchmark cell's record has been written to disk.
 
