@@ -1,0 +1,183 @@
+"""The ``wbench`` command line: list, plugins, run, leaderboard, prepare (+ plugin commands)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wbench.errors import WbenchError
+from wbench.plugins import Plugins, make_plugin_manager
+
+PRIMARY_DEFAULT = "test.w2.rel_mae"
+
+
+def _plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE",
+        help="load a local plugin file (repeatable), e.g. --plugin my_surrogate.py",
+    )
+
+
+def _pre_parse_plugins(argv: Sequence[str]) -> list[str]:
+    pre = argparse.ArgumentParser(add_help=False)
+    _plugin_option(pre)
+    known, _ = pre.parse_known_args(argv)
+    return known.plugin
+
+
+def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
+    """The full argument parser, including sub-commands that plugins add."""
+    parser = argparse.ArgumentParser(prog="wbench", description="Benchmark learned Wasserstein-2 surrogates.")
+    _plugin_option(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    _plugin_option(common)
+
+    p_list = sub.add_parser("list", parents=[common], help="list surrogates, datasets and metrics with their status")
+    p_list.set_defaults(handler=cmd_list)
+
+    p_plugins = sub.add_parser("plugins", parents=[common], help="list plugins with their distributions")
+    p_plugins.set_defaults(handler=cmd_plugins)
+
+    p_run = sub.add_parser("run", parents=[common], help="run a suite and print its leaderboard")
+    p_run.add_argument("suite", nargs="?", default=None, help="suite file (.toml) or built-in suite name (default: quick)")
+    p_run.add_argument("--surrogate", nargs="+", metavar="NAME", help="run only these methods")
+    p_run.add_argument("--dataset", nargs="+", metavar="NAME", help="run only these datasets")
+    p_run.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="override the suite's seeds")
+    p_run.add_argument("--device", help="cpu, cuda or cuda:N (overrides the suite)")
+    p_run.add_argument("--out", type=Path, help="run directory (default runs/SUITE_NAME)")
+    p_run.add_argument("--resume", action="store_true", help="continue a run, skipping finished cells")
+    p_run.add_argument("--cache-dir", type=Path, help="ground-truth cache (default $WBENCH_CACHE_DIR or ~/.cache/wbench)")
+    p_run.add_argument("--jobs", type=int, default=-1, help="oracle worker processes (default: all cores)")
+    p_run.set_defaults(handler=cmd_run)
+
+    p_lb = sub.add_parser("leaderboard", parents=[common], help="render a leaderboard from run directories")
+    p_lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p_lb.add_argument("--format", choices=["md", "csv", "html"], default="md")
+    p_lb.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    p_lb.add_argument("--primary", default=PRIMARY_DEFAULT, help=f"ranking metric (default {PRIMARY_DEFAULT})")
+    p_lb.set_defaults(handler=cmd_leaderboard)
+
+    try:
+        from wbench.cli_prepare import add_prepare_parser
+    except ImportError:  # pragma: no cover - the prepare command ships with wbench
+        pass
+    else:
+        add_prepare_parser(sub, parents=[common])
+
+    plugins.manager.hook.wbench_add_cli_commands(subparsers=sub)
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every surrogate, dataset and metric with status, distribution and size."""
+    from tabulate import tabulate
+
+    plugins: Plugins = args.plugins
+    registry = plugins.registry
+    for kind in ("surrogate", "dataset", "metric"):
+        rows = []
+        for entry in registry.entries(kind):
+            available, reason = entry.status()
+            row: dict[str, Any] = {"name": entry.name, "status": "ok" if available else f"unavailable: {reason}"}
+            if kind == "surrogate":
+                row["parameters"] = _default_parameter_count(entry) if available else ""
+            row["plugin"] = entry.plugin
+            row["distribution"] = entry.distribution
+            row["description"] = entry.description
+            rows.append(row)
+        print(f"{kind}s:")
+        print(tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True) if rows else "  (none)")
+        print()
+    broken = [i for i in plugins.infos if i.status != "ok"]
+    for info in broken:
+        print(f"plugin {info.name} ({info.distribution}): {info.status}: {info.error}")
+    return 0
+
+
+def _default_parameter_count(entry: Any) -> str:
+    try:
+        cls = entry.load()
+        if not getattr(cls, "trainable", True):
+            return "0 (solver)"
+        return f"{cls(**entry.params).n_parameters:,}"
+    except Exception as exc:  # a plugin's constructor may fail; the listing must not
+        return f"? ({type(exc).__name__})"
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Print every plugin (entry point or file) with its distribution and status."""
+    from tabulate import tabulate
+
+    rows = [
+        {"plugin": i.name, "source": i.source, "distribution": i.distribution, "status": i.status, "error": i.error}
+        for i in args.plugins.infos
+    ]
+    print(tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True) if rows else "no plugins found")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a suite, write records and leaderboards into the run directory, print the leaderboard."""
+    from wbench.leaderboard import leaderboard_text
+    from wbench.runner import RunOptions, run_suite
+    from wbench.suite import load_suite
+
+    suite = load_suite(args.suite)
+    out_dir = args.out or Path("runs") / suite.name
+    options = RunOptions(
+        out_dir=out_dir, resume=args.resume, device=args.device,
+        seeds=tuple(args.seeds) if args.seeds else None,
+        surrogates=tuple(args.surrogate) if args.surrogate else None,
+        datasets=tuple(args.dataset) if args.dataset else None,
+        cache_dir=args.cache_dir, n_jobs=args.jobs,
+    )
+    run_suite(suite, args.plugins, options)
+    for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
+        (out_dir / name).write_text(leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric))
+    print(leaderboard_text([out_dir], fmt="md", primary=suite.primary_metric))
+    print(f"records: {out_dir / 'records.jsonl'}", file=sys.stderr)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Render records of one or more run directories."""
+    from wbench.leaderboard import leaderboard_text
+
+    text = leaderboard_text(args.run_dirs, fmt=args.format, primary=args.primary)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wbench`` console script; returns the exit status.
+
+    Every command handler takes the parsed ``args``, with the loaded plugins in ``args.plugins``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins = make_plugin_manager(_pre_parse_plugins(argv))
+        parser = build_parser(plugins)
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        args.plugins = plugins
+        return int(args.handler(args) or 0)
+    except (WbenchError, FileNotFoundError) as exc:
+        print(f"wbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wbench: interrupted; finished records are kept (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Leaderboards computed from run records: mean and spread over seeds, ranked by a metric.
+
+Rendering is deterministic (sorted rows, fixed number formats), so regenerating a
+leaderboard from the same records gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from wbench.records import RecordStore
+
+
+@dataclass(frozen=True)
+class Column:
+    """A leaderboard column: record column ``key``, header text, and whether lower is better."""
+
+    key: str
+    header: str
+    lower_is_better: bool | None = True
+    spread: bool = True
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("n_parameters", "params", None, spread=False),
+    Column("test.w2.mse", "MSE W2 (px²)"),
+    Column("test.w2.rel_mae", "rel. MAE W2"),
+    Column("test.w2sq.mse", "MSE W2² (px⁴)"),
+    Column("test.w2.pearson", "Pearson W2", False),
+    Column("test.w2.spearman", "Spearman W2", False),
+    Column("gap.w2.mse_ratio", "test/train MSE"),
+    Column("retrieval.recall@10", "recall@10", False),
+    Column("axioms.triangle_violation_rate", "triangle viol."),
+    Column("throughput.independent_pairs_per_s", "indep. pairs/s", False),
+    Column("throughput.pairwise_pairs_per_s", "pairwise pairs/s", False),
+    Column("speedup.independent", "speed-up indep.", False),
+    Column("speedup.pairwise", "speed-up pairwise", False),
+)
+"""The columns shown by default, in order (absent ones are skipped)."""
+
+
+def load_records(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """All records of the given run directories (or ``records.jsonl`` files), in order."""
+    records: list[dict[str, Any]] = []
+    for run_dir in run_dirs:
+        path = Path(run_dir)
+        store = RecordStore(path.parent if path.name.endswith(".jsonl") else path)
+        if not store.path.exists():
+            raise FileNotFoundError(f"no records at {store.path}")
+        records.extend(store.load())
+    return records
+
+
+def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per record: identity columns plus every metric, throughput and transfer figure."""
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {
+            "dataset": r.get("dataset_label") or r.get("dataset"),
+            "method": r.get("label") or r.get("method"),
+            "method_name": r.get("method"),
+            "seed": r.get("seed"),
+            "status": r.get("status"),
+            "error": (r.get("error") or "").splitlines()[0] if r.get("error") else "",
+            "n_parameters": r.get("n_parameters"),
+            "trainable": r.get("trainable"),
+            "device": (r.get("provenance") or {}).get("device_name"),
+        }
+        row.update(r.get("metrics") or {})
+        row.update(r.get("throughput") or {})
+        row.update({f"transfer.{k}": v for k, v in (r.get("transfer") or {}).items()})
+        fit = r.get("fit") or {}
+        row["fit.steps"] = fit.get("steps")
+        row["fit.wall_time_s"] = fit.get("wall_time_s")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _format_number(value: float) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    magnitude = abs(value)
+    if magnitude != 0 and (magnitude >= 1e5 or magnitude < 1e-3):
+        return f"{value:.3g}"
+    if float(value).is_integer() and magnitude >= 100:
+        return f"{value:.0f}"
+    return f"{value:.4g}"
+
+
+def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COLUMNS) -> pd.DataFrame:
+    """Per dataset and method: mean (and std over seeds) of each column, ranked by ``primary``.
+
+    Failed or unavailable cells are kept as rows with their status and first error line.
+    """
+    present = [c for c in columns if c.key in df.columns]
+    out_rows = []
+    for (dataset, method), group in df.groupby(["dataset", "method"], sort=True, dropna=False):
+        ok = group[group["status"] == "ok"]
+        row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": len(ok)}
+        for column in present:
+            values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
+            row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
+            row[f"{column.key}.std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        statuses = sorted(set(group["status"]) - {"ok"})
+        row["status"] = "ok" if not statuses else ("partial: " if len(ok) else "") + "/".join(statuses)
+        errors = [e for e in group["error"] if e]
+        row["error"] = errors[0] if errors else ""
+        out_rows.append(row)
+    table = pd.DataFrame(out_rows)
+    if table.empty:
+        return table
+    key = f"{primary}.mean"
+    if key not in table.columns:
+        table[key] = math.nan
+    table = table.sort_values(["dataset", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
+    table.insert(1, "rank", table.groupby("dataset").cumcount() + 1)
+    return table
+
+
+def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS) -> pd.DataFrame:
+    """The human-readable table: ``mean ± std`` strings, headers from ``columns``."""
+    shown = [c for c in columns if f"{c.key}.mean" in summary.columns]
+    rows = []
+    for _, r in summary.iterrows():
+        row = {"dataset": r["dataset"], "rank": int(r["rank"]), "method": r["method"], "seeds": int(r["seeds"])}
+        for c in shown:
+            mean, std = r[f"{c.key}.mean"], r[f"{c.key}.std"]
+            text = _format_number(mean)
+            if c.spread and text and not math.isnan(std):
+                text += f" ± {_format_number(std)}"
+            row[c.header] = text
+        row["status"] = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"[:120]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[Column] = COLUMNS) -> str:
+    """Render a summary as ``md`` (GitHub Markdown via tabulate), ``csv`` (raw means/stds) or ``html``."""
+    if fmt == "csv":
+        return summary.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+    table = display_table(summary, columns=columns)
+    if fmt == "md":
+        parts = [f"Ranked by `{primary}` (mean over seeds; ± is the standard deviation over seeds).\n"]
+        for dataset, block in table.groupby("dataset", sort=True):
+            parts.append(f"\n### {dataset}\n\n")
+            parts.append(tabulate(block.drop(columns=["dataset"]), headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
+            parts.append("\n")
+        return "".join(parts)
+    if fmt == "html":
+        return table.to_html(index=False, border=0, escape=True) + "\n"
+    raise ValueError(f"unknown leaderboard format {fmt!r}; choose md, csv or html")
+
+
+def leaderboard_text(run_dirs: Iterable[str | Path], *, fmt: str = "md", primary: str = "test.w2.rel_mae") -> str:
+    """Load records, summarise and render: the whole ``wbench leaderboard`` command."""
+    df = records_frame(load_records(run_dirs))
+    if df.empty:
+        return "no records\n"
+    return render(summarise(df, primary=primary), fmt, primary=primary)

@@ -1,0 +1,80 @@
+"""Figures written with a run: loss curves, predicted against true W2, speed against accuracy.
+
+matplotlib is imported lazily with the Agg backend (no screen needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_loss_curves(train_loss: Sequence[float], val_mse: Sequence[float], path: Path, *, title: str = "") -> Path:
+    """Per-epoch training loss and validation MSE (W2, ground-cost units squared), log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    epochs = np.arange(1, len(train_loss) + 1)
+    ax.plot(epochs, train_loss, label="train loss")
+    ax.plot(np.arange(1, len(val_mse) + 1), val_mse, label="validation MSE (W2)")
+    ax.set_xlabel("epoch")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_predicted_vs_true(predicted_w2: np.ndarray, true_w2: np.ndarray, path: Path, *, unit: str = "pixel", title: str = "") -> Path:
+    """Scatter of predicted against exact W2 ``(P,)`` on the test pairs, with the identity line."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    keep = np.isfinite(predicted_w2)
+    ax.scatter(true_w2[keep], predicted_w2[keep], s=3, alpha=0.4)
+    hi = float(max(np.max(true_w2, initial=0.0), np.max(predicted_w2[keep], initial=0.0)))
+    ax.plot([0, hi], [0, hi], color="black", linewidth=0.8)
+    ax.set_xlabel(f"exact W2 ({unit})")
+    ax.set_ylabel(f"predicted W2 ({unit})")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_speed_accuracy(
+    labels: Sequence[str], pairs_per_s: Sequence[float], rel_error: Sequence[float], path: Path, *, title: str = ""
+) -> Path:
+    """One point per method and setting: throughput (pairs/s, log) against relative error (log)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for label, x, y in zip(labels, pairs_per_s, rel_error, strict=True):
+        if not (np.isfinite(x) and np.isfinite(y)) or x <= 0:
+            continue
+        ax.scatter([x], [max(y, 1e-6)])
+        ax.annotate(label, (x, max(y, 1e-6)), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("independent pairs per second")
+    ax.set_ylabel("relative MAE of W2 on test pairs")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,231 @@
+"""Suite files (TOML): which datasets, which methods, which seeds, under which budget.
+
+Example::
+
+    [suite]
+    name = "quick"
+    seeds = [0, 1, 2]
+    primary_metric = "test.w2.rel_mae"
+
+    [budget]            # every learned method gets exactly this
+    epochs = 5
+    param_target = 20000
+
+    [evaluation]
+    throughput = true
+
+    [[datasets]]
+    name = "digits"
+    params = { pairs_per_combination = 20 }
+
+    [[surrogates]]
+    name = "sinkhorn"
+    eval = [{ reg = 1.0 }, { reg = 0.1 }]   # one leaderboard row per setting
+
+Unknown keys and wrong types are errors that name the key; TOML syntax errors name the line.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from wbench.budget import Budget
+from wbench.errors import SuiteError
+
+DEFAULT_SUITE = "quick"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset in a suite: plugin name, build params, and datasets to evaluate transfer on."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    transfer_to: tuple[str, ...] = ()
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class SurrogateSpec:
+    """A method in a suite: fit-time params, a list of evaluation settings, and budget matching."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    eval: tuple[Mapping[str, Any], ...] = ({},)
+    match_budget: bool = True
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class EvaluationSpec:
+    """How cells are evaluated (sizes are numbers of pairs or measures)."""
+
+    metrics: tuple[str, ...] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    throughput: bool = True
+    independent_pairs: int = 4096
+    pairwise_size: int = 1024
+    exact_independent_pairs: int = 256
+    exact_pairwise_size: int = 16
+    timing_rounds: int = 5
+    solver_eval_pairs: int | None = 500
+    save_models: bool = True
+    plots: bool = True
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A parsed suite file."""
+
+    name: str
+    datasets: tuple[DatasetSpec, ...]
+    surrogates: tuple[SurrogateSpec, ...]
+    budget: Budget
+    seeds: tuple[int, ...] = (0, 1, 2)
+    device: str = "cpu"
+    primary_metric: str = "test.w2.rel_mae"
+    description: str = ""
+    evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
+    source: str = ""
+
+
+_TOP_KEYS = {"suite", "budget", "evaluation", "datasets", "surrogates"}
+_SUITE_KEYS = {"name", "description", "seeds", "device", "primary_metric"}
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SuiteError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(sorted(allowed))}")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
+    if isinstance(value, bool) and kind in (int, float, (int, float)):
+        raise SuiteError(f"{where}: expected a number, got {value!r}")
+    if not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise SuiteError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _table_list(doc: Mapping[str, Any], key: str, source: str) -> list[Mapping[str, Any]]:
+    items = doc.get(key, [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise SuiteError(f"{source}: [[{key}]] must be an array of tables")
+    if not items:
+        raise SuiteError(f"{source}: the suite lists no {key} (add a [[{key}]] table)")
+    return items
+
+
+def _dataset_spec(table: Mapping[str, Any], where: str) -> DatasetSpec:
+    _check_keys(table, {"name", "params", "transfer_to", "label"}, where)
+    if "name" not in table:
+        raise SuiteError(f"{where}: missing key 'name'")
+    transfer = _expect(table.get("transfer_to", []), list, f"{where}.transfer_to")
+    return DatasetSpec(
+        name=_expect(table["name"], str, f"{where}.name"),
+        params=dict(_expect(table.get("params", {}), dict, f"{where}.params")),
+        transfer_to=tuple(_expect(t, str, f"{where}.transfer_to") for t in transfer),
+        label=_expect(table.get("label", ""), str, f"{where}.label"),
+    )
+
+
+def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
+    _check_keys(table, {"name", "params", "eval", "match_budget", "label"}, where)
+    if "name" not in table:
+        raise SuiteError(f"{where}: missing key 'name'")
+    evals = table.get("eval", [{}])
+    if isinstance(evals, dict):
+        evals = [evals]
+    _expect(evals, list, f"{where}.eval")
+    if not evals:
+        raise SuiteError(f"{where}.eval: give at least one setting ({{}} for the defaults)")
+    for k, setting in enumerate(evals):
+        _expect(setting, dict, f"{where}.eval[{k}]")
+    return SurrogateSpec(
+        name=_expect(table["name"], str, f"{where}.name"),
+        params=dict(_expect(table.get("params", {}), dict, f"{where}.params")),
+        eval=tuple(dict(e) for e in evals),
+        match_budget=_expect(table.get("match_budget", True), bool, f"{where}.match_budget"),
+        label=_expect(table.get("label", ""), str, f"{where}.label"),
+    )
+
+
+def _budget(table: Mapping[str, Any], source: str) -> Budget:
+    allowed = {f.name for f in fields(Budget)} - {"seed", "device"}
+    _check_keys(table, allowed, f"{source}: [budget]")
+    try:
+        return Budget(**table)
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"{source}: [budget]: {exc}") from exc
+
+
+def _evaluation(table: Mapping[str, Any], source: str) -> EvaluationSpec:
+    allowed = {f.name for f in fields(EvaluationSpec)}
+    _check_keys(table, allowed, f"{source}: [evaluation]")
+    values = dict(table)
+    if "metrics" in values:
+        values["metrics"] = tuple(_expect(values["metrics"], list, f"{source}: [evaluation].metrics"))
+    defaults = EvaluationSpec()
+    for key, value in values.items():
+        if key in ("metrics", "options"):
+            continue
+        default = getattr(defaults, key)
+        expected = type(default) if default is not None else (int, type(None))
+        _expect(value, expected, f"{source}: [evaluation].{key}")
+    return EvaluationSpec(**values)
+
+
+def parse_suite(text: str, *, source: str = "<suite>") -> Suite:
+    """Parse suite TOML text; raise :class:`SuiteError` naming the line or key on any problem."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{source}: invalid TOML: {exc}") from exc
+    _check_keys(doc, _TOP_KEYS, source)
+    head = _expect(doc.get("suite", {}), dict, f"{source}: [suite]")
+    _check_keys(head, _SUITE_KEYS, f"{source}: [suite]")
+    seeds = _expect(head.get("seeds", [0, 1, 2]), list, f"{source}: [suite].seeds")
+    if not seeds:
+        raise SuiteError(f"{source}: [suite].seeds is empty")
+    return Suite(
+        name=_expect(head.get("name", Path(source).stem), str, f"{source}: [suite].name"),
+        description=_expect(head.get("description", ""), str, f"{source}: [suite].description"),
+        seeds=tuple(_expect(s, int, f"{source}: [suite].seeds") for s in seeds),
+        device=_expect(head.get("device", "cpu"), str, f"{source}: [suite].device"),
+        primary_metric=_expect(head.get("primary_metric", "test.w2.rel_mae"), str, f"{source}: [suite].primary_metric"),
+        budget=_budget(_expect(doc.get("budget", {}), dict, f"{source}: [budget]"), source),
+        evaluation=_evaluation(_expect(doc.get("evaluation", {}), dict, f"{source}: [evaluation]"), source),
+        datasets=tuple(
+            _dataset_spec(t, f"{source}: datasets[{i}]") for i, t in enumerate(_table_list(doc, "datasets", source))
+        ),
+        surrogates=tuple(
+            _surrogate_spec(t, f"{source}: surrogates[{i}]") for i, t in enumerate(_table_list(doc, "surrogates", source))
+        ),
+        source=source,
+    )
+
+
+def load_suite(path_or_name: str | Path | None = None) -> Suite:
+    """Load a suite file by path, or a built-in suite by name (``quick``, ``paper`` ...)."""
+    if path_or_name is None:
+        path_or_name = DEFAULT_SUITE
+    path = Path(path_or_name)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise SuiteError(f"suite file not found: {path}")
+        return parse_suite(path.read_text(), source=str(path))
+    builtin = resources.files("wbench") / "suites" / f"{path_or_name}.toml"
+    if not builtin.is_file():
+        raise SuiteError(f"no suite file {path_or_name!r} and no built-in suite of that name; built-in: {', '.join(builtin_suites())}")
+    return parse_suite(builtin.read_text(), source=f"built-in:{path_or_name}")
+
+
+def builtin_suites() -> list[str]:
+    """Names of the suites shipped with wbench."""
+    return sorted(p.name.removesuffix(".toml") for p in (resources.files("wbench") / "suites").iterdir() if p.name.endswith(".toml"))

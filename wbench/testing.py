@@ -1,0 +1,176 @@
+"""Conformance checks for plugin authors: run them on your surrogate or dataset plugin.
+
+Example (in your package's tests)::
+
+    from wbench.testing import check_surrogate, check_dataset, toy_dataset
+
+    def test_my_surrogate_conforms():
+        check_surrogate(MySurrogate, {"width": 4})
+
+Each check raises ``AssertionError`` with a message naming the broken rule. wbench's own
+test suite runs them on every registered plugin with its ``test_params``.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from wbench.budget import Budget
+from wbench.data import DatasetPlugin, PairedDataset, PairSet
+from wbench.measures import MeasureBatch
+from wbench.surrogate import FitReport, Surrogate, TorchSurrogate
+from wbench.training import seed_everything
+
+TINY_BUDGET = Budget(epochs=None, steps=3, batch_size=16, lr=1e-3, seed=0)
+
+
+def toy_images(n: int = 24, size: int = 8, seed: int = 0) -> torch.Tensor:
+    """``(n, size, size)`` non-negative images: one or two Gaussian blobs each, seeded."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:size, 0:size]
+    images = np.zeros((n, size, size))
+    for k in range(n):
+        for _ in range(rng.integers(1, 3)):
+            cr, cc = rng.uniform(1, size - 2, size=2)
+            width = rng.uniform(0.6, 1.5)
+            images[k] += np.exp(-((rows - cr) ** 2 + (cols - cc) ** 2) / (2 * width**2))
+    images[images < 1e-3] = 0.0
+    return torch.tensor(images, dtype=torch.float32)
+
+
+def toy_dataset(n: int = 24, size: int = 8, n_pairs: int = 80, seed: int = 0, *, point_clouds: bool = False) -> PairedDataset:
+    """A tiny dataset with exact ground truth: blob images (or their point-cloud view).
+
+    Pairs are split 60 % / 20 % / 20 %; W2^2 comes from the exact oracle.
+    """
+    from wbench.oracle import exact_w2sq
+
+    measures = MeasureBatch.from_images(toy_images(n, size, seed))
+    if point_clouds:
+        points, weights = measures.point_clouds()
+        measures = MeasureBatch(weights.clone(), points.clone(), None)
+    rng = np.random.default_rng(seed)
+    left = rng.integers(0, n, size=n_pairs)
+    right = (left + rng.integers(1, n, size=n_pairs)) % n
+    w2sq = exact_w2sq(measures, left, right, n_jobs=1)
+    cut1, cut2 = int(0.6 * n_pairs), int(0.8 * n_pairs)
+    pairs = {
+        "train": PairSet(left[:cut1], right[:cut1], w2sq[:cut1]),
+        "val": PairSet(left[cut1:cut2], right[cut1:cut2], w2sq[cut1:cut2]),
+        "test": PairSet(left[cut2:], right[cut2:], w2sq[cut2:]),
+    }
+    return PairedDataset("toy", {"n": n, "size": size, "seed": seed}, measures, pairs)
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise AssertionError(message)
+
+
+def check_surrogate(
+    cls: type[Surrogate],
+    params: Mapping[str, Any] | None = None,
+    dataset: PairedDataset | None = None,
+    *,
+    budget: Budget = TINY_BUDGET,
+    rtol: float = 1e-4,
+) -> Surrogate:
+    """Check a surrogate class against the interface; return the fitted instance.
+
+    Checked: construction through ``params_for``; ``n_parameters`` (positive when
+    trainable); a fit under a tiny budget returns a :class:`FitReport`; ``distance`` returns
+    ``(B,)`` finite non-negative values in W2 units (solvers: median ratio to the exact W2 in
+    [0.5, 2], which catches squared or halved outputs); symmetry; ``pairwise`` has shape
+    ``(n, m)`` and its entries agree with ``distance``; evaluation parameters are validated;
+    torch surrogates round-trip through save / load.
+    """
+    name = cls.__name__
+    if dataset is None:
+        dataset = toy_dataset(point_clouds=cls.input_kind == "cloud")
+    _check(dataset.has_ground_truth, "the conformance dataset needs ground truth")
+    seed_everything(0)
+    surrogate = cls(**cls.params_for(dict(params or {}), dataset.measures))
+    n_params = surrogate.n_parameters
+    _check(isinstance(n_params, int) and n_params >= 0, f"{name}.n_parameters must be a non-negative int, got {n_params!r}")
+    _check(n_params > 0 or not cls.trainable, f"{name} is trainable but has 0 parameters")
+
+    report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
+    _check(isinstance(report, FitReport), f"{name}.fit must return a FitReport, got {type(report).__name__}")
+    if cls.trainable:
+        _check(0 < report.steps <= budget.total_steps(len(dataset.pairs["train"])), f"{name}.fit took {report.steps} steps; budget allows {budget.total_steps(len(dataset.pairs['train']))}")
+
+    test = dataset.pairs["test"]
+    a, b = dataset.measures.index(test.left), dataset.measures.index(test.right)
+    d_ab = torch.as_tensor(surrogate.distance(a, b)).detach().double().cpu()
+    _check(d_ab.shape == (len(test),), f"{name}.distance must return shape ({len(test)},), got {tuple(d_ab.shape)}")
+    _check(bool(torch.isfinite(d_ab).all()), f"{name}.distance returned non-finite values on the toy pairs")
+    _check(bool((d_ab >= 0).all()), f"{name}.distance returned negative values")
+    d_ba = torch.as_tensor(surrogate.distance(b, a)).detach().double().cpu()
+    _check(torch.allclose(d_ab, d_ba, rtol=1e-3, atol=1e-5), f"{name}.distance is not symmetric: max diff {float((d_ab - d_ba).abs().max()):.3g}")
+    if not cls.trainable:
+        ratio = float(np.median(d_ab.numpy() / np.maximum(test.w2, 1e-12)))
+        _check(0.5 <= ratio <= 2.0, f"{name}: median ratio to exact W2 is {ratio:.3g}; is the output in W2 units (not squared, not halved)?")
+
+    x = dataset.measures.index(np.arange(min(5, len(dataset.measures))))
+    y = dataset.measures.index(np.arange(min(7, len(dataset.measures))))
+    matrix = torch.as_tensor(surrogate.pairwise(x, y)).detach().double().cpu()
+    _check(matrix.shape == (len(x), len(y)), f"{name}.pairwise must return shape ({len(x)}, {len(y)}), got {tuple(matrix.shape)}")
+    rows = np.repeat(np.arange(len(x)), len(y))
+    cols = np.tile(np.arange(len(y)), len(x))
+    aligned = torch.as_tensor(surrogate.distance(x.index(rows), y.index(cols))).detach().double().cpu().reshape(len(x), len(y))
+    _check(
+        torch.allclose(matrix, aligned, rtol=max(rtol, 1e-3), atol=1e-4),
+        f"{name}.pairwise disagrees with distance: max diff {float((matrix - aligned).abs().max()):.3g}",
+    )
+
+    surrogate.configure(**dict(cls.default_eval_params))
+    try:
+        surrogate.configure(no_such_eval_parameter=1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"{name}.configure accepted an unknown evaluation parameter")
+
+    if isinstance(surrogate, TorchSurrogate):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.pt"
+            surrogate.save(path)
+            loaded = type(surrogate).load(path)
+            again = torch.as_tensor(loaded.distance(a, b)).detach().double().cpu()
+            _check(torch.allclose(d_ab, again, rtol=1e-5, atol=1e-6), f"{name}: distances change after save / load")
+    return surrogate
+
+
+def check_dataset(cls: type[DatasetPlugin], params: Mapping[str, Any] | None = None) -> PairedDataset:
+    """Check a dataset plugin: splits, index ranges, valid unit-mass measures, determinism."""
+    name = cls.__name__
+    built = cls(**dict(params or {})).build()
+    _check(isinstance(built, PairedDataset), f"{name}.build must return a PairedDataset, got {type(built).__name__}")
+    n = len(built.measures)
+    _check(n > 1, f"{name} built {n} measures")
+    for split in ("train", "val", "test"):
+        _check(split in built.pairs, f"{name} has no {split!r} split")
+        pairs = built.pairs[split]
+        _check(len(pairs) > 0, f"{name}: split {split!r} is empty")
+        _check(int(pairs.left.min()) >= 0 and int(max(pairs.left.max(), pairs.right.max())) < n, f"{name}: split {split!r} indexes outside 0..{n - 1}")
+    weights = built.measures.weights
+    _check(bool((weights >= 0).all()), f"{name}: negative mass")
+    _check(torch.allclose(weights.sum(dim=1).double(), torch.ones(n, dtype=torch.float64), atol=1e-4), f"{name}: measures do not have unit mass")
+    if built.labels is not None:
+        _check(len(built.labels) == n, f"{name}: {len(built.labels)} labels for {n} measures")
+    again = cls(**dict(params or {})).build()
+    for split, pairs in built.pairs.items():
+        _check(
+            np.array_equal(pairs.left, again.pairs[split].left) and np.array_equal(pairs.right, again.pairs[split].right),
+            f"{name}: build is not deterministic (split {split!r} differs between two builds)",
+        )
+    _check(torch.equal(weights, again.measures.weights), f"{name}: build is not deterministic (measures differ)")
+    _check(math.isfinite(float(weights.sum())), f"{name}: non-finite masses")
+    return built
