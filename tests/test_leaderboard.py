@@ -1,0 +1,62 @@
+"""Leaderboards: aggregation over seeds, ranking, failed rows, byte-identical regeneration."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from wbench.leaderboard import leaderboard_text, records_frame, render, summarise
+from wbench.records import SCHEMA_VERSION, RecordStore
+
+
+def _record(method: str, seed: int, rel: float, mse: float, status: str = "ok", error: str | None = None) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION, "key": f"{method}-{seed}", "dataset": "digits", "dataset_label": "digits",
+        "method": method, "label": method, "seed": seed, "status": status, "error": error, "n_parameters": 100,
+        "metrics": {} if status != "ok" else {"test.w2.rel_mae": rel, "test.w2.mse": mse},
+    }
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    store = RecordStore(tmp_path)
+    for seed, (a, b) in enumerate([(0.10, 0.30), (0.12, 0.28), (0.11, 0.32)]):
+        store.append(_record("good", seed, a, a * 2))
+        store.append(_record("worse", seed, b, b * 2))
+    store.append(_record("broken", 0, 0, 0, status="failed", error="RuntimeError: boom\ntrace"))
+    return tmp_path
+
+
+def test_mean_spread_and_rank(run_dir) -> None:
+    summary = summarise(records_frame(RecordStore(run_dir).load()), primary="test.w2.rel_mae")
+    rows = summary.set_index("method")
+    assert list(summary["method"]) == ["good", "worse", "broken"]
+    assert rows.loc["good", "rank"] == 1 and rows.loc["good", "seeds"] == 3
+    assert rows.loc["good", "test.w2.rel_mae.mean"] == pytest.approx(0.11)
+    assert rows.loc["good", "test.w2.rel_mae.std"] == pytest.approx(0.01)
+    assert rows.loc["broken", "status"] == "failed" and rows.loc["broken", "error"] == "RuntimeError: boom"
+    assert math.isnan(rows.loc["broken", "test.w2.rel_mae.mean"])
+
+
+def test_markdown_shows_mean_and_spread_and_failure(run_dir) -> None:
+    text = leaderboard_text([run_dir], fmt="md")
+    assert "| good" in text and "0.11 ± 0.01" in text
+    assert "failed: RuntimeError: boom" in text
+    assert "Ranked by `test.w2.rel_mae`" in text
+
+
+@pytest.mark.parametrize("fmt", ["md", "csv", "html"])
+def test_regeneration_is_byte_identical(run_dir, fmt) -> None:
+    assert leaderboard_text([run_dir], fmt=fmt) == leaderboard_text([run_dir], fmt=fmt)
+
+
+def test_ranking_by_another_metric(run_dir) -> None:
+    summary = summarise(records_frame(RecordStore(run_dir).load()), primary="test.w2.mse")
+    assert list(summary["method"])[:2] == ["good", "worse"]
+
+
+def test_unknown_format_is_rejected(run_dir) -> None:
+    summary = summarise(records_frame(RecordStore(run_dir).load()), primary="test.w2.rel_mae")
+    with pytest.raises(ValueError, match="unknown leaderboard format"):
+        render(summary, "pdf", primary="test.w2.rel_mae")

@@ -1,0 +1,86 @@
+"""Records: atomic writes, replacement by key, no non-finite numbers, corrupt files."""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ProcessPoolExecutor
+
+import pytest
+
+from wbench.records import SCHEMA_VERSION, RecordFileError, RecordStore, cell_key, clean_floats, provenance
+
+
+def _record(key: str, value: float = 1.0, status: str = "ok") -> dict:
+    return {"schema_version": SCHEMA_VERSION, "key": key, "status": status, "metrics": {"m": value}}
+
+
+def test_append_and_load_round_trip(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.append(_record("a", 1.5))
+    store.append(_record("b", 2.5))
+    assert [r["metrics"]["m"] for r in store.load()] == [1.5, 2.5]
+    assert store.finished_keys() == {"a", "b"}
+
+
+def test_same_key_replaces_instead_of_duplicating(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.append(_record("a", 1.0, status="failed"))
+    store.append(_record("a", 2.0))
+    records = store.load()
+    assert len(records) == 1 and records[0]["metrics"]["m"] == 2.0 and records[0]["status"] == "ok"
+
+
+def test_failed_cells_are_not_finished(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.append(_record("a", status="failed"))
+    assert store.finished_keys() == set()
+
+
+def test_non_finite_numbers_are_never_stored(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.append({"schema_version": SCHEMA_VERSION, "key": "x", "metrics": {"nan": math.nan, "inf": math.inf, "ok": 1.0}})
+    text = store.path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text)["metrics"] == {"nan": None, "inf": None, "ok": 1.0}
+    assert clean_floats([1.0, float("nan")]) == [1.0, None]
+
+
+def test_corrupt_line_is_reported_with_its_number_and_never_overwritten(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.append(_record("a"))
+    with open(store.path, "a") as handle:
+        handle.write('{"schema_version": 1, "key": "b", "sta')
+    before = store.path.read_bytes()
+    with pytest.raises(RecordFileError, match=r"records.jsonl:2: not a JSON record"):
+        store.load()
+    with pytest.raises(RecordFileError):
+        store.append(_record("c"))
+    assert store.path.read_bytes() == before
+
+
+def _append_many(args: tuple[str, int]) -> None:
+    run_dir, worker = args
+    store = RecordStore(run_dir)
+    for k in range(15):
+        store.append(_record(f"w{worker}-{k}", float(k)))
+
+
+def test_concurrent_writers_lose_nothing(tmp_path) -> None:
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        list(pool.map(_append_many, [(str(tmp_path), w) for w in range(3)]))
+    keys = [r["key"] for r in RecordStore(tmp_path).load()]
+    assert sorted(keys) == sorted(f"w{w}-{k}" for w in range(3) for k in range(15))
+
+
+def test_cell_key_is_stable_and_sensitive() -> None:
+    base = {"dataset": "digits", "method": "naive", "seed": 0, "budget": {"epochs": 1}}
+    assert cell_key(**base) == cell_key(**dict(reversed(list(base.items()))))
+    assert cell_key(**base) != cell_key(**{**base, "seed": 1})
+
+
+def test_provenance_names_versions_and_device() -> None:
+    info = provenance("cpu")
+    assert info["versions"]["torch"] and info["versions"]["pot"] and info["versions"]["wbench"]
+    assert info["device"] == "cpu" and info["device_name"] and info["torch_threads"] >= 1
+    assert "git_commit" in info and "git_dirty" in info

@@ -1,0 +1,60 @@
+"""Suite files: parsing, defaults, and errors that name the key or line."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FIXTURES
+from wbench.errors import SuiteError
+from wbench.suite import builtin_suites, load_suite, parse_suite
+
+MINIMAL = """
+[[datasets]]
+name = "digits"
+[[surrogates]]
+name = "naive"
+"""
+
+
+def test_tiny_suite_parses() -> None:
+    suite = load_suite(FIXTURES / "tiny_suite.toml")
+    assert suite.name == "tiny" and suite.seeds == (0, 1)
+    assert suite.budget.steps == 4 and suite.budget.batch_size == 16
+    assert [s.name for s in suite.surrogates] == ["local-centroid", "failing"]
+    assert suite.evaluation.options["k"] == 3
+
+
+def test_defaults() -> None:
+    suite = parse_suite(MINIMAL, source="minimal.toml")
+    assert suite.name == "minimal" and suite.seeds == (0, 1, 2) and suite.device == "cpu"
+    assert suite.surrogates[0].eval == ({},)
+
+
+def test_builtin_suites_parse() -> None:
+    names = builtin_suites()
+    assert "quick" in names
+    for name in names:
+        assert load_suite(name).datasets
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[suite]\nname = \n", r"invalid TOML.*line 2"),
+        (MINIMAL + "[budget]\nepocs = 3\n", r"\[budget\]: unknown key 'epocs'"),
+        (MINIMAL + "[budget]\nepochs = -1\n", r"epochs must be a positive integer"),
+        (MINIMAL + "[suite]\nseeds = 3\n", r"\[suite\].seeds: expected list"),
+        ("[[surrogates]]\nname = 'naive'\n", r"lists no datasets"),
+        (MINIMAL.replace('name = "naive"', 'nmae = "naive"'), r"surrogates\[0\]: unknown key 'nmae'"),
+        (MINIMAL + "[evaluation]\nthroughput = 'yes'\n", r"\[evaluation\].throughput: expected bool"),
+        (MINIMAL + "[colours]\nx = 1\n", r"unknown key 'colours'"),
+    ],
+)
+def test_malformed_suites_name_the_problem(text: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        parse_suite(text, source="bad.toml")
+
+
+def test_unknown_builtin_suite_lists_the_builtin_ones() -> None:
+    with pytest.raises(SuiteError, match="built-in: .*quick"):
+        load_suite("no-such-suite")
