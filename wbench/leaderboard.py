@@ -30,13 +30,13 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("n_parameters", "params", None, spread=False),
-    Column("test.w2.mse", "MSE W2 (px²)"),
+    Column("test.w2.mse", "MSE W2"),
     Column("test.w2.rel_mae", "rel. MAE W2"),
-    Column("test.w2sq.mse", "MSE W2² (px⁴)"),
+    Column("test.w2sq.mse", "MSE W2²"),
     Column("test.w2.pearson", "Pearson W2", False),
     Column("test.w2.spearman", "Spearman W2", False),
     Column("gap.w2.mse_ratio", "test/train MSE"),
-    Column("retrieval.recall@10", "recall@10", False),
+    Column("retrieval.recall@", "recall@k", False),
     Column("axioms.triangle_violation_rate", "triangle viol."),
     Column("throughput.independent_pairs_per_s", "indep. pairs/s", False),
     Column("throughput.pairwise_pairs_per_s", "pairwise pairs/s", False),
@@ -72,6 +72,7 @@ def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "n_parameters": r.get("n_parameters"),
             "trainable": r.get("trainable"),
             "device": (r.get("provenance") or {}).get("device_name"),
+            "unit": r.get("unit") or "",
         }
         row.update(r.get("metrics") or {})
         row.update(r.get("throughput") or {})
@@ -94,16 +95,31 @@ def _format_number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def resolve_columns(df: pd.DataFrame, columns: Sequence[Column]) -> list[Column]:
+    """The columns present in ``df``; a key ending in ``@`` matches e.g. ``recall@10``."""
+    present = []
+    for column in columns:
+        if column.key.endswith("@"):
+            matches = sorted(c for c in df.columns if c.startswith(column.key))
+            if matches:
+                k = matches[0].removeprefix(column.key)
+                present.append(Column(matches[0], column.header.replace("@k", f"@{k}"), column.lower_is_better, column.spread))
+        elif column.key in df.columns:
+            present.append(column)
+    return present
+
+
 def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COLUMNS) -> pd.DataFrame:
     """Per dataset and method: mean (and std over seeds) of each column, ranked by ``primary``.
 
     Failed or unavailable cells are kept as rows with their status and first error line.
     """
-    present = [c for c in columns if c.key in df.columns]
+    present = resolve_columns(df, columns)
     out_rows = []
     for (dataset, method), group in df.groupby(["dataset", "method"], sort=True, dropna=False):
         ok = group[group["status"] == "ok"]
-        row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": len(ok)}
+        units = sorted({u for u in group["unit"] if u}) if "unit" in group else []
+        row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": len(ok), "unit": "/".join(units)}
         for column in present:
             values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
             row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
@@ -126,7 +142,10 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
 
 def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS) -> pd.DataFrame:
     """The human-readable table: ``mean ± std`` strings, headers from ``columns``."""
-    shown = [c for c in columns if f"{c.key}.mean" in summary.columns]
+    shown = [
+        c for c in resolve_columns(pd.DataFrame(columns=[k.removesuffix(".mean") for k in summary.columns]), columns)
+        if f"{c.key}.mean" in summary.columns
+    ]
     rows = []
     for _, r in summary.iterrows():
         row = {"dataset": r["dataset"], "rank": int(r["rank"]), "method": r["method"], "seeds": int(r["seeds"])}
@@ -148,8 +167,10 @@ def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[C
     table = display_table(summary, columns=columns)
     if fmt == "md":
         parts = [f"Ranked by `{primary}` (mean over seeds; ± is the standard deviation over seeds).\n"]
+        units = summary.groupby("dataset")["unit"].agg(lambda u: "/".join(sorted({x for x in u if x})))
         for dataset, block in table.groupby("dataset", sort=True):
-            parts.append(f"\n### {dataset}\n\n")
+            unit = units.get(dataset, "")
+            parts.append(f"\n### {dataset}" + (f" (W2 in {unit}s)" if unit else "") + "\n\n")
             parts.append(tabulate(block.drop(columns=["dataset"]), headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
             parts.append("\n")
         return "".join(parts)
