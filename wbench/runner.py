@@ -121,7 +121,7 @@ class Runner:
         for spec in self.suite.datasets:
             registry.get("dataset", spec.name)
             for target in spec.transfer_to:
-                registry.get("dataset", target)
+                registry.get("dataset", target.name)
         for spec in self.suite.surrogates:
             registry.get("surrogate", spec.name)
         if self.suite.evaluation.metrics is not None:
@@ -357,16 +357,17 @@ class Runner:
         from wbench.metrics import pair_metrics
 
         out: dict[str, Any] = {}
-        for target_name in d.transfer_to:
-            target = self.dataset(target_name, {})
+        for spec in d.transfer_to:
+            label = spec.label or spec.name
+            target = self.dataset(spec.name, spec.params)
             try:
                 check_compatible(cls, surrogate.__class__.__name__, target, model=surrogate)
             except WbenchError as exc:
-                out[f"{target_name}.error"] = str(exc)
+                out[f"{label}.error"] = str(exc)
                 continue
             test = self._evaluation_dataset(cls, target).split("test")
             predicted = predict_pairs(surrogate, test)
-            out.update(pair_metrics(predicted, test.pairs.w2sq, prefix=target_name))
+            out.update(pair_metrics(predicted, test.pairs.w2sq, prefix=label))
         return out
 
     def _artifacts(

@@ -41,12 +41,21 @@ DEFAULT_SUITE = "quick"
 
 
 @dataclass(frozen=True)
+class TransferSpec:
+    """A dataset that models fitted on another dataset are evaluated on (test pairs)."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A dataset in a suite: plugin name, build params, and datasets to evaluate transfer on."""
 
     name: str
     params: Mapping[str, Any] = field(default_factory=dict)
-    transfer_to: tuple[str, ...] = ()
+    transfer_to: tuple[TransferSpec, ...] = ()
     label: str = ""
 
 
@@ -130,8 +139,22 @@ def _dataset_spec(table: Mapping[str, Any], where: str) -> DatasetSpec:
     return DatasetSpec(
         name=_expect(table["name"], str, f"{where}.name"),
         params=dict(_expect(table.get("params", {}), dict, f"{where}.params")),
-        transfer_to=tuple(_expect(t, str, f"{where}.transfer_to") for t in transfer),
+        transfer_to=tuple(_transfer_spec(t, f"{where}.transfer_to[{k}]") for k, t in enumerate(transfer)),
         label=_expect(table.get("label", ""), str, f"{where}.label"),
+    )
+
+
+def _transfer_spec(item: Any, where: str) -> TransferSpec:
+    if isinstance(item, str):
+        return TransferSpec(name=item)
+    _expect(item, dict, where)
+    _check_keys(item, {"name", "params", "label"}, where)
+    if "name" not in item:
+        raise SuiteError(f"{where}: missing key 'name'")
+    return TransferSpec(
+        name=_expect(item["name"], str, f"{where}.name"),
+        params=dict(_expect(item.get("params", {}), dict, f"{where}.params")),
+        label=_expect(item.get("label", ""), str, f"{where}.label"),
     )
 
 
