@@ -1,0 +1,368 @@
+"""Pure metric functions on arrays: errors, correlations, retrieval, metric axioms, Wassmap.
+
+Nothing here knows about surrogates or datasets; :mod:`wbench.evaluation` feeds these
+functions from an evaluation context. Every function returns plain Python floats and never
+a NaN or an infinity: failed predictions (non-finite values) are dropped and counted, and a
+figure that cannot be computed (a correlation of a constant, a ratio by zero) is left out of
+the returned mapping.
+
+Units: W2 is in ground-cost units (pixels for images), W2^2 in squared units. Column
+names are lower case and dot separated: ``<prefix>.w2.mse``, ``<prefix>.w2sq.pearson``,
+``<prefix>.n_failed`` ...
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = [
+    "ERROR_STATISTICS",
+    "error_by_range",
+    "error_statistics",
+    "format_edge",
+    "generalisation_gap",
+    "knn_recall",
+    "pair_metrics",
+    "procrustes_disparity",
+    "range_edges",
+    "sample_triplets",
+    "symmetry_error",
+    "triangle_violations",
+    "wassmap_embedding",
+]
+
+ERROR_STATISTICS = ("mse", "rmse", "mae", "rel_mae", "max_abs", "pearson", "spearman")
+"""The statistics :func:`error_statistics` reports (each may be absent when undefined)."""
+
+
+def _join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
+
+
+def _finite(values: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+
+
+def _correlation(kind: str, x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson or Spearman correlation, NaN when undefined (fewer than 2 points, a constant)."""
+    from scipy import stats
+
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = stats.pearsonr(x, y) if kind == "pearson" else stats.spearmanr(x, y)
+    return float(result.statistic)
+
+
+def error_statistics(pred: np.ndarray, true: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """Error statistics of ``pred`` against ``true`` (both finite, same units).
+
+    Parameters
+    ----------
+    pred : (P,) array
+        Predictions (finite).
+    true : (P,) array
+        Exact values (finite, non-negative).
+    prefix : str
+        Prepended to every key with a dot.
+
+    Returns
+    -------
+    dict
+        ``mse``, ``rmse`` (units^2, units), ``mae``, ``max_abs`` (units), ``rel_mae`` (mean of
+        ``|pred - true| / true`` over the pairs with ``true > 0``, a fraction), ``pearson``
+        and ``spearman`` (scipy.stats); a statistic that is undefined is absent.
+    """
+    pred = np.asarray(pred, dtype=np.float64).reshape(-1)
+    true = np.asarray(true, dtype=np.float64).reshape(-1)
+    if pred.shape != true.shape:
+        raise ValueError(f"pred has shape {pred.shape}, true has {true.shape}")
+    if len(pred) == 0:
+        return {}
+    err = pred - true
+    abs_err = np.abs(err)
+    mse = float(np.mean(err**2))
+    positive = true > 0
+    out = {
+        "mse": mse,
+        "rmse": math.sqrt(mse),
+        "mae": float(np.mean(abs_err)),
+        "rel_mae": float(np.mean(abs_err[positive] / true[positive])) if positive.any() else math.nan,
+        "max_abs": float(np.max(abs_err)),
+        "pearson": _correlation("pearson", pred, true),
+        "spearman": _correlation("spearman", pred, true),
+    }
+    return _finite({_join(prefix, k): v for k, v in out.items()})
+
+
+def _split_valid(pred_w2: np.ndarray, true_w2sq: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    pred_w2 = np.asarray(pred_w2, dtype=np.float64).reshape(-1)
+    true_w2sq = np.asarray(true_w2sq, dtype=np.float64).reshape(-1)
+    if pred_w2.shape != true_w2sq.shape:
+        raise ValueError(f"{len(pred_w2)} predictions for {len(true_w2sq)} exact values")
+    valid = np.isfinite(pred_w2)
+    return pred_w2[valid], np.maximum(true_w2sq[valid], 0.0), int((~valid).sum())
+
+
+def pair_metrics(pred_w2: np.ndarray, true_w2sq: np.ndarray, prefix: str = "") -> dict[str, float]:
+    """Errors of predicted W2 on a set of pairs, on W2 and on W2^2.
+
+    Parameters
+    ----------
+    pred_w2 : (P,) array
+        Predicted W2 in ground-cost units; NaN (or any non-finite value) marks a pair on
+        which the method failed: it is dropped and counted.
+    true_w2sq : (P,) array
+        Exact W2^2 in squared ground-cost units.
+    prefix : str
+        Column prefix, e.g. ``"test"``.
+
+    Returns
+    -------
+    dict
+        ``<prefix>.n_pairs`` and ``<prefix>.n_failed`` (counts), then
+        ``<prefix>.w2.<stat>`` (prediction vs exact W2) and ``<prefix>.w2sq.<stat>``
+        (squared prediction vs exact W2^2) for each stat of :data:`ERROR_STATISTICS` that
+        is defined on the valid pairs.
+    """
+    pred, true_sq, n_failed = _split_valid(pred_w2, true_w2sq)
+    out = {_join(prefix, "n_pairs"): float(len(pred) + n_failed), _join(prefix, "n_failed"): float(n_failed)}
+    out.update(error_statistics(pred, np.sqrt(true_sq), _join(prefix, "w2")))
+    out.update(error_statistics(pred**2, true_sq, _join(prefix, "w2sq")))
+    return out
+
+
+def format_edge(value: float) -> str:
+    """A bin edge as it appears in a column name: ``2.5 -> "2p5"``, ``inf -> "inf"``."""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    text = f"{value:g}"
+    return text.replace("-", "m").replace(".", "p")
+
+
+def range_edges(true_w2: np.ndarray, n_bins: int = 4) -> np.ndarray:
+    """Quantile edges ``(n_bins + 1,)`` of the exact W2 (quartiles by default), ends included."""
+    true_w2 = np.asarray(true_w2, dtype=np.float64)
+    if len(true_w2) == 0:
+        raise ValueError("no exact distances to take quantiles of")
+    return np.quantile(true_w2, np.linspace(0.0, 1.0, n_bins + 1))
+
+
+def error_by_range(
+    pred_w2: np.ndarray,
+    true_w2sq: np.ndarray,
+    prefix: str = "",
+    *,
+    edges: Sequence[float] | None = None,
+    n_bins: int = 4,
+) -> dict[str, float]:
+    """W2 errors per range of the exact W2 (small distances matter most downstream).
+
+    Bins are half open ``[lo, hi)`` except the last, which is closed; a pair is binned by
+    its exact W2, failed predictions are dropped (and counted per bin).
+
+    Parameters
+    ----------
+    pred_w2 : (P,) array
+        Predicted W2 (NaN: failed).
+    true_w2sq : (P,) array
+        Exact W2^2.
+    prefix : str
+        E.g. ``"test.w2"``.
+    edges : sequence of float, optional
+        Fixed increasing bin edges in W2 units. The columns then name the bin:
+        ``<prefix>.range_<lo>_<hi>.<stat>`` (``2.5`` written ``2p5``). Pairs outside
+        ``[edges[0], edges[-1]]`` are left out.
+    n_bins : int
+        Without ``edges``: quantile bins of the exact W2 of these pairs (4: quartiles),
+        columns ``<prefix>.q1.<stat>`` (smallest distances) .. ``<prefix>.q<n_bins>.<stat>``,
+        with the bin's edges in ``.lo`` and ``.hi``.
+
+    Returns
+    -------
+    dict
+        Per bin: ``n`` (pairs in the bin), ``n_failed``, ``mse``, ``mae``, ``rel_mae``,
+        ``max_abs`` on W2; and ``lo``, ``hi`` for quantile bins.
+    """
+    pred_w2 = np.asarray(pred_w2, dtype=np.float64).reshape(-1)
+    true_w2 = np.sqrt(np.maximum(np.asarray(true_w2sq, dtype=np.float64).reshape(-1), 0.0))
+    if pred_w2.shape != true_w2.shape:
+        raise ValueError(f"{len(pred_w2)} predictions for {len(true_w2)} exact values")
+    if len(true_w2) == 0:
+        return {}
+    quantile = edges is None
+    bin_edges = range_edges(true_w2, n_bins) if quantile else np.asarray(edges, dtype=np.float64)
+    if bin_edges.ndim != 1 or len(bin_edges) < 2 or np.any(np.diff(bin_edges) < 0):
+        raise ValueError(f"bin edges must be an increasing sequence of at least 2 values, got {bin_edges}")
+    # bin b holds edges[b] <= w < edges[b+1]; the top edge is included in the last bin
+    index = np.searchsorted(bin_edges, true_w2, side="right") - 1
+    index[true_w2 == bin_edges[-1]] = len(bin_edges) - 2
+    out: dict[str, float] = {}
+    for b in range(len(bin_edges) - 1):
+        lo, hi = float(bin_edges[b]), float(bin_edges[b + 1])
+        name = f"q{b + 1}" if quantile else f"range_{format_edge(lo)}_{format_edge(hi)}"
+        key = _join(prefix, name)
+        in_bin = index == b
+        pred, true = pred_w2[in_bin], true_w2[in_bin]
+        valid = np.isfinite(pred)
+        out[f"{key}.n"] = float(in_bin.sum())
+        out[f"{key}.n_failed"] = float((~valid).sum())
+        if quantile:
+            out[f"{key}.lo"], out[f"{key}.hi"] = lo, hi
+        stats = error_statistics(pred[valid], true[valid])
+        out.update({f"{key}.{s}": stats[s] for s in ("mse", "mae", "rel_mae", "max_abs") if s in stats})
+    return _finite(out)
+
+
+def generalisation_gap(train_mse: float, test_mse: float, prefix: str = "gap.w2", *, floor: float = 0.0) -> dict[str, float]:
+    """Test minus train MSE and test over train MSE.
+
+    :param floor: the ratio is left out unless ``train_mse > floor`` (a ratio of rounding
+        errors, e.g. for an exact method, means nothing).
+    :returns: ``<prefix>.mse_diff`` (units^2) and ``<prefix>.mse_ratio``.
+    """
+    out = {f"{prefix}.mse_diff": test_mse - train_mse}
+    if train_mse > max(floor, 0.0):
+        out[f"{prefix}.mse_ratio"] = test_mse / train_mse
+    return _finite(out)
+
+
+def knn_recall(
+    surrogate_d: np.ndarray,
+    exact_d: np.ndarray,
+    k: int,
+    *,
+    exclude: np.ndarray | None = None,
+    rtol: float = 1e-9,
+) -> float:
+    """Mean recall@k of the surrogate's k nearest neighbours against the exact ones.
+
+    For each query (row), the k database items (columns) with the smallest surrogate
+    distance are retrieved; a retrieved item counts as a true neighbour when its exact
+    distance is at most the exact k-th smallest distance of that row (times ``1 + rtol``).
+    Without ties this is ``|kNN_surrogate ∩ kNN_exact| / k``; with ties in the exact
+    distances (translated copies, duplicates) any of the tied items counts, as in
+    ann-benchmarks. Non-finite surrogate distances are never retrieved.
+
+    Parameters
+    ----------
+    surrogate_d, exact_d : (n, m) arrays
+        Distances (or any increasing function of them) from n queries to m database items.
+    k : int
+        Neighbours per query; ``1 <= k <=`` the candidates left per row.
+    exclude : (n, m) bool array, optional
+        True where the item is the query itself (left out of both rankings).
+
+    Returns
+    -------
+    float
+        Recall in [0, 1], averaged over queries.
+    """
+    sd = np.array(surrogate_d, dtype=np.float64)
+    ed = np.array(exact_d, dtype=np.float64)
+    if sd.shape != ed.shape or sd.ndim != 2:
+        raise ValueError(f"surrogate and exact matrices must have one (n, m) shape, got {sd.shape} and {ed.shape}")
+    sd[~np.isfinite(sd)] = np.inf
+    if exclude is not None:
+        sd[exclude] = np.inf
+        ed[exclude] = np.inf
+    candidates = int(np.isfinite(ed).sum(axis=1).min()) if len(ed) else 0
+    if not 1 <= k <= candidates:
+        raise ValueError(f"k={k} needs at least k candidates per query; the smallest row has {candidates}")
+    retrieved = np.argsort(sd, axis=1, kind="stable")[:, :k]
+    kth_exact = np.partition(ed, k - 1, axis=1)[:, k - 1]
+    retrieved_exact = np.take_along_axis(ed, retrieved, axis=1)
+    retrieved_finite = np.take_along_axis(np.isfinite(sd), retrieved, axis=1)
+    hits = (retrieved_exact <= kth_exact[:, None] * (1 + rtol)) & retrieved_finite
+    return float(hits.sum(axis=1).mean() / k)
+
+
+def symmetry_error(d_xy: np.ndarray, d_yx: np.ndarray) -> float:
+    """``max |d(x, y) - d(y, x)|`` over the given pairs (ground-cost units); NaN pairs skipped."""
+    diff = np.abs(np.asarray(d_xy, dtype=np.float64) - np.asarray(d_yx, dtype=np.float64))
+    diff = diff[np.isfinite(diff)]
+    return float(diff.max()) if len(diff) else math.nan
+
+
+def sample_triplets(pool: np.ndarray, n_triplets: int, rng: np.random.Generator) -> np.ndarray:
+    """Ordered triplets ``(x, y, z)`` of distinct items of ``pool``: ``(T, 3)`` int64.
+
+    When ``pool`` has at most ``n_triplets`` ordered triplets of distinct items, all of them
+    are returned (the violation rate is then exact); otherwise ``n_triplets`` are drawn
+    uniformly (with replacement among triplets) with ``rng``.
+    """
+    pool = np.asarray(pool, dtype=np.int64)
+    n = len(pool)
+    if n < 3:
+        raise ValueError(f"need at least 3 measures for triplets, got {n}")
+    if n * (n - 1) * (n - 2) <= n_triplets:
+        grid = np.array(np.meshgrid(np.arange(n), np.arange(n), np.arange(n), indexing="ij")).reshape(3, -1).T
+        keep = (grid[:, 0] != grid[:, 1]) & (grid[:, 1] != grid[:, 2]) & (grid[:, 0] != grid[:, 2])
+        return pool[grid[keep]]
+    x = rng.integers(0, n, size=n_triplets)
+    y = (x + rng.integers(1, n, size=n_triplets)) % n
+    z = rng.integers(0, n - 2, size=n_triplets)  # a third index distinct from both x and y
+    lo, hi = np.minimum(x, y), np.maximum(x, y)
+    z = z + (z >= lo)
+    z = z + (z >= hi)
+    return pool[np.stack([x, y, z], axis=1)]
+
+
+def triangle_violations(
+    d_xy: np.ndarray, d_yz: np.ndarray, d_xz: np.ndarray, *, atol: float = 1e-6, rtol: float = 1e-5
+) -> dict[str, float]:
+    """How often ``d(x, z) > d(x, y) + d(y, z) + tol`` with ``tol = atol + rtol (d(x,y) + d(y,z))``.
+
+    The tolerance absorbs float32 rounding of a true metric. Triplets with a non-finite
+    distance are skipped.
+
+    :returns: ``rate`` (violating fraction), ``max_excess`` (largest
+        ``d(x,z) - d(x,y) - d(y,z)``, clipped at 0, ground-cost units), ``n`` (triplets used).
+    """
+    d_xy, d_yz, d_xz = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (d_xy, d_yz, d_xz))
+    ok = np.isfinite(d_xy) & np.isfinite(d_yz) & np.isfinite(d_xz)
+    d_xy, d_yz, d_xz = d_xy[ok], d_yz[ok], d_xz[ok]
+    if len(d_xy) == 0:
+        return {}
+    excess = d_xz - (d_xy + d_yz)
+    violated = excess > atol + rtol * (d_xy + d_yz)
+    return {"rate": float(violated.mean()), "max_excess": float(max(excess.max(), 0.0)), "n": float(len(d_xy))}
+
+
+def wassmap_embedding(distances: np.ndarray, *, n_neighbors: int = 8, n_components: int = 2) -> np.ndarray:
+    """Isomap (sklearn, ``metric="precomputed"``) of a W2 distance matrix: ``(n, n_components)``.
+
+    ``distances`` ``(n, n)`` is symmetrised (mean with its transpose), its diagonal set to 0
+    and negative entries clipped to 0 before the embedding.
+    """
+    from sklearn.manifold import Isomap
+
+    d = np.asarray(distances, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != d.shape[1]:
+        raise ValueError(f"Wassmap needs a square distance matrix, got {d.shape}")
+    if not np.all(np.isfinite(d)):
+        raise ValueError("the distance matrix has non-finite entries")
+    d = np.maximum(0.5 * (d + d.T), 0.0)
+    np.fill_diagonal(d, 0.0)
+    n_neighbors = min(n_neighbors, len(d) - 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # disconnected-graph warnings: sklearn connects the components
+        return Isomap(n_neighbors=n_neighbors, n_components=n_components, metric="precomputed").fit_transform(d)
+
+
+def procrustes_disparity(parameters: np.ndarray, embedding: np.ndarray) -> float:
+    """``scipy.spatial.procrustes`` disparity between true parameters and an embedding.
+
+    Both ``(n, p)`` are centred and scaled to unit norm, then the embedding is rotated,
+    reflected and scaled onto the parameters; the disparity is the remaining sum of squared
+    differences (0: identical up to a similarity transform; at most 1).
+    """
+    from scipy.spatial import procrustes
+
+    _, _, disparity = procrustes(np.asarray(parameters, dtype=np.float64), np.asarray(embedding, dtype=np.float64))
+    return float(disparity)
