@@ -46,6 +46,12 @@ def test_markdown_shows_mean_and_spread_and_failure(run_dir) -> None:
     assert "Ranked by `test.w2.rel_mae`" in text
 
 
+def test_significance_against_the_best_method(run_dir) -> None:
+    summary = summarise(records_frame(RecordStore(run_dir).load()), primary="test.w2.rel_mae").set_index("method")
+    assert summary.loc["good", "vs_best"] == "best"
+    assert summary.loc["worse", "vs_best"].startswith("worse (p=")
+
+
 @pytest.mark.parametrize("fmt", ["md", "csv", "html"])
 def test_regeneration_is_byte_identical(run_dir, fmt) -> None:
     assert leaderboard_text([run_dir], fmt=fmt) == leaderboard_text([run_dir], fmt=fmt)

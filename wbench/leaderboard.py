@@ -137,7 +137,34 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
         table[key] = math.nan
     table = table.sort_values(["dataset", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
     table.insert(1, "rank", table.groupby("dataset").cumcount() + 1)
+    labels = significance_labels(df, primary)
+    table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
     return table
+
+
+def significance_labels(df: pd.DataFrame, primary: str) -> dict[tuple[str, str], str]:
+    """(dataset, method) -> how the method compares with the best one on ``primary``.
+
+    ``best``, ``worse (p=...)`` when a paired t-test over seeds (Holm-corrected) rejects
+    equality at 5 %, ``tied (p=...)`` when it does not, or ``n/a`` with fewer than two
+    matched seeds.
+    """
+    from wbench.stats import significance
+
+    if primary not in df.columns or df[df["status"] == "ok"].empty:
+        return {}
+    lower = next((c.lower_is_better for c in COLUMNS if c.key == primary), True)
+    table = significance(df, primary, primary_lower_is_better=lower is not False)
+    labels: dict[tuple[str, str], str] = {}
+    for _, row in table.iterrows():
+        dataset = row.get("dataset")
+        labels[(dataset, row["best"])] = "best"
+        if str(row["test"]).startswith("n/a"):
+            labels[(dataset, row["method"])] = "n/a"
+        else:
+            verdict = "worse" if row["significant"] else "tied"
+            labels[(dataset, row["method"])] = f"{verdict} (p={_format_number(float(row['p_holm']))})"
+    return labels
 
 
 def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS) -> pd.DataFrame:
@@ -155,6 +182,8 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
             if c.spread and text and not math.isnan(std):
                 text += f" ± {_format_number(std)}"
             row[c.header] = text
+        if "vs_best" in summary.columns:
+            row["vs best"] = r["vs_best"]
         row["status"] = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"[:120]
         rows.append(row)
     return pd.DataFrame(rows)
@@ -179,9 +208,36 @@ def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[C
     raise ValueError(f"unknown leaderboard format {fmt!r}; choose md, csv or html")
 
 
+def claims_and_transfer_markdown(df: pd.DataFrame) -> str:
+    """Markdown sections for the papers' claims and, when recorded, the transfer matrix."""
+    from wbench.stats import claims_table, transfer_matrix
+
+    parts = []
+    claims = claims_table(df)
+    measured = claims[claims["verdict"] != "not measured"] if "verdict" in claims else claims
+    if not measured.empty:
+        parts.append("\n### Paper claims under this budget\n\n")
+        parts.append(tabulate(claims, headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
+        parts.append("\n")
+    if any(c.startswith("transfer.") for c in df.columns):
+        matrix = transfer_matrix(df)
+        if not matrix.empty:
+            shown = matrix.map(lambda v: _format_number(float(v)) if pd.notna(v) else "")
+            parts.append("\n### Cross-dataset transfer (test MSE on W2; rows: trained on, columns: tested on)\n\n")
+            parts.append(tabulate(shown.reset_index(), headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
+            parts.append("\n")
+    return "".join(parts)
+
+
 def leaderboard_text(run_dirs: Iterable[str | Path], *, fmt: str = "md", primary: str = "test.w2.rel_mae") -> str:
-    """Load records, summarise and render: the whole ``wbench leaderboard`` command."""
+    """Load records, summarise and render: the whole ``wbench leaderboard`` command.
+
+    Markdown also carries the claims table and the transfer matrix when the records allow.
+    """
     df = records_frame(load_records(run_dirs))
     if df.empty:
         return "no records\n"
-    return render(summarise(df, primary=primary), fmt, primary=primary)
+    text = render(summarise(df, primary=primary), fmt, primary=primary)
+    if fmt == "md":
+        text += claims_and_transfer_markdown(df)
+    return text
