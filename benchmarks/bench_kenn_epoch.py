@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "--memory-format", choices=("channels_last", "contiguous", "both"), default="channels_last",
         help="convolution memory format on CPU (the models use channels_last); 'both' times each",
     )
-    parser.add_argument("--repeats", type=int, default=1, help="epochs timed per model; the median is reported")
+    parser.add_argument("--repeats", type=int, default=1, help="epochs timed per model, interleaved across models; the median is reported")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_kenn_epoch.json"))
     args = parser.parse_args(argv)
 
@@ -111,20 +111,27 @@ def main(argv: list[str] | None = None) -> int:
     train = random_pairs(len(measures), args.pairs, seed=0)
     val = random_pairs(len(measures), 256, seed=1)
     load_before = os.getloadavg()
-    rows = []
-    for name in names:
-        for channels_last in formats:
-            runs = [time_epoch(name, measures, train, val, batch_size=args.batch_size, channels_last=channels_last) for _ in range(args.repeats)]
-            row = dict(runs[0])
-            for key in ("epoch_s", "cpu_s", "ms_per_step", "pairs_per_s"):
-                row[key] = statistics.median(r[key] for r in runs)
-            row["epoch_s_all"] = [r["epoch_s"] for r in runs]
-            rows.append(row)
+    # Repeats are the outer loop, so every model meets the same spells of load from other
+    # processes; each row reports the median over its repeats.
+    configs = [(name, channels_last) for name in names for channels_last in formats]
+    runs: dict[tuple[str, bool], list[dict]] = {config: [] for config in configs}
+    for repeat in range(args.repeats):
+        for name, channels_last in configs:
+            run = time_epoch(name, measures, train, val, batch_size=args.batch_size, channels_last=channels_last)
+            runs[(name, channels_last)].append(run)
             print(
-                f"{name:9s} {row['memory_format']:13s} {row['n_parameters']:6d} params  epoch {row['epoch_s']:7.2f} s  "
-                f"{row['ms_per_step']:7.1f} ms/step  {row['pairs_per_s']:8.0f} pairs/s  (process CPU {row['cpu_s']:7.2f} s)",
+                f"[{repeat + 1}/{args.repeats}] {name:9s} {run['memory_format']:13s} {run['n_parameters']:6d} params  "
+                f"epoch {run['epoch_s']:7.2f} s  {run['ms_per_step']:7.1f} ms/step  {run['pairs_per_s']:8.0f} pairs/s  "
+                f"(process CPU {run['cpu_s']:7.2f} s)",
                 flush=True,
             )
+    rows = []
+    for config in configs:
+        row = dict(runs[config][0])
+        for key in ("epoch_s", "cpu_s", "ms_per_step", "pairs_per_s"):
+            row[key] = statistics.median(r[key] for r in runs[config])
+        row["epoch_s_all"] = [r["epoch_s"] for r in runs[config]]
+        rows.append(row)
     load_after = os.getloadavg()
 
     relative = {}
