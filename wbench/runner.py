@@ -222,6 +222,8 @@ class Runner:
             cls = self.plugins.registry.get("surrogate", s.name).load()
         except PluginError as exc:
             return [finish(ident, "unavailable", error=str(exc)) for _, ident in todo]
+        if not cls.trainable and seed != self.suite.seeds[0]:
+            return []  # solvers have no seed-dependent training: evaluated once, at the first seed
         try:
             dataset = self.dataset(d.name, d.params)
             surrogate, fit_report = self._build_and_fit(cls, s, dataset, budget)
