@@ -355,14 +355,13 @@ class ODEKENN(_KENNSurrogate):
 
     def configure(self, **eval_params: Any) -> ODEKENN:
         """Set the evaluation solver (``method``, ``substeps``, ``rtol``, ``atol``)."""
-        merged = {**self.eval_params, **eval_params}
-        _check_solver({k: merged[k] for k in self.default_eval_params})
+        _check_solver({**self.eval_params, **eval_params})
         super().configure(**eval_params)
         return self
 
     def embed(self, x: MeasureBatch) -> torch.Tensor:
         """Embeddings ``(B, 10 * dim)``; the training solver in train mode, the evaluation solver otherwise."""
-        solver = self.fit_solver if self.model.training else {k: self.eval_params[k] for k in self.default_eval_params}
+        solver = self.fit_solver if self.model.training else self.eval_params
         return self.model.embed(self._input(x), solver)
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
@@ -386,7 +385,7 @@ class ODEKENN(_KENNSurrogate):
         return {
             **super().describe(),
             "time_weights": self.time_weights(),
-            "solver": {"fit": dict(self.fit_solver), "eval": {k: self.eval_params[k] for k in self.default_eval_params}},
+            "solver": {"fit": dict(self.fit_solver), "eval": dict(self.eval_params)},
         }
 
     def write_artifacts(self, out_dir: Path) -> list[Path]:
