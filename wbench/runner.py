@@ -159,8 +159,9 @@ class Runner:
 
     # ----------------------------------------------------------------- run
     def cells(self) -> list[tuple[DatasetSpec, SurrogateSpec, int]]:
-        """Every (dataset, method, seed) cell of the suite in run order."""
-        return [(d, s, seed) for d in self.suite.datasets for s in self.suite.surrogates for seed in self.suite.seeds]
+        """Every (dataset, method, seed) cell in run order: seed-major, so that an interrupted
+        run has every method at its first seed before any method at its second."""
+        return [(d, s, seed) for d in self.suite.datasets for seed in self.suite.seeds for s in self.suite.surrogates]
 
     def run(self) -> list[dict[str, Any]]:
         """Run every cell not yet finished; return the records written by this call."""
