@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from wbench_plugins.kenn.models import ODEKENN, DeepKENN, NaiveKENN
 
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairSet
@@ -37,6 +36,7 @@ from wbench.measures import MeasureBatch
 from wbench.records import provenance, utc_now
 from wbench.testing import toy_images
 from wbench.training import seed_everything, train_on_pairs
+from wbench_plugins.kenn.models import ODEKENN, DeepKENN, NaiveKENN
 
 MODELS = {"naive": NaiveKENN, "deepkenn": DeepKENN, "odekenn": ODEKENN}
 

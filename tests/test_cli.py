@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, REPO
+
 from wbench.cli import main
 
 LOCAL = str(FIXTURES / "local_plugin.py")

@@ -11,6 +11,11 @@ import numpy as np
 import pytest
 import torch
 from scipy.linalg import inv, sqrtm
+
+from wbench.data import SPLITS, PairedDataset
+from wbench.errors import InvalidMeasureError
+from wbench.oracle import exact_w2sq
+from wbench.plugins import make_plugin_manager
 from wbench_plugins.datasets._common import images_to_measures
 from wbench_plugins.datasets._pairs import (
     class_combinations,
@@ -33,11 +38,6 @@ from wbench_plugins.datasets.mnist import (
     read_idx,
 )
 from wbench_plugins.datasets.shapes import ShapesDataset
-
-from wbench.data import SPLITS, PairedDataset
-from wbench.errors import InvalidMeasureError
-from wbench.oracle import exact_w2sq
-from wbench.plugins import make_plugin_manager
 
 NAMES = ("mnist", "digits", "shapes", "distributions")
 CLASSES = {"mnist": MnistDataset, "digits": DigitsDataset, "shapes": ShapesDataset, "distributions": DistributionsDataset}

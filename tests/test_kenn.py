@@ -12,6 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from wbench.budget import Budget
+from wbench.data import LabelledPairs, PairSet
+from wbench.matching import build_at_parameter_target
+from wbench.measures import MeasureBatch
+from wbench.testing import toy_dataset, toy_images
+from wbench.training import predict_pairs, seed_everything
 from wbench_plugins.kenn.encoder import (
     PAPER_WIDTH,
     EncoderDims,
@@ -20,13 +27,6 @@ from wbench_plugins.kenn.encoder import (
     encoder_dims,
 )
 from wbench_plugins.kenn.models import DEEPKENN_LAYERS, N_TIMES, ODEKENN, DeepKENN, NaiveKENN
-
-from wbench.budget import Budget
-from wbench.data import LabelledPairs, PairSet
-from wbench.matching import build_at_parameter_target
-from wbench.measures import MeasureBatch
-from wbench.testing import toy_dataset, toy_images
-from wbench.training import predict_pairs, seed_everything
 
 MODELS = (NaiveKENN, DeepKENN, ODEKENN)
 SMALL = 300  # layer sizes at 30 % of the paper's: fast, still every layer non-trivial

@@ -415,9 +415,8 @@ def test_wassmap_metric(grid_dataset):
 
 
 def test_wassmap_on_the_shapes_dataset():
-    from wbench_plugins.datasets.shapes import ShapesDataset
-
     from wbench.oracle import exact_w2sq_pair
+    from wbench_plugins.datasets.shapes import ShapesDataset
 
     def lp_block(dataset):
         def block(rows, cols):
@@ -468,9 +467,8 @@ def test_run_metrics_isolates_failures(grid_dataset):
 
 
 def test_every_builtin_metric_runs_through_the_plugin(grid_dataset):
-    from wbench_plugins import metrics as plugin
-
     from wbench.registry import Registry
+    from wbench_plugins import metrics as plugin
 
     registry = Registry()
     plugin.wbench_register_metrics(registry=registry)

@@ -8,7 +8,14 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from wbench.records import SCHEMA_VERSION, RecordFileError, RecordStore, cell_key, clean_floats, provenance
+from wbench.records import (
+    SCHEMA_VERSION,
+    RecordFileError,
+    RecordStore,
+    cell_key,
+    clean_floats,
+    provenance,
+)
 
 
 def _record(key: str, value: float = 1.0, status: str = "ok") -> dict:

@@ -10,14 +10,14 @@ import numpy as np
 import ot
 import pytest
 import torch
+
+from wbench.data import LabelledPairs, PairSet
+from wbench.measures import MeasureBatch
 from wbench_plugins.references._common import measure_supports
 from wbench_plugins.references.exact import ExactLP
 from wbench_plugins.references.lot import LOT
 from wbench_plugins.references.sinkhorn import Sinkhorn
 from wbench_plugins.references.sliced import SlicedW2, cell_average_quantiles, random_directions
-
-from wbench.data import LabelledPairs, PairSet
-from wbench.measures import MeasureBatch
 
 
 # ---------------------------------------------------------------------------- fixtures

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from conftest import FIXTURES
+
 from wbench.errors import SuiteError
 from wbench.suite import builtin_suites, load_suite, parse_suite
 

@@ -280,7 +280,7 @@ class Runner:
     ) -> dict[str, Any]:
         from wbench.evaluation import EvaluationContext, run_metrics
 
-        surrogate.configure(**eval_params)
+        surrogate.configure(**{**cls.default_eval_params, **eval_params})  # settings never carry over
         evaluated = self._evaluation_dataset(cls, dataset)
         predictions = {
             split: predict_pairs(surrogate, evaluated.split(split)) for split in evaluated.pairs

@@ -278,7 +278,13 @@ class EmbeddingSurrogate(TorchSurrogate):
 
 
 def pairwise_euclidean(ex: torch.Tensor, ey: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
-    """Euclidean distance matrix ``(n, m)`` between rows of ``ex (n, k)`` and ``ey (m, k)``."""
+    """Euclidean distance matrix ``(n, m)`` between rows of ``ex (n, k)`` and ``ey (m, k)``.
+
+    Both sets are centred on a common mean first: ``cdist``'s matrix-product form loses
+    precision on large, uncentred embeddings (d(x, x) would be visibly above 0).
+    """
+    centre = torch.cat([ex, ey]).mean(dim=0, keepdim=True)
+    ex, ey = ex - centre, ey - centre
     rows = [torch.cdist(ex[i : i + chunk], ey) for i in range(0, ex.shape[0], chunk)]
     return torch.cat(rows, dim=0)
 
