@@ -30,6 +30,13 @@ def test_defaults() -> None:
     assert suite.surrogates[0].eval == ({},)
 
 
+def test_a_method_can_run_a_subset_of_the_seeds() -> None:
+    suite = parse_suite(MINIMAL + "seeds = [0]\n", source="m.toml")
+    assert suite.surrogates[0].seeds == (0,)
+    with pytest.raises(SuiteError, match=r"surrogates\[0\].seeds is empty"):
+        parse_suite(MINIMAL + "seeds = []\n", source="m.toml")
+
+
 def test_builtin_suites_parse() -> None:
     names = builtin_suites()
     assert "quick" in names

@@ -161,7 +161,13 @@ class Runner:
     def cells(self) -> list[tuple[DatasetSpec, SurrogateSpec, int]]:
         """Every (dataset, method, seed) cell in run order: seed-major, so that an interrupted
         run has every method at its first seed before any method at its second."""
-        return [(d, s, seed) for d in self.suite.datasets for seed in self.suite.seeds for s in self.suite.surrogates]
+        return [
+            (d, s, seed)
+            for d in self.suite.datasets
+            for seed in self.suite.seeds
+            for s in self.suite.surrogates
+            if s.seeds is None or seed in s.seeds
+        ]
 
     def run(self) -> list[dict[str, Any]]:
         """Run every cell not yet finished; return the records written by this call."""

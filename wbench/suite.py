@@ -68,6 +68,7 @@ class SurrogateSpec:
     eval: tuple[Mapping[str, Any], ...] = ({},)
     match_budget: bool = True
     label: str = ""
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def _transfer_spec(item: Any, where: str) -> TransferSpec:
 
 
 def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
-    _check_keys(table, {"name", "params", "eval", "match_budget", "label"}, where)
+    _check_keys(table, {"name", "params", "eval", "match_budget", "label", "seeds"}, where)
     if "name" not in table:
         raise SuiteError(f"{where}: missing key 'name'")
     evals = table.get("eval", [{}])
@@ -176,7 +177,18 @@ def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
         eval=tuple(dict(e) for e in evals),
         match_budget=_expect(table.get("match_budget", True), bool, f"{where}.match_budget"),
         label=_expect(table.get("label", ""), str, f"{where}.label"),
+        seeds=_optional_seeds(table, where),
     )
+
+
+def _optional_seeds(table: Mapping[str, Any], where: str) -> tuple[int, ...] | None:
+    """A method's own seeds (a subset it can afford), or None for the suite's seeds."""
+    if "seeds" not in table:
+        return None
+    seeds = _expect(table["seeds"], list, f"{where}.seeds")
+    if not seeds:
+        raise SuiteError(f"{where}.seeds is empty")
+    return tuple(_expect(s, int, f"{where}.seeds") for s in seeds)
 
 
 def _budget(table: Mapping[str, Any], source: str) -> Budget:
