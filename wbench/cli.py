@@ -59,6 +59,7 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     p_lb.add_argument("--format", choices=["md", "csv", "html"], default="md")
     p_lb.add_argument("--out", type=Path, help="write to this file instead of standard output")
     p_lb.add_argument("--primary", default=PRIMARY_DEFAULT, help=f"ranking metric (default {PRIMARY_DEFAULT})")
+    p_lb.add_argument("--plots", type=Path, metavar="DIR", help="also write speed-against-accuracy charts (PNG) into DIR")
     p_lb.set_defaults(handler=cmd_leaderboard)
 
     try:
@@ -148,6 +149,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from wbench.leaderboard import leaderboard_text
 
     text = leaderboard_text(args.run_dirs, fmt=args.format, primary=args.primary)
+    if args.plots:
+        from wbench.leaderboard import write_speed_accuracy_plots
+
+        for path in write_speed_accuracy_plots(args.run_dirs, args.plots, primary=args.primary):
+            print(f"wrote {path}", file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)

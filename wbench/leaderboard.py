@@ -241,3 +241,27 @@ def leaderboard_text(run_dirs: Iterable[str | Path], *, fmt: str = "md", primary
     if fmt == "md":
         text += claims_and_transfer_markdown(df)
     return text
+
+
+def write_speed_accuracy_plots(run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = "test.w2.rel_mae") -> list[Path]:
+    """One speed against accuracy chart per dataset: independent pairs/s against relative MAE.
+
+    :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.
+    """
+    from wbench.plots import plot_speed_accuracy
+
+    df = records_frame(load_records(run_dirs))
+    summary = summarise(df, primary=primary)
+    speed, error = "throughput.independent_pairs_per_s.mean", "test.w2.rel_mae.mean"
+    paths = []
+    if speed not in summary.columns or error not in summary.columns:
+        return paths
+    for dataset, block in summary.groupby("dataset", sort=True):
+        path = out_dir / f"speed-accuracy-{dataset}.png"
+        paths.append(
+            plot_speed_accuracy(
+                list(block["method"]), list(block[speed]), list(block[error]), path,
+                title=f"{dataset}: speed against accuracy (device: {', '.join(sorted(set(df['device'].dropna())))})",
+            )
+        )
+    return paths
