@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from wbench.budget import Budget
-from wbench.matching import build_at_parameter_target
+from wbench.matching import apportion, build_at_parameter_target
 from wbench.measures import MeasureBatch
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_images
 from wbench.training import seed_everything
-from wbench_plugins.deepsets.models import PAPER_WIDTH, PAPER_WIDTHS, DeepSets, apportion
+from wbench_plugins.deepsets.models import PAPER_WIDTH, PAPER_WIDTHS, DeepSets
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -10,13 +10,13 @@ import torch
 from conftest import FIXTURES
 
 from wbench.budget import Budget
-from wbench.matching import build_at_parameter_target
+from wbench.matching import apportion, build_at_parameter_target
 from wbench.measures import MeasureBatch
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_dataset, toy_images
 from wbench.training import seed_everything
 from wbench_plugins.dwe import tools
-from wbench_plugins.dwe.models import DWE, PAPER_WIDTH, PAPER_WIDTHS, DWEMatched, apportion
+from wbench_plugins.dwe.models import DWE, PAPER_WIDTH, PAPER_WIDTHS, DWEMatched
 
 TINY = {"grid_shape": [8, 8], "width": 24}
 
@@ -82,7 +82,7 @@ def test_matched_parameter_count_is_monotone_and_reaches_targets() -> None:
 
 
 def test_params_for_fills_the_grid_and_rejects_point_clouds(toy) -> None:
-    assert DWE.params_for({}, toy.measures)["grid_shape"] == [8, 8]
+    assert DWE.params_for({}, toy.measures)["grid_shape"] == (8, 8)
     assert DWE.params_for({"grid_shape": [4, 4]}, toy.measures)["grid_shape"] == [4, 4]
     clouds = toy_dataset(n=6, n_pairs=10, point_clouds=True).measures
     with pytest.raises(ValueError, match="grid"):

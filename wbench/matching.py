@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import heapq
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wbench.surrogate import Surrogate
@@ -49,3 +50,25 @@ def build_at_parameter_target(
             f"{tolerance:.1%}; closest is {achieved} at {width_param}={best}"
         )
     return factory(**{**params, width_param: best})
+
+
+def apportion(total: int, base: Sequence[int]) -> list[int]:
+    """Share ``total`` units among layers in the proportions ``base`` (D'Hondt's method).
+
+    Every layer starts with one unit; each further unit goes to the layer with the largest
+    quotient ``base[k] / (units[k] + 1)`` (ties to the first layer). The allocation for
+    ``total + 1`` is the one for ``total`` plus one unit, and ``total = sum(base)`` gives
+    ``base`` exactly.
+
+    :param total: number of units; values below ``len(base)`` give one unit per layer.
+    :param base: positive reference sizes.
+    :returns: the units per layer, summing to ``max(total, len(base))``.
+    """
+    units = [1] * len(base)
+    heap = [(-b / 2.0, k) for k, b in enumerate(base)]
+    heapq.heapify(heap)
+    for _ in range(total - len(base)):
+        _, k = heapq.heappop(heap)
+        units[k] += 1
+        heapq.heappush(heap, (-base[k] / (units[k] + 1.0), k))
+    return units

@@ -140,6 +140,19 @@ class Surrogate(ABC):
         return {}
 
 
+def with_grid_shape(cls: type, params: Mapping[str, Any], measures: MeasureBatch) -> dict[str, Any]:
+    """``params`` with ``grid_shape`` taken from ``measures`` unless given (grid models' ``params_for``).
+
+    :raises ValueError: the measures are point clouds, not images on a grid.
+    """
+    out = dict(params)
+    if "grid_shape" not in out:
+        if measures.grid_shape is None:
+            raise ValueError(f"{cls.__name__} needs images on a grid; these measures are point clouds")
+        out["grid_shape"] = tuple(measures.grid_shape)
+    return out
+
+
 class Solver(Surrogate):
     """A reference method with nothing to fit (exact LP, Sinkhorn, LOT, sliced W2)."""
 

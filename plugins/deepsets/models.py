@@ -36,7 +36,6 @@ parameters.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -44,30 +43,13 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from wbench.matching import apportion
 from wbench.measures import MeasureBatch
 from wbench.surrogate import EmbeddingSurrogate
 
 PAPER_WIDTHS = (50, 100, 36, 30, 30, 10)
 """The paper's hidden sizes: phi (50, 100, 36), then rho (30, 30, 10)."""
 PAPER_WIDTH = sum(PAPER_WIDTHS)
-
-
-def apportion(total: int, base: Sequence[int]) -> list[int]:
-    """Share ``total`` units among layers in the proportions ``base`` (D'Hondt's method).
-
-    Every layer starts with one unit; each further unit goes to the layer with the largest
-    quotient ``base[k] / (units[k] + 1)`` (ties to the first layer). The allocation for
-    ``total + 1`` is the one for ``total`` plus one unit; ``total = sum(base)`` gives ``base``.
-    Values of ``total`` below ``len(base)`` give one unit per layer.
-    """
-    units = [1] * len(base)
-    heap = [(-b / 2.0, k) for k, b in enumerate(base)]
-    heapq.heapify(heap)
-    for _ in range(total - len(base)):
-        _, k = heapq.heappop(heap)
-        units[k] += 1
-        heapq.heappush(heap, (-base[k] / (units[k] + 1.0), k))
-    return units
 
 
 def _mlp(sizes: Sequence[int], *, last_activation: bool) -> nn.Sequential:

@@ -28,7 +28,7 @@ paper's "about 400k" is the encoder); at 8x8, 39,855 + 40,121 = 79,976.
 
 Sizes: ``width`` is the total number of hidden units of the four resizable layers (encoder
 conv 1, encoder dense 1, decoder dense 1, decoder conv 1), shared out in the paper's
-proportions 20 : 100 : 100 : 20 by D'Hondt's divisor method (see :func:`apportion`): the
+proportions 20 : 100 : 100 : 20 by D'Hondt's divisor method (see :func:`wbench.matching.apportion`): the
 paper's network is ``width=240``; each increment of ``width`` adds one unit to one layer,
 so the parameter count is strictly increasing in it. ``bottleneck`` (the second encoder
 conv's filters, 5 in the paper, also the decoder's reshape depth) is held fixed: changing
@@ -44,42 +44,20 @@ order 1e-3 and train slowly from the default initialisation.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from wbench.matching import apportion
 from wbench.measures import MeasureBatch
-from wbench.surrogate import EmbeddingSurrogate, concat_measures
+from wbench.surrogate import EmbeddingSurrogate, concat_measures, with_grid_shape
 
 PAPER_WIDTHS = (20, 100, 100, 20)
 """The paper's sizes of (encoder conv 1, encoder dense 1, decoder dense 1, decoder conv 1)."""
 PAPER_WIDTH = sum(PAPER_WIDTHS)
 KERAS_EPSILON = 1e-7
-
-
-def apportion(total: int, base: Sequence[int]) -> list[int]:
-    """Share ``total`` units among layers in the proportions ``base`` (D'Hondt's method).
-
-    Every layer starts with one unit; each further unit goes to the layer with the largest
-    quotient ``base[k] / (units[k] + 1)`` (ties to the first layer). The allocation for
-    ``total + 1`` is the one for ``total`` plus one unit, and ``total = sum(base)`` gives
-    ``base`` exactly.
-
-    :param total: number of units; values below ``len(base)`` give one unit per layer.
-    :param base: positive reference sizes.
-    :returns: the units per layer, summing to ``max(total, len(base))``.
-    """
-    units = [1] * len(base)
-    heap = [(-b / 2.0, k) for k, b in enumerate(base)]
-    heapq.heapify(heap)
-    for _ in range(total - len(base)):
-        _, k = heapq.heappop(heap)
-        units[k] += 1
-        heapq.heappush(heap, (-base[k] / (units[k] + 1.0), k))
-    return units
 
 
 class DWENetwork(nn.Module):
@@ -208,13 +186,8 @@ class DWE(EmbeddingSurrogate):
 
     @classmethod
     def params_for(cls, params: Mapping[str, Any], measures: MeasureBatch) -> dict[str, Any]:
-        """Set ``grid_shape`` from the measures unless given."""
-        out = dict(params)
-        if "grid_shape" not in out:
-            if measures.grid_shape is None:
-                raise ValueError(f"{cls.__name__} needs images on a grid; these measures are point clouds")
-            out["grid_shape"] = list(measures.grid_shape)
-        return out
+        """Take ``grid_shape`` from the data unless given."""
+        return with_grid_shape(cls, params, measures)
 
     @property
     def grid_shape(self) -> tuple[int, int]:

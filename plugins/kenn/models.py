@@ -36,7 +36,13 @@ from torch.nn import functional as F
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
-from wbench.surrogate import EmbeddingSurrogate, FitReport, InputKind, concat_measures
+from wbench.surrogate import (
+    EmbeddingSurrogate,
+    FitReport,
+    InputKind,
+    concat_measures,
+    with_grid_shape,
+)
 
 from .encoder import (
     ENCODER_LAYERS,
@@ -186,12 +192,7 @@ class _KENNSurrogate(EmbeddingSurrogate):
     @classmethod
     def params_for(cls, params: Mapping[str, Any], measures: MeasureBatch) -> dict[str, Any]:
         """Take ``grid_shape`` from the data unless given."""
-        params = dict(params)
-        if "grid_shape" not in params:
-            if measures.grid_shape is None:
-                raise ValueError(f"{cls.__name__} needs images on a grid, got point clouds")
-            params["grid_shape"] = tuple(measures.grid_shape)
-        return params
+        return with_grid_shape(cls, params, measures)
 
     def to(self, device: str | torch.device) -> _KENNSurrogate:
         """Move the model; on CPU the convolution weights go to ``channels_last``."""
