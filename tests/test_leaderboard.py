@@ -66,3 +66,12 @@ def test_unknown_format_is_rejected(run_dir) -> None:
     summary = summarise(records_frame(RecordStore(run_dir).load()), primary="test.w2.rel_mae")
     with pytest.raises(ValueError, match="unknown leaderboard format"):
         render(summary, "pdf", primary="test.w2.rel_mae")
+
+
+def test_column_selection(run_dir) -> None:
+    from wbench.leaderboard import select_columns
+
+    text = leaderboard_text([run_dir], columns=select_columns(["test.w2.mse"]), extras=False)
+    assert "MSE W2" in text and "rel. MAE" not in text
+    with pytest.raises(ValueError, match="unknown leaderboard column 'nope'"):
+        select_columns(["nope"])

@@ -60,6 +60,7 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     p_lb.add_argument("--out", type=Path, help="write to this file instead of standard output")
     p_lb.add_argument("--primary", default=PRIMARY_DEFAULT, help=f"ranking metric (default {PRIMARY_DEFAULT})")
     p_lb.add_argument("--plots", type=Path, metavar="DIR", help="also write speed-against-accuracy charts (PNG) into DIR")
+    p_lb.add_argument("--columns", metavar="KEY,KEY", help="show only these columns (record keys), without the claims and transfer tables")
     p_lb.set_defaults(handler=cmd_leaderboard)
 
     try:
@@ -146,9 +147,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render records of one or more run directories."""
-    from wbench.leaderboard import leaderboard_text
+    from wbench.leaderboard import COLUMNS, leaderboard_text, select_columns
 
-    text = leaderboard_text(args.run_dirs, fmt=args.format, primary=args.primary)
+    columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
+    text = leaderboard_text(args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns)
     if args.plots:
         from wbench.leaderboard import write_speed_accuracy_plots
 

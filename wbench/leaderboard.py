@@ -229,16 +229,33 @@ def claims_and_transfer_markdown(df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def leaderboard_text(run_dirs: Iterable[str | Path], *, fmt: str = "md", primary: str = "test.w2.rel_mae") -> str:
+def select_columns(keys: Sequence[str]) -> tuple[Column, ...]:
+    """The default columns restricted to ``keys`` (record keys, ``retrieval.recall@`` for recall@k)."""
+    known = {c.key: c for c in COLUMNS}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown leaderboard column {unknown[0]!r}; known: {', '.join(known)}")
+    return tuple(known[k] for k in keys)
+
+
+def leaderboard_text(
+    run_dirs: Iterable[str | Path],
+    *,
+    fmt: str = "md",
+    primary: str = "test.w2.rel_mae",
+    columns: Sequence[Column] = COLUMNS,
+    extras: bool = True,
+) -> str:
     """Load records, summarise and render: the whole ``wbench leaderboard`` command.
 
-    Markdown also carries the claims table and the transfer matrix when the records allow.
+    Markdown also carries the claims table and the transfer matrix (``extras``) when the
+    records allow.
     """
     df = records_frame(load_records(run_dirs))
     if df.empty:
         return "no records\n"
-    text = render(summarise(df, primary=primary), fmt, primary=primary)
-    if fmt == "md":
+    text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
+    if fmt == "md" and extras:
         text += claims_and_transfer_markdown(df)
     return text
 
