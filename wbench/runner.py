@@ -333,7 +333,7 @@ class Runner:
         figures = dict(
             measure_throughput(
                 surrogate, dataset.measures, n_independent=ev.independent_pairs, n_pairwise=ev.pairwise_size,
-                rounds=ev.timing_rounds, device=self.suite.device,
+                rounds=ev.timing_rounds, device=self.suite.device, max_time_s=ev.timing_max_s,
             )
         )
         exact = self._exact_reference_throughput(d, dataset)
@@ -355,6 +355,7 @@ class Runner:
                     measure_throughput(
                         exact, dataset.measures, n_independent=ev.exact_independent_pairs,
                         n_pairwise=ev.exact_pairwise_size, rounds=max(1, ev.timing_rounds // 2), device="cpu",
+                        max_time_s=ev.timing_max_s,
                     )
                 )
             except (PluginError, WbenchError):

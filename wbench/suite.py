@@ -83,6 +83,7 @@ class EvaluationSpec:
     exact_independent_pairs: int = 256
     exact_pairwise_size: int = 16
     timing_rounds: int = 5
+    timing_max_s: float = 60.0
     solver_eval_pairs: int | None = 500
     save_models: bool = True
     plots: bool = True
