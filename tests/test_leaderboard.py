@@ -14,6 +14,7 @@ def _record(method: str, seed: int, rel: float, mse: float, status: str = "ok", 
     return {
         "schema_version": SCHEMA_VERSION, "key": f"{method}-{seed}", "dataset": "digits", "dataset_label": "digits",
         "method": method, "label": method, "seed": seed, "status": status, "error": error, "n_parameters": 100,
+        "trainable": True,
         "metrics": {} if status != "ok" else {"test.w2.rel_mae": rel, "test.w2.mse": mse},
     }
 

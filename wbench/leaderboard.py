@@ -143,14 +143,16 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
 
 
 def significance_labels(df: pd.DataFrame, primary: str) -> dict[tuple[str, str], str]:
-    """(dataset, method) -> how the method compares with the best one on ``primary``.
+    """(dataset, learned method) -> how it compares with the best learned method on ``primary``.
 
     ``best``, ``worse (p=...)`` when a paired t-test over seeds (Holm-corrected) rejects
     equality at 5 %, ``tied (p=...)`` when it does not, or ``n/a`` with fewer than two
-    matched seeds.
+    matched seeds. Solvers are deterministic and run once, so they are not compared.
     """
     from wbench.stats import significance
 
+    if "trainable" in df.columns:
+        df = df[df["trainable"].fillna(False).astype(bool)]
     if primary not in df.columns or df[df["status"] == "ok"].empty:
         return {}
     lower = next((c.lower_is_better for c in COLUMNS if c.key == primary), True)
@@ -183,7 +185,7 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
                 text += f" ± {_format_number(std)}"
             row[c.header] = text
         if "vs_best" in summary.columns:
-            row["vs best"] = r["vs_best"]
+            row["vs best learned"] = r["vs_best"]
         row["status"] = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"[:120]
         rows.append(row)
     return pd.DataFrame(rows)
