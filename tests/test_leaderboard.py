@@ -76,3 +76,10 @@ def test_column_selection(run_dir) -> None:
     assert "MSE W2" in text and "rel. MAE" not in text
     with pytest.raises(ValueError, match="unknown leaderboard column 'nope'"):
         select_columns(["nope"])
+
+
+def test_a_run_where_every_cell_failed_still_renders(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.append(_record("a", 0, 0, 0, status="failed", error="ValueError: bad dataset params"))
+    for fmt in ("md", "csv", "html"):
+        assert "bad dataset params" in leaderboard_text([tmp_path], fmt=fmt)

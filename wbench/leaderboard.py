@@ -133,8 +133,9 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     if table.empty:
         return table
     key = f"{primary}.mean"
-    if key not in table.columns:
+    if key not in table.columns:  # e.g. every cell failed: rank by nothing, render the statuses
         table[key] = math.nan
+        table[f"{primary}.std"] = math.nan
     table = table.sort_values(["dataset", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
     table.insert(1, "rank", table.groupby("dataset").cumcount() + 1)
     labels = significance_labels(df, primary)
