@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
@@ -15,6 +17,16 @@ REPO = Path(__file__).resolve().parent.parent
 def _quiet_and_private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WBENCH_PROGRESS", "0")
     monkeypatch.setenv("WBENCH_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "wbench-cache"))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Small tensors: one intra-op thread is as fast, deterministic, and immune to the
+    OpenMP spin-waiting that slows 2 threads down many times on a busy 2-core machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

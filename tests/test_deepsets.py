@@ -14,15 +14,7 @@ from wbench.testing import toy_images
 from wbench.training import seed_everything
 from wbench_plugins.deepsets.models import PAPER_WIDTH, PAPER_WIDTHS, DeepSets
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: one intra-op thread is as fast, deterministic, and immune to the
-    OpenMP spin-waiting that slows 2 threads down many times on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _clouds(n: int = 6, k: int = 40, dim: int = 2, seed: int = 0) -> MeasureBatch:

@@ -21,14 +21,7 @@ from wbench_plugins.dwe.models import DWE, PAPER_WIDTH, PAPER_WIDTHS, DWEMatched
 TINY = {"grid_shape": [8, 8], "width": 24}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small tensors: one intra-op thread is as fast, deterministic, and immune to the
-    OpenMP spin-waiting that slows 2 threads down many times on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
