@@ -21,6 +21,15 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Lay out, write ``path`` (creating its folder) at 120 dpi, and free the figure."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_loss_curves(train_loss: Sequence[float], val_mse: Sequence[float], path: Path, *, title: str = "") -> Path:
     """Per-epoch training loss and validation MSE (W2, ground-cost units squared), log scale."""
     plt = _pyplot()
@@ -32,11 +41,7 @@ def plot_loss_curves(train_loss: Sequence[float], val_mse: Sequence[float], path
     ax.set_yscale("log")
     ax.set_title(title, fontsize=9)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_predicted_vs_true(predicted_w2: np.ndarray, true_w2: np.ndarray, path: Path, *, unit: str = "pixel", title: str = "") -> Path:
@@ -50,11 +55,7 @@ def plot_predicted_vs_true(predicted_w2: np.ndarray, true_w2: np.ndarray, path: 
     ax.set_xlabel(f"exact W2 ({unit})")
     ax.set_ylabel(f"predicted W2 ({unit})")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_speed_accuracy(
@@ -73,8 +74,4 @@ def plot_speed_accuracy(
     ax.set_xlabel("independent pairs per second")
     ax.set_ylabel("relative MAE of W2 on test pairs")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
