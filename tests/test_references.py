@@ -233,11 +233,17 @@ def test_geomloss_on_cuda(cloud_pair) -> None:
 
 # ---------------------------------------------------------------------------- lot
 def test_lot_exact_for_translations_on_images() -> None:
+    """The jittered reference breaks the grid's ties between optimal plans: exact to 1e-9."""
     a, b, shifts = _translated_images()
     for size in (None, 50):
         solver = LOT(reference="grid", reference_size=size, n_jobs=1)
         np.testing.assert_allclose(solver.distance(a, b).numpy(), shifts, atol=1e-9)
         assert solver.n_parameters == 0
+    measures = MeasureBatch(torch.cat([a.weights, b.weights]), a.support, a.grid_shape)
+    train = LabelledPairs(measures, PairSet(np.arange(len(a)), np.arange(len(a), 2 * len(a))))
+    solver = LOT(n_jobs=1)  # the default: the mean image's 200 heaviest pixels
+    solver.fit(train, train, budget=None)  # type: ignore[arg-type]
+    np.testing.assert_allclose(solver.distance(a, b).numpy(), shifts, atol=1e-9)
 
 
 def test_lot_exact_for_translations_of_clouds_and_diagonal() -> None:
@@ -256,7 +262,7 @@ def test_lot_mean_reference_from_training_pairs() -> None:
     a, b, shifts = _translated_images(n=3)
     measures = MeasureBatch(torch.cat([a.weights, b.weights]), a.support, a.grid_shape)
     train = LabelledPairs(measures, PairSet(np.array([0, 1, 2]), np.array([3, 4, 5])))
-    solver = LOT(reference="mean", n_jobs=1)
+    solver = LOT(reference="mean", reference_size=None, n_jobs=1)
     with pytest.raises(ValueError, match="fit"):
         solver.embed(a)
     report = solver.fit(train, train, budget=None)  # type: ignore[arg-type]
@@ -267,7 +273,89 @@ def test_lot_mean_reference_from_training_pairs() -> None:
     assert np.all(np.abs(lot - exact) < 0.5 * exact.max())  # an approximation elsewhere
 
 
+def test_lot_default_reference_exact_for_real_translations_of_weighted_clouds() -> None:
+    """Random real coordinates, random masses, translate by v: the unscaled distance is |v| to 1e-9."""
+    rng = np.random.default_rng(21)
+    a = _clouds(n=6, points=9, dim=3, seed=21)
+    v = rng.normal(size=(6, 1, 3)) * 2.0
+    b = MeasureBatch(a.weights, a.support + torch.tensor(v), None)
+    measures = MeasureBatch(torch.cat([a.weights, b.weights]), torch.cat([a.support, b.support]), None)
+    train = LabelledPairs(measures, PairSet(np.arange(6), np.arange(6, 12)))  # no W2 labels: scale stays 1
+    solver = LOT(reference_size=16, n_jobs=1)
+    assert solver.reference == "mean"
+    report = solver.fit(train, train, budget=None)  # type: ignore[arg-type]
+    assert report.extra["reference_points"] == 16 and report.extra["scale"] == 1.0
+    assert solver.ref_masses is not None and abs(solver.ref_masses.sum() - 1.0) < 1e-12
+    np.testing.assert_allclose(solver.distance(a, b).numpy(), np.linalg.norm(v[:, 0], axis=1), atol=1e-9)
+
+
+def test_lot_mean_image_keeps_the_heaviest_pixels() -> None:
+    a, b, _ = _translated_images(n=3)
+    measures = MeasureBatch(torch.cat([a.weights, b.weights]), a.support, a.grid_shape)
+    train = LabelledPairs(measures, PairSet(np.array([0, 1, 2]), np.array([3, 4, 5])))
+    solver = LOT(reference_size=10, jitter=0.0, n_jobs=1)
+    solver.fit(train, train, budget=None)  # type: ignore[arg-type]
+    w = measures.weights.double()
+    mean = (w / w.sum(1, keepdim=True)).mean(0).numpy()
+    heaviest = np.sort(np.argsort(-mean, kind="stable")[:10])
+    np.testing.assert_array_equal(solver.ref_points, a.support.double().numpy()[heaviest])
+    np.testing.assert_allclose(solver.ref_masses, mean[heaviest] / mean[heaviest].sum(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["lot", "sliced"])
+def test_fitted_scale_is_the_least_squares_scale(name: str, cloud_pair) -> None:
+    """Labels exactly twice the unscaled distance give scale 2; fit_scale=False keeps 1."""
+    a, b, _ = cloud_pair
+    make = {"lot": lambda **k: LOT(reference="grid", reference_size=36, n_jobs=1, **k), "sliced": lambda **k: SlicedW2(n_projections=8, n_levels=16, **k)}[name]
+    measures = MeasureBatch(torch.cat([a.weights, b.weights]), torch.cat([a.support, b.support]), None)
+    pairs = PairSet(np.arange(len(a)), np.arange(len(a), 2 * len(a)))
+    unscaled = make(fit_scale=False)
+    unscaled.fit(LabelledPairs(measures, pairs), LabelledPairs(measures, pairs), budget=None)  # type: ignore[arg-type]
+    d = unscaled.distance(a, b).numpy()
+    labels = LabelledPairs(measures, pairs.with_w2sq((2.0 * d) ** 2))
+    assert unscaled.fit(labels, labels, budget=None).extra["scale"] == 1.0  # type: ignore[arg-type]
+    scaled = make(scale_pairs=3)
+    report = scaled.fit(labels, labels, budget=None)  # type: ignore[arg-type]
+    assert report.extra["scale_pairs"] == 3 and report.wall_time_s > 0
+    assert scaled.scale == pytest.approx(2.0, rel=1e-12)
+    np.testing.assert_allclose(scaled.distance(a, b).numpy(), 2.0 * d, rtol=1e-12)
+    np.testing.assert_allclose(torch.diagonal(scaled.pairwise(a, b)).numpy(), 2.0 * d, rtol=1e-9)
+
+
 # ---------------------------------------------------------------------------- sliced
+def test_sliced_planar_directions_are_evenly_spread() -> None:
+    theta = SlicedW2(n_projections=6).directions(2).numpy()
+    angles = np.arctan2(theta[1], theta[0])
+    np.testing.assert_allclose(angles, np.pi * np.arange(6) / 6, atol=1e-15)
+    np.testing.assert_allclose(np.linalg.norm(theta, axis=0), 1.0)
+
+
+def test_sliced_square_matches_pots_1d_w2_within_a_bound_shrinking_with_levels(cloud_pair) -> None:
+    """``d^2`` against the mean over the same directions of ``ot.wasserstein_1d`` (p=2, which is W2^2).
+
+    Stated tolerance: ``0 <= SW2^2 - d^2 <= mean_l (R_l(mu) + R_l(nu))^2 / K`` (R_l: the
+    spread of the projected support), for every number of levels K.
+    """
+    a, b, _ = cloud_pair
+    supports_a, supports_b = measure_supports(a), measure_supports(b)
+    gaps = []
+    for n_levels in (4, 16, 64, 256, 1024):
+        solver = SlicedW2(n_projections=12, n_levels=n_levels, fit_scale=False)
+        d2 = solver.distance(a, b).numpy() ** 2
+        theta = solver.directions(2).numpy()
+        exact = np.empty(len(a))
+        bound = np.empty(len(a))
+        for i, ((xa, wa), (xb, wb)) in enumerate(zip(supports_a, supports_b, strict=True)):
+            pa, pb = xa @ theta, xb @ theta  # (n, L)
+            exact[i] = np.mean([ot.wasserstein_1d(pa[:, j], pb[:, j], wa, wb, p=2) for j in range(theta.shape[1])])
+            spread = np.ptp(pa, axis=0) + np.ptp(pb, axis=0)
+            bound[i] = np.mean(spread**2) / n_levels
+        gap = exact - d2
+        assert np.all(gap >= -1e-10) and np.all(gap <= bound + 1e-10), (n_levels, gap, bound)
+        gaps.append(gap.max())
+    assert gaps[-1] < 0.01 * gaps[0] and all(g2 <= g1 + 1e-12 for g1, g2 in zip(gaps, gaps[1:], strict=False))
+
+
 def test_sliced_directions_are_pots() -> None:
     from ot.sliced import get_random_projections
 

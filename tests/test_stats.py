@@ -196,3 +196,16 @@ def test_transfer_matrix():
     off_diagonal = transfer_matrix(pd.DataFrame(rows), include_in_domain=False)
     assert list(off_diagonal.columns) == ["fashion", "mnist"]
     assert ("naive", "mnist") not in off_diagonal.index
+
+
+def test_lot_baseline_claim_one_row_per_learned_method():
+    df = records({"deepkenn": [0.04, 0.042, 0.038], "naive": [0.06, 0.061, 0.059], "lot": [0.05], "exact-lp": [0.0]},
+                 metric="test.w2.rel_mae", trainable={"deepkenn": True, "naive": True, "lot": False, "exact-lp": False})
+    table = claims_table(df)
+    rows = table[table["claim"].str.contains("LOT")].set_index("method")
+    assert sorted(rows.index) == ["deepkenn", "naive"]  # learned methods only
+    assert rows.loc["deepkenn", "verdict"] == "holds" and "20.0% below" in rows.loc["deepkenn", "our_value"]
+    assert rows.loc["naive", "verdict"] == "does not hold" and "20.0% above" in rows.loc["naive", "our_value"]
+    assert "p=" in rows.loc["naive", "note"]
+    without_lot = claims_table(records({"deepkenn": [0.04]}, trainable={"deepkenn": True}))
+    assert not without_lot["claim"].str.contains("LOT").any()

@@ -264,7 +264,7 @@ class Runner:
     def _evaluation_dataset(self, cls: type[Surrogate], dataset: PairedDataset) -> PairedDataset:
         """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only."""
         limit = self.suite.evaluation.solver_eval_pairs
-        if cls.trainable:
+        if cls.trainable or getattr(cls, "evaluate_on_all_pairs", False):
             return dataset
         test = dataset.pairs["test"]
         if limit is not None and len(test) > limit:

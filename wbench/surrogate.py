@@ -157,6 +157,9 @@ class Solver(Surrogate):
     """A reference method with nothing to fit (exact LP, Sinkhorn, LOT, sliced W2)."""
 
     trainable: ClassVar[bool] = False
+    evaluate_on_all_pairs: ClassVar[bool] = False
+    """Solvers are evaluated on the suite's seeded subset of test pairs (``solver_eval_pairs``);
+    a solver fast enough for every test pair (an embedding) sets this to True."""
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
         """Nothing to learn: returns an empty report."""

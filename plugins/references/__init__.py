@@ -45,14 +45,14 @@ def wbench_register_surrogates(registry: Registry) -> None:
     registry.add_surrogate(
         "lot",
         f"{_PACKAGE}.lot:LOT",
-        description="linear optimal transport embedding (barycentric projection of the exact plan from a reference)",
-        params={"reference": "grid", "n_jobs": -1},
+        description="linear optimal transport embedding (barycentric projections of exact plans from the mean measure)",
+        params={"reference": "mean", "reference_size": 200, "n_jobs": -1},
         test_params={"reference": "grid", "reference_size": 64, "n_jobs": 1},
     )
     registry.add_surrogate(
         "sliced",
         f"{_PACKAGE}.sliced:SlicedW2",
-        description="sliced W2 (SW2 <= W2) as an embedding of cell-averaged projected quantiles",
+        description="sliced W2 as an embedding of cell-averaged projected quantiles, scale fitted by least squares",
         params={"n_projections": 64, "n_levels": 64, "seed": 0},
         test_params={"n_projections": 8, "n_levels": 16, "seed": 0},
     )

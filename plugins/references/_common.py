@@ -5,6 +5,7 @@ Private to :mod:`wbench_plugins.references`.
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
@@ -13,8 +14,9 @@ import numpy as np
 import torch
 from joblib import Parallel, delayed, effective_n_jobs
 
+from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
-from wbench.surrogate import InputKind, Solver, pairwise_euclidean
+from wbench.surrogate import FitReport, InputKind, Solver, pairwise_euclidean
 
 Support = tuple[np.ndarray, np.ndarray]
 """One measure restricted to its support: ``(points (k, D) float64, masses (k,) float64)``."""
@@ -196,17 +198,80 @@ class CountingSolver(Solver):
 
 
 class EmbeddingSolver(CountingSolver):
-    """A solver ``d(x, y) = |embed(x) - embed(y)|`` with no trainable parameters.
+    """A solver ``d(x, y) = scale * |embed_unscaled(x) - embed_unscaled(y)|`` with no trainable parameters.
 
-    Subclasses implement :meth:`embed`; :meth:`distance` embeds both sides and
-    :meth:`pairwise` embeds each measure once and computes one distance matrix.
+    Subclasses implement :meth:`embed_unscaled` (and may override :meth:`prepare`, which
+    fixes whatever the embedding needs from the training measures). :meth:`distance`
+    embeds both sides; :meth:`pairwise` embeds each measure once and computes one
+    distance matrix.
+
+    Fit-time parameters shared by every embedding solver:
+
+    * ``fit_scale`` (default True): in :meth:`fit`, fit one scale ``s`` by least squares
+      on up to ``scale_pairs`` training pairs, ``s = sum(d_p w_p) / sum(d_p^2)`` with
+      ``d_p`` the unscaled distance and ``w_p`` the exact W2. Without training labels, or
+      with ``fit_scale=False``, ``s = 1`` (the unscaled distance).
+    * ``scale_pairs`` (default 1,000): how many training pairs (a seeded random subset)
+      the scale is fitted on.
     """
 
     pairwise_chunk: ClassVar[int] = 4096
+    evaluate_on_all_pairs: ClassVar[bool] = True
+    SCALE_SEED: ClassVar[int] = 0
+
+    def __init__(self, *, fit_scale: bool = True, scale_pairs: int = 1000, **params: Any) -> None:
+        if int(scale_pairs) < 1:
+            raise ValueError(f"scale_pairs must be a positive number of pairs, got {scale_pairs!r}")
+        super().__init__(fit_scale=fit_scale, scale_pairs=scale_pairs, **params)
+        self.fit_scale = bool(fit_scale)
+        self.scale_pairs = int(scale_pairs)
+        self.scale = 1.0
 
     @abstractmethod
+    def embed_unscaled(self, x: MeasureBatch) -> torch.Tensor:
+        """Embeddings ``(B, k)`` float64; the Euclidean distance between rows is the unscaled estimate of W2."""
+
     def embed(self, x: MeasureBatch) -> torch.Tensor:
-        """Embeddings ``(B, k)`` float64; Euclidean distance between rows estimates W2."""
+        """Embeddings ``(B, k)`` float64 times the fitted scale: row distances estimate W2 (ground-cost units)."""
+        emb = self.embed_unscaled(x)
+        return emb if self.scale == 1.0 else emb * self.scale
+
+    def prepare(self, train: LabelledPairs) -> dict[str, Any]:
+        """Fix what the embedding needs from the training measures; returns readouts for the fit report."""
+        return {}
+
+    def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Any) -> FitReport:
+        """:meth:`prepare` on the training measures, then the least-squares scale (see the class docstring).
+
+        The report's ``wall_time_s`` is the whole fit (seconds); ``extra`` holds ``scale``
+        and ``scale_pairs`` (pairs it was fitted on, 0 when not fitted) and the
+        :meth:`prepare` readouts.
+        """
+        start = time.perf_counter()
+        extra = dict(self.prepare(train))
+        self.scale = 1.0
+        used = 0
+        if self.fit_scale and train.pairs.w2sq is not None and len(train.pairs):
+            self.scale, used = self._least_squares_scale(train)
+        extra.update(scale=self.scale, scale_pairs=used)
+        stopped = "scale fitted" if used else "nothing to fit"
+        return FitReport(stopped_by=stopped, wall_time_s=time.perf_counter() - start, extra=extra)
+
+    def _least_squares_scale(self, train: LabelledPairs) -> tuple[float, int]:
+        n = len(train.pairs)
+        chosen = np.arange(n)
+        if n > self.scale_pairs:
+            chosen = np.sort(np.random.default_rng(self.SCALE_SEED).permutation(n)[: self.scale_pairs])
+        pairs = train.pairs.subset(chosen)
+        ids, local = np.unique(np.concatenate([pairs.left, pairs.right]), return_inverse=True)
+        emb = self.embed_unscaled(train.measures.index(ids)).double()
+        d = (emb[local[: len(chosen)]] - emb[local[len(chosen) :]]).pow(2).sum(dim=1).sqrt().numpy()
+        w = np.sqrt(np.maximum(np.asarray(pairs.w2sq, dtype=np.float64), 0.0))
+        good = np.isfinite(d) & np.isfinite(w)
+        denominator = float(np.sum(d[good] ** 2))
+        if not good.any() or denominator == 0.0:
+            return 1.0, 0
+        return float(np.sum(d[good] * w[good]) / denominator), int(good.sum())
 
     def distance(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
         """``(B,)`` float64 distances between the embeddings of ``a[i]`` and ``b[i]``; NaN marks a failure."""
@@ -218,6 +283,9 @@ class EmbeddingSolver(CountingSolver):
         """``(n, m)`` float64 distances; each measure is embedded once."""
         out = pairwise_euclidean(self.embed(x), self.embed(y), chunk=self.pairwise_chunk)
         return self._count(out)
+
+    def describe(self) -> dict[str, Any]:
+        return {"scale": self.scale, "fit_scale": self.fit_scale, **super().describe()}
 
 
 def lattice(lo: np.ndarray, hi: np.ndarray, size: int) -> np.ndarray:

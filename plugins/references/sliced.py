@@ -14,6 +14,16 @@ from wbench.measures import MeasureBatch
 from ._common import EmbeddingSolver
 
 
+def evenly_spread_directions(n_projections: int) -> np.ndarray:
+    """``L`` unit directions of the plane ``(2, L)`` float64 at angles ``pi l / L``, l = 0..L-1.
+
+    Directions theta and -theta give the same projected W2, so half a turn covers them all;
+    the mean over these directions is the midpoint rule for SW2's integral over angles.
+    """
+    angles = np.pi * np.arange(n_projections) / n_projections
+    return np.stack([np.cos(angles), np.sin(angles)])
+
+
 def random_directions(dim: int, n_projections: int, seed: int) -> np.ndarray:
     """Unit directions ``(dim, n_projections)`` float64, exactly as POT draws them.
 
@@ -59,8 +69,8 @@ def _cell_averages_sorted(v: torch.Tensor, w: torch.Tensor, n_levels: int) -> to
 class SlicedW2(EmbeddingSolver):
     """Sliced Wasserstein-2 distance, computed as a Euclidean distance between embeddings.
 
-    For ``L = n_projections`` unit directions theta_l (seeded, drawn as POT draws them)
-    and ``K = n_levels`` cells of [0, 1], a measure mu is embedded as the cell averages
+    For ``L = n_projections`` unit directions theta_l (in the plane, evenly spread over
+    half a turn; in higher dimensions, seeded uniform on the sphere, drawn as POT draws them) and ``K = n_levels`` cells of [0, 1], a measure mu is embedded as the cell averages
     of the quantile functions of its projections ``<theta_l, x>``, scaled by
     ``1 / sqrt(L K)``. The Euclidean distance between two embeddings is then
 
@@ -70,7 +80,11 @@ class SlicedW2(EmbeddingSolver):
     to the quantile discretisation: cell averages project the quantile difference on
     piecewise constants, so the estimate never exceeds the exact SW2, and SW2 <= W2. The
     estimate is exact when every measure has uniform masses on a number of points
-    dividing K. It is reported as the method's estimate of W2 (a lower bound).
+    dividing K. The discretisation error is bounded: ``0 <= SW2^2 - estimate^2 <=
+    (1/L) sum_l (R_l(mu) + R_l(nu))^2 / K`` with ``R_l`` the spread (max - min) of the
+    projected support, so it shrinks like 1/K. The unscaled estimate is a lower bound of
+    W2; the fitted scale of :class:`EmbeddingSolver` (``fit_scale``, default on) turns it
+    into a least-squares estimate of W2.
 
     Fit-time parameters: ``n_projections`` (default 64), ``n_levels`` (default 64),
     ``seed`` (directions), ``device`` (torch device of the embedding computation). The
@@ -82,10 +96,22 @@ class SlicedW2(EmbeddingSolver):
 
     input_kind = "any"
 
-    def __init__(self, *, n_projections: int = 64, n_levels: int = 64, seed: int = 0, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        *,
+        n_projections: int = 64,
+        n_levels: int = 64,
+        seed: int = 0,
+        device: str = "cpu",
+        fit_scale: bool = True,
+        scale_pairs: int = 1000,
+    ) -> None:
         if n_projections < 1 or n_levels < 1:
             raise ValueError(f"n_projections and n_levels must be positive, got {n_projections} and {n_levels}")
-        super().__init__(n_projections=n_projections, n_levels=n_levels, seed=seed, device=device)
+        super().__init__(
+            n_projections=n_projections, n_levels=n_levels, seed=seed, device=device,
+            fit_scale=fit_scale, scale_pairs=scale_pairs,
+        )
         self.n_projections = int(n_projections)
         self.n_levels = int(n_levels)
         self.seed = int(seed)
@@ -95,12 +121,16 @@ class SlicedW2(EmbeddingSolver):
     def directions(self, dim: int) -> torch.Tensor:
         """The unit directions ``(dim, n_projections)`` float64 for measures in R^dim."""
         if dim not in self._directions:
-            self._directions[dim] = torch.from_numpy(random_directions(dim, self.n_projections, self.seed))
+            if dim == 2:
+                theta = evenly_spread_directions(self.n_projections)
+            else:
+                theta = random_directions(dim, self.n_projections, self.seed)
+            self._directions[dim] = torch.from_numpy(theta)
         return self._directions[dim]
 
     @torch.inference_mode()
-    def embed(self, x: MeasureBatch, batch_size: int = 256) -> torch.Tensor:
-        """Embeddings ``(B, L * K)`` float64 on the CPU; ``|e(mu) - e(nu)|`` is the SW2 estimate."""
+    def embed_unscaled(self, x: MeasureBatch, batch_size: int = 256) -> torch.Tensor:
+        """Embeddings ``(B, L * K)`` float64 on the CPU; ``|e(mu) - e(nu)|`` is the discretised SW2."""
         theta = self.directions(x.dim).to(self.torch_device)
         scale = 1.0 / math.sqrt(self.n_projections * self.n_levels)
         parts = []
