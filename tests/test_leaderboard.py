@@ -76,6 +76,15 @@ def test_column_selection(run_dir) -> None:
     assert "MSE W2" in text and "rel. MAE" not in text
     with pytest.raises(ValueError, match="unknown leaderboard column 'nope'"):
         select_columns(["nope"])
+    assert select_columns(["rel. MAE W2", "fit.wall_time_s"]) == select_columns(["test.w2.rel_mae", "fit s"])
+
+
+def test_unknown_column_on_the_command_line_is_a_clear_error(run_dir, capsys) -> None:
+    from wbench.cli import main
+
+    assert main(["leaderboard", str(run_dir), "--columns", "params,nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("wbench: error: unknown leaderboard column 'nope'") and "Traceback" not in err
 
 
 def test_a_run_where_every_cell_failed_still_renders(tmp_path) -> None:

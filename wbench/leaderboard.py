@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from wbench.errors import WbenchError
 from wbench.records import RecordStore
 
 
@@ -36,6 +37,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("test.w2.pearson", "Pearson W2", False),
     Column("test.w2.spearman", "Spearman W2", False),
     Column("gap.w2.mse_ratio", "test/train MSE"),
+    Column("fit.wall_time_s", "fit s"),
     Column("retrieval.recall@", "recall@k", False),
     Column("axioms.triangle_violation_rate", "triangle viol."),
     Column("throughput.independent_pairs_per_s", "indep. pairs/s", False),
@@ -232,12 +234,18 @@ def claims_and_transfer_markdown(df: pd.DataFrame) -> str:
     return "".join(parts)
 
 
+class UnknownColumnError(WbenchError, ValueError):
+    """A leaderboard column that is neither a known record key nor a known header."""
+
+
 def select_columns(keys: Sequence[str]) -> tuple[Column, ...]:
-    """The default columns restricted to ``keys`` (record keys, ``retrieval.recall@`` for recall@k)."""
-    known = {c.key: c for c in COLUMNS}
+    """The default columns restricted to ``keys``, each a record key (``retrieval.recall@``
+    for recall@k) or a header as printed (``"rel. MAE W2"``), in the order given."""
+    known = {c.key: c for c in COLUMNS} | {c.header: c for c in COLUMNS}
     unknown = [k for k in keys if k not in known]
     if unknown:
-        raise ValueError(f"unknown leaderboard column {unknown[0]!r}; known: {', '.join(known)}")
+        listing = ", ".join(f"{c.key} ({c.header})" for c in COLUMNS)
+        raise UnknownColumnError(f"unknown leaderboard column {unknown[0]!r}; known: {listing}")
     return tuple(known[k] for k in keys)
 
 

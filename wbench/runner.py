@@ -262,7 +262,8 @@ class Runner:
         return surrogate, fit_report
 
     def _evaluation_dataset(self, cls: type[Surrogate], dataset: PairedDataset) -> PairedDataset:
-        """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only."""
+        """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only
+        (learned methods and embeddings that set ``evaluate_on_all_pairs``: on every test pair)."""
         limit = self.suite.evaluation.solver_eval_pairs
         if cls.trainable or getattr(cls, "evaluate_on_all_pairs", False):
             return dataset

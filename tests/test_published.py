@@ -1,0 +1,64 @@
+"""The published results under ``results/`` are reproducible from what is committed.
+
+* Every leaderboard file (Markdown and CSV) regenerates byte for byte from the records
+  next to it, with the command given in ``results/README.md``.
+* One published cell re-run with the same seed on the CPU gives its metrics within 1e-6.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from wbench.leaderboard import leaderboard_text
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+LEADERBOARDS = sorted(RESULTS.glob("*/leaderboard-*.md")) + sorted(RESULTS.glob("*/leaderboard-*.csv"))
+
+
+def test_results_hold_leaderboards() -> None:
+    assert {p.parent.name for p in LEADERBOARDS} >= {"mnist", "digits", "shapes", "distributions"}
+
+
+@pytest.mark.parametrize("path", LEADERBOARDS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_leaderboard_regenerates_byte_for_byte(path: Path) -> None:
+    fmt = "csv" if path.suffix == ".csv" else "md"
+    assert leaderboard_text([path.parent], fmt=fmt) == path.read_text()
+
+
+def _flat(metrics: Any, prefix: str = "") -> dict[str, float]:
+    if isinstance(metrics, dict):
+        out: dict[str, float] = {}
+        for key, value in metrics.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    if isinstance(metrics, int | float) and not isinstance(metrics, bool):
+        return {prefix.rstrip("."): float(metrics)}
+    return {}
+
+
+def test_published_digits_cell_reruns_to_its_metrics(tmp_path: Path) -> None:
+    """The `naive` cell at seed 0 of ``results/digits`` (the default suite, bundled data)."""
+    from wbench.plugins import make_plugin_manager
+    from wbench.runner import Runner, RunOptions
+    from wbench.suite import load_suite
+
+    published = [json.loads(line) for line in (RESULTS / "digits" / "records.jsonl").read_text().splitlines()]
+    (cell,) = [r for r in published if r["method"] == "naive" and r["seed"] == 0 and r["status"] == "ok"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cell["provenance"]["torch_threads"])  # the thread count the cell ran with
+    try:
+        options = RunOptions(out_dir=tmp_path / "rerun", surrogates=("naive",), seeds=(0,), cache_dir=tmp_path / "cache", n_jobs=1)
+        (record,) = Runner(load_suite(cell["suite"]), make_plugin_manager(), options).run()
+    finally:
+        torch.set_num_threads(threads)
+    assert record["key"] == cell["key"] and record["status"] == "ok"
+    before, after = _flat(cell["metrics"]), _flat(record["metrics"])
+    assert before.keys() == after.keys() and len(before) > 10
+    for name, value in before.items():
+        assert math.isclose(after[name], value, rel_tol=1e-6, abs_tol=1e-6), (name, value, after[name])
