@@ -62,3 +62,12 @@ def test_published_digits_cell_reruns_to_its_metrics(tmp_path: Path) -> None:
     assert before.keys() == after.keys() and len(before) > 10
     for name, value in before.items():
         assert math.isclose(after[name], value, rel_tol=1e-6, abs_tol=1e-6), (name, value, after[name])
+
+
+def test_readme_front_page_is_generated_from_the_committed_records() -> None:
+    """Every number on the README's front page comes from ``results/mnist`` (``results/front_page.py``)."""
+    import runpy
+
+    front_page = runpy.run_path(str(RESULTS / "front_page.py"))
+    readme = (RESULTS.parent / "README.md").read_text()
+    assert front_page["front_page_block"]() in readme
