@@ -37,6 +37,16 @@ def test_a_method_can_run_a_subset_of_the_seeds() -> None:
         parse_suite(MINIMAL + "seeds = []\n", source="m.toml")
 
 
+def test_a_method_can_run_on_a_subset_of_the_datasets() -> None:
+    two = MINIMAL.replace('[[surrogates]]', '[[datasets]]\nname = "shapes"\nlabel = "disks"\n[[surrogates]]', 1)
+    suite = parse_suite(two + 'datasets = ["disks"]\n', source="m.toml")
+    spec = suite.surrogates[0]
+    assert spec.datasets == ("disks",)
+    assert [spec.runs_on(d) for d in suite.datasets] == [False, True]
+    with pytest.raises(SuiteError, match=r"surrogates\[0\].datasets names 'mnist', not a dataset of this suite \(its datasets: digits, disks\)"):
+        parse_suite(two + 'datasets = ["mnist"]\n', source="m.toml")
+
+
 def test_builtin_suites_parse() -> None:
     names = builtin_suites()
     assert "quick" in names

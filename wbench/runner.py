@@ -112,7 +112,6 @@ class Runner:
         self.options = options
         self.store = RecordStore(options.out_dir)
         self._datasets: dict[str, PairedDataset] = {}
-        self._exact_throughput: dict[str, dict[str, float]] = {}
 
     # ----------------------------------------------------------------- checks
     def check(self) -> None:
@@ -166,7 +165,7 @@ class Runner:
             for d in self.suite.datasets
             for seed in self.suite.seeds
             for s in self.suite.surrogates
-            if s.seeds is None or seed in s.seeds
+            if (s.seeds is None or seed in s.seeds) and s.runs_on(d)
         ]
 
     def run(self) -> list[dict[str, Any]]:
@@ -344,24 +343,26 @@ class Runner:
         return figures
 
     def _exact_reference_throughput(self, d: DatasetSpec, dataset: PairedDataset) -> dict[str, float]:
-        """The exact LP timed once per dataset in this run, the denominator of every speed-up."""
+        """The exact LP timed on this dataset right after the method: the denominator of its speed-ups.
+
+        Timed again for every cell (a second or two), so that each speed-up is a ratio of two
+        figures taken within seconds of each other under the same load, not against one
+        figure taken at another time of the run.
+        """
         from wbench.throughput import measure_throughput
 
-        memo = canonical_json([d.name, dict(d.params)])
-        if memo not in self._exact_throughput:
-            ev = self.suite.evaluation
-            try:
-                exact = self.plugins.registry.get("surrogate", EXACT_REFERENCE).load()()
-                self._exact_throughput[memo] = dict(
-                    measure_throughput(
-                        exact, dataset.measures, n_independent=ev.exact_independent_pairs,
-                        n_pairwise=ev.exact_pairwise_size, rounds=max(1, ev.timing_rounds // 2), device="cpu",
-                        max_time_s=ev.timing_max_s,
-                    )
+        ev = self.suite.evaluation
+        try:
+            exact = self.plugins.registry.get("surrogate", EXACT_REFERENCE).load()()
+            return dict(
+                measure_throughput(
+                    exact, dataset.measures, n_independent=ev.exact_independent_pairs,
+                    n_pairwise=ev.exact_pairwise_size, rounds=max(1, ev.timing_rounds // 2), device="cpu",
+                    max_time_s=ev.timing_max_s,
                 )
-            except (PluginError, WbenchError):
-                self._exact_throughput[memo] = {}
-        return self._exact_throughput[memo]
+            )
+        except (PluginError, WbenchError):
+            return {}
 
     def _transfer(self, surrogate: Surrogate, cls: type[Surrogate], d: DatasetSpec) -> dict[str, Any]:
         """Metrics of the fitted model on the test pairs of each ``transfer_to`` dataset."""

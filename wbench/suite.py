@@ -69,6 +69,12 @@ class SurrogateSpec:
     match_budget: bool = True
     label: str = ""
     seeds: tuple[int, ...] | None = None
+    datasets: tuple[str, ...] | None = None
+    """Labels (or names) of the suite's datasets this method runs on; None: all of them."""
+
+    def runs_on(self, dataset: DatasetSpec) -> bool:
+        """Whether this method has cells on ``dataset``."""
+        return self.datasets is None or (dataset.label or dataset.name) in self.datasets
 
 
 @dataclass(frozen=True)
@@ -161,7 +167,7 @@ def _transfer_spec(item: Any, where: str) -> TransferSpec:
 
 
 def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
-    _check_keys(table, {"name", "params", "eval", "match_budget", "label", "seeds"}, where)
+    _check_keys(table, {"name", "params", "eval", "match_budget", "label", "seeds", "datasets"}, where)
     if "name" not in table:
         raise SuiteError(f"{where}: missing key 'name'")
     evals = table.get("eval", [{}])
@@ -179,7 +185,18 @@ def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
         match_budget=_expect(table.get("match_budget", True), bool, f"{where}.match_budget"),
         label=_expect(table.get("label", ""), str, f"{where}.label"),
         seeds=_optional_seeds(table, where),
+        datasets=_optional_names(table, "datasets", where),
     )
+
+
+def _optional_names(table: Mapping[str, Any], key: str, where: str) -> tuple[str, ...] | None:
+    """A non-empty list of strings under ``key``, or None when absent."""
+    if key not in table:
+        return None
+    names = _expect(table[key], list, f"{where}.{key}")
+    if not names:
+        raise SuiteError(f"{where}.{key} is empty")
+    return tuple(_expect(n, str, f"{where}.{key}") for n in names)
 
 
 def _optional_seeds(table: Mapping[str, Any], where: str) -> tuple[int, ...] | None:
@@ -229,7 +246,7 @@ def parse_suite(text: str, *, source: str = "<suite>") -> Suite:
     seeds = _expect(head.get("seeds", [0, 1, 2]), list, f"{source}: [suite].seeds")
     if not seeds:
         raise SuiteError(f"{source}: [suite].seeds is empty")
-    return Suite(
+    suite = Suite(
         name=_expect(head.get("name", Path(source).stem), str, f"{source}: [suite].name"),
         description=_expect(head.get("description", ""), str, f"{source}: [suite].description"),
         seeds=tuple(_expect(s, int, f"{source}: [suite].seeds") for s in seeds),
@@ -245,6 +262,15 @@ def parse_suite(text: str, *, source: str = "<suite>") -> Suite:
         ),
         source=source,
     )
+    known = {d.label or d.name for d in suite.datasets}
+    for i, spec in enumerate(suite.surrogates):
+        unknown = sorted(set(spec.datasets or ()) - known)
+        if unknown:
+            raise SuiteError(
+                f"{source}: surrogates[{i}].datasets names {unknown[0]!r}, not a dataset of this suite "
+                f"(its datasets: {', '.join(sorted(known))})"
+            )
+    return suite
 
 
 def load_suite(path_or_name: str | Path | None = None) -> Suite:
