@@ -75,3 +75,20 @@ def test_malformed_suites_name_the_problem(text: str, message: str) -> None:
 def test_unknown_builtin_suite_lists_the_builtin_ones() -> None:
     with pytest.raises(SuiteError, match="built-in: .*quick"):
         load_suite("no-such-suite")
+
+
+def test_cells_are_seed_major_across_datasets_and_respect_method_subsets(tmp_path) -> None:
+    """An interrupted run has every method on every dataset at seed 0 before any at seed 1."""
+    from wbench.plugins import make_plugin_manager
+    from wbench.runner import Runner, RunOptions
+
+    text = MINIMAL.replace("[[surrogates]]", '[[datasets]]\nname = "shapes"\n[[surrogates]]', 1)
+    text += '[[surrogates]]\nname = "lot"\nseeds = [0]\n[[surrogates]]\nname = "dwe"\ndatasets = ["digits"]\n'
+    suite = parse_suite('[suite]\nseeds = [0, 1]\n' + text, source="m.toml")
+    cells = Runner(suite, make_plugin_manager(), RunOptions(out_dir=tmp_path)).cells()
+    assert [(d.name, s.name, seed) for d, s, seed in cells] == [
+        ("digits", "naive", 0), ("digits", "lot", 0), ("digits", "dwe", 0),
+        ("shapes", "naive", 0), ("shapes", "lot", 0),
+        ("digits", "naive", 1), ("digits", "dwe", 1),
+        ("shapes", "naive", 1),
+    ]

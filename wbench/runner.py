@@ -159,11 +159,11 @@ class Runner:
     # ----------------------------------------------------------------- run
     def cells(self) -> list[tuple[DatasetSpec, SurrogateSpec, int]]:
         """Every (dataset, method, seed) cell in run order: seed-major, so that an interrupted
-        run has every method at its first seed before any method at its second."""
+        run has every method on every dataset at its first seed before any at its second."""
         return [
             (d, s, seed)
-            for d in self.suite.datasets
             for seed in self.suite.seeds
+            for d in self.suite.datasets
             for s in self.suite.surrogates
             if (s.seeds is None or seed in s.seeds) and s.runs_on(d)
         ]
