@@ -10,6 +10,7 @@ import pytest
 import torch
 from joblib import parallel_config
 
+import wbench.executor as executor_module
 import wbench.oracle as oracle
 from wbench.errors import InvalidMeasureError
 from wbench.measures import MeasureBatch, grid_coordinates
@@ -167,13 +168,13 @@ def test_parallel_chunks_keep_the_pair_order(monkeypatch: pytest.MonkeyPatch) ->
     left, right = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
     serial = exact_w2sq(batch, left, right, n_jobs=1)
     made = []
-    real_parallel = oracle.Parallel
+    real_parallel = executor_module.Parallel
 
     def spy(*args, **kwargs):
         made.append(kwargs)
         return real_parallel(*args, **kwargs)
 
-    monkeypatch.setattr(oracle, "Parallel", spy)
+    monkeypatch.setattr(executor_module, "Parallel", spy)
     with parallel_config(backend="threading"):
         threaded = exact_w2sq(batch, left, right, n_jobs=3, progress=True)
     assert len(made) == 1
