@@ -10,6 +10,7 @@ import pytest
 import torch
 from joblib import parallel_config
 
+import wbench.executor as executor_module
 import wbench.oracle as oracle
 from wbench.errors import InvalidMeasureError
 from wbench.measures import MeasureBatch, grid_coordinates
@@ -167,13 +168,13 @@ def test_parallel_chunks_keep_the_pair_order(monkeypatch: pytest.MonkeyPatch) ->
     left, right = rng.integers(0, 30, 200), rng.integers(0, 30, 200)
     serial = exact_w2sq(batch, left, right, n_jobs=1)
     made = []
-    real_parallel = oracle.Parallel
+    real_parallel = executor_module.Parallel
 
     def spy(*args, **kwargs):
         made.append(kwargs)
         return real_parallel(*args, **kwargs)
 
-    monkeypatch.setattr(oracle, "Parallel", spy)
+    monkeypatch.setattr(executor_module, "Parallel", spy)
     with parallel_config(backend="threading"):
         threaded = exact_w2sq(batch, left, right, n_jobs=3, progress=True)
     assert len(made) == 1
@@ -332,3 +333,19 @@ def test_support_table_in_blocks_matches_one_block(monkeypatch: pytest.MonkeyPat
         monkeypatch.undo()
         for field in ("points", "masses", "offsets"):
             np.testing.assert_array_equal(getattr(blocks, field), getattr(whole, field))
+
+
+def test_allocator_is_tuned_only_where_dask_pinned_it() -> None:
+    """Dask workers run with MALLOC_TRIM_THRESHOLD_ set, which pins glibc's mmap threshold
+    and slows each LP ~20 %; the oracle raises that threshold there, and only there."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, wbench.oracle as o\n"
+        "os.environ.pop('MALLOC_TRIM_THRESHOLD_', None); print(o._tune_allocator())\n"
+        "o._tune_allocator.cache_clear(); os.environ['MALLOC_TRIM_THRESHOLD_'] = '65536'; print(o._tune_allocator())\n"
+        "o._tune_allocator.cache_clear(); os.environ['MALLOC_MMAP_THRESHOLD_'] = '131072'; print(o._tune_allocator())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert out == ["False", "True" if sys.platform.startswith("linux") else out[1], "False"]

@@ -52,6 +52,9 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     p_run.add_argument("--resume", action="store_true", help="continue a run, skipping finished cells")
     p_run.add_argument("--cache-dir", type=Path, help="ground-truth cache (default $WBENCH_CACHE_DIR or ~/.cache/wbench)")
     p_run.add_argument("--jobs", type=int, default=-1, help="oracle worker processes (default: all cores)")
+    from wbench.cli_prepare import add_scheduler_option
+
+    add_scheduler_option(p_run)
     p_run.set_defaults(handler=cmd_run)
 
     p_lb = sub.add_parser("leaderboard", parents=[common], help="render a leaderboard from run directories")
@@ -135,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seeds=tuple(args.seeds) if args.seeds else None,
         surrogates=tuple(args.surrogate) if args.surrogate else None,
         datasets=tuple(args.dataset) if args.dataset else None,
-        cache_dir=args.cache_dir, n_jobs=args.jobs,
+        cache_dir=args.cache_dir, n_jobs=args.jobs, scheduler=args.scheduler,
     )
     run_suite(suite, args.plugins, options)
     for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):

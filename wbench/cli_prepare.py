@@ -3,6 +3,7 @@
 Example::
 
     wbench prepare --dataset mnist --param pairs_per_combination=100 --jobs 2
+    wbench prepare --dataset mnist --scheduler tcp://scheduler-host:8786   # on a Dask cluster
 
 prints the pairs per split, W2 min / median / max, the time, the pairs per second, the
 cache file and whether it was a cache hit. Run it once before ``wbench run`` to fill the
@@ -74,8 +75,18 @@ def add_prepare_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParse
     )
     parser.add_argument("--cache-dir", type=Path, help="ground-truth cache (default $WBENCH_CACHE_DIR or ~/.cache/wbench)")
     parser.add_argument("--jobs", type=int, default=-1, metavar="N", help="oracle worker processes (default -1: all cores)")
+    add_scheduler_option(parser)
     parser.set_defaults(handler=run_prepare)
     return parser
+
+
+def add_scheduler_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--scheduler ADDRESS`` (a Dask scheduler address or scheduler file) to a parser."""
+    parser.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run on a Dask cluster: scheduler address (tcp://host:8786) or scheduler file; "
+        "default $WBENCH_SCHEDULER, else this machine (needs pip install \"wbench[dask]\")",
+    )
 
 
 def _fmt(x: float) -> str:
@@ -86,6 +97,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     """Build the dataset named by ``args.dataset``, attach ground truth and print a summary."""
     import numpy as np
 
+    from wbench.executor import executor_for, use_executor
     from wbench.groundtruth import compute_ground_truth
     from wbench.plugins import make_plugin_manager
     from wbench.progress import progress_enabled
@@ -101,9 +113,9 @@ def run_prepare(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     dataset = plugin.build()
     build_s = time.perf_counter() - t0
-    gt = compute_ground_truth(
-        dataset, cache_dir=args.cache_dir, n_jobs=args.jobs, progress=progress_enabled()
-    )
+    with executor_for(getattr(args, "scheduler", None), args.jobs) as executor, use_executor(executor):
+        backend = executor.describe()
+        gt = compute_ground_truth(dataset, cache_dir=args.cache_dir, n_jobs=args.jobs, progress=progress_enabled())
     ds = gt.dataset
     unit = ds.unit
     out = sys.stdout
@@ -125,7 +137,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         rate = gt.n_pairs / gt.cache.seconds if gt.cache.seconds > 0 else float("inf")
         print(
             f"oracle    computed {gt.n_pairs:,} pairs in {gt.cache.seconds:.2f} s ({rate:,.0f} pairs/s, "
-            f"jobs {args.jobs}); total {gt.seconds:.2f} s",
+            f"{backend}); total {gt.seconds:.2f} s",
             file=out,
         )
     print(f"cache     {gt.cache.path if gt.cache.path else '(not written)'} ({'hit' if gt.cache.hit else 'miss'})", file=out)

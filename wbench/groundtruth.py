@@ -80,6 +80,7 @@ def compute_ground_truth(
     cache_dir: PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> GroundTruth:
     """Like :func:`attach_ground_truth`, also returning the cache path, hit flag and timings."""
     start = time.perf_counter()
@@ -94,7 +95,7 @@ def compute_ground_truth(
         oracle_key(table, local_left, local_right, kind="pairs"),
         lambda: solve_pairs(
             table, local_left, local_right, n_jobs=n_jobs, progress=progress,
-            desc=f"exact W2 ({dataset.name})", names=(left, right),
+            desc=f"exact W2 ({dataset.name})", names=(left, right), scheduler=scheduler,
         ),
         cache_dir=cache_dir,
         shape=(len(left),),
@@ -113,6 +114,7 @@ def attach_ground_truth(
     cache_dir: PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> PairedDataset:
     """Return ``dataset`` with exact W2^2 on every split's pairs (cached).
 
@@ -122,10 +124,62 @@ def attach_ground_truth(
     :param cache_dir: cache folder (default ``$WBENCH_CACHE_DIR`` or ``~/.cache/wbench``).
     :param n_jobs: oracle worker processes (-1: all cores).
     :param progress: show a progress bar while solving.
+    :param scheduler: a Dask scheduler address or scheduler file; None: the current
+        executor, else ``$WBENCH_SCHEDULER``, else local (see :mod:`wbench.executor`). The
+        cache is written here, by the client, never by the workers.
     :raises InvalidMeasureError: a measure in a pair has invalid masses.
     :raises OracleError: a pair's LP could not be solved to optimality.
     """
-    return compute_ground_truth(dataset, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress).dataset
+    return compute_ground_truth(
+        dataset, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress, scheduler=scheduler
+    ).dataset
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """An exact W2^2 block before it is solved: its cache key, shape and metadata.
+
+    :param key: the cache key (content of the supports and the row and column indices).
+    :param shape: ``(n, m)``.
+    :param meta: the cache header's metadata.
+    """
+
+    key: str
+    shape: tuple[int, int]
+    meta: dict[str, Any]
+    table: SupportTable
+    ids: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    dataset_name: str
+
+    def solve(self, *, n_jobs: int = -1, progress: bool = True, scheduler: str | None = None) -> np.ndarray:
+        """The exact block ``(n, m)`` float64 (not cached)."""
+        left = np.repeat(self.rows, len(self.cols))
+        right = np.tile(self.cols, len(self.rows))
+        names = (self.ids[left], self.ids[right])
+        return solve_pairs(
+            self.table, left, right, n_jobs=n_jobs, progress=progress, desc=f"exact W2 block ({self.dataset_name})",
+            names=names, scheduler=scheduler,
+        ).reshape(self.shape)
+
+
+def plan_pairwise_block(
+    dataset: PairedDataset, rows: Sequence[int] | np.ndarray | torch.Tensor, cols: Sequence[int] | np.ndarray | torch.Tensor
+) -> BlockPlan:
+    """The :class:`BlockPlan` of ``dataset.measures[rows]`` x ``[cols]`` (what
+    :func:`exact_pairwise_w2sq` looks up or solves)."""
+    n = len(dataset.measures)
+    rows_arr, cols_arr = _as_index_array(rows, n, "rows"), _as_index_array(cols, n, "cols")
+    ids, local = np.unique(np.concatenate([rows_arr, cols_arr]), return_inverse=True)
+    table = support_table(dataset.measures, ids, what=f"dataset {dataset.name!r}")
+    local_rows, local_cols = local[: len(rows_arr)], local[len(rows_arr) :]
+    return BlockPlan(
+        key=oracle_key(table, local_rows, local_cols, kind="block"),
+        shape=(len(rows_arr), len(cols_arr)),
+        meta=_meta(dataset, table, "block", rows=len(rows_arr), cols=len(cols_arr)),
+        table=table, ids=ids, rows=local_rows, cols=local_cols, dataset_name=dataset.name,
+    )
 
 
 def exact_pairwise_w2sq(
@@ -136,32 +190,20 @@ def exact_pairwise_w2sq(
     cache_dir: PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> np.ndarray:
     """Exact W2^2 ``(len(rows), len(cols))`` between ``dataset.measures[rows]`` and ``[cols]`` (cached).
 
     :param rows: ``(n,)`` measure indices (e.g. queries).
     :param cols: ``(m,)`` measure indices (e.g. the database).
+    :param scheduler: as for :func:`attach_ground_truth`.
     :returns: float64 W2^2 in squared ground-cost units.
     """
-    n = len(dataset.measures)
-    rows_arr, cols_arr = _as_index_array(rows, n, "rows"), _as_index_array(cols, n, "cols")
-    ids, local = np.unique(np.concatenate([rows_arr, cols_arr]), return_inverse=True)
-    table = support_table(dataset.measures, ids, what=f"dataset {dataset.name!r}")
-    local_rows, local_cols = local[: len(rows_arr)], local[len(rows_arr) :]
-    shape = (len(rows_arr), len(cols_arr))
-
-    def compute() -> np.ndarray:
-        left = np.repeat(local_rows, len(local_cols))
-        right = np.tile(local_cols, len(local_rows))
-        names = (ids[left], ids[right])
-        return solve_pairs(
-            table, left, right, n_jobs=n_jobs, progress=progress, desc=f"exact W2 block ({dataset.name})", names=names
-        ).reshape(shape)
-
+    plan = plan_pairwise_block(dataset, rows, cols)
     return load_or_compute(
-        oracle_key(table, local_rows, local_cols, kind="block"),
-        compute,
+        plan.key,
+        lambda: plan.solve(n_jobs=n_jobs, progress=progress, scheduler=scheduler),
         cache_dir=cache_dir,
-        shape=shape,
-        meta=_meta(dataset, table, "block", rows=len(rows_arr), cols=len(cols_arr)),
+        shape=plan.shape,
+        meta=plan.meta,
     ).values

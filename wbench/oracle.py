@@ -15,10 +15,11 @@ W2^2 is in pixel^2).
 Every measure's support points and masses are extracted once, as float64 numpy arrays in a
 compact table (:class:`SupportTable`); the masses are renormalised in float64 so that each
 measure sums to 1 (unnormalised input is therefore accepted). Pairs are de-duplicated
-(W2 is symmetric; a measure against itself is exactly 0) and solved in chunks on all
-cores through joblib; each task is a pure function of compact arrays, so the same task
-runs unchanged under any joblib backend (``joblib.parallel_config(backend="dask")`` sends
-it to a Dask cluster).
+(W2 is symmetric; a measure against itself is exactly 0) and solved in chunks through an
+executor (:mod:`wbench.executor`): on all cores through joblib by default, or on a Dask
+cluster (``scheduler=`` / ``$WBENCH_SCHEDULER``). Each task is a pure function of compact
+arrays and every pair is solved on the same arrays wherever it runs, so the values are
+bitwise identical on every backend.
 
 A pair whose LP stops before optimality (POT result code ``MAX_ITER_REACHED``) is solved
 again with a :data:`RETRY_FACTOR` times larger iteration budget; if it still is not
@@ -37,7 +38,11 @@ Public functions:
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import math
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,10 +50,10 @@ from dataclasses import dataclass
 import numpy as np
 import ot
 import torch
-from joblib import Parallel, delayed, effective_n_jobs
 from scipy.spatial.distance import cdist
 
 from wbench.errors import InvalidMeasureError, WbenchError
+from wbench.executor import Executor, LocalExecutor, TaskFailedError, executor_for
 from wbench.measures import MeasureBatch
 from wbench.progress import progress as progress_bar
 
@@ -255,6 +260,35 @@ def _solve_one(xa: np.ndarray, wa: np.ndarray, xb: np.ndarray, wb: np.ndarray, n
     return value, code, budget
 
 
+LP_MMAP_THRESHOLD = 4 << 20
+"""Bytes: glibc's mmap threshold set in processes where Dask pinned it (see :func:`_tune_allocator`)."""
+
+
+@functools.cache
+def _tune_allocator() -> bool:
+    """Let glibc serve an LP's buffers from the heap in a Dask worker; True if changed.
+
+    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also switches off
+    glibc's dynamic mmap threshold: every allocation above 128 KiB (an MNIST pair's cost
+    matrix, its flow matrix, the simplex's arrays) becomes a fresh ``mmap`` of zeroed pages,
+    making each LP about 20 % slower. Raising the mmap threshold to
+    :data:`LP_MMAP_THRESHOLD` restores glibc's default behaviour for such sizes, and keeps
+    Dask's trim threshold (memory at the top of the heap is still given back). Nothing
+    happens elsewhere: when the variable is unset, when ``MALLOC_MMAP_THRESHOLD_`` is set
+    explicitly, or without glibc. Values are unchanged, only the speed.
+    """
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, LP_MMAP_THRESHOLD))
+
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
 def _solve_chunk(
     points: np.ndarray, masses: np.ndarray, offsets: np.ndarray, left: np.ndarray, right: np.ndarray, num_iter_max: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -262,6 +296,7 @@ def _solve_chunk(
 
     The task function sent to the workers: a pure function of compact numpy arrays.
     """
+    _tune_allocator()
     values = np.empty(len(left), dtype=np.float64)
     codes = np.empty(len(left), dtype=np.int8)
     with warnings.catch_warnings():
@@ -270,8 +305,29 @@ def _solve_chunk(
         for p in range(len(left)):
             i, j = left[p], right[p]
             sa, ea, sb, eb = offsets[i], offsets[i + 1], offsets[j], offsets[j + 1]
-            values[p], codes[p], _ = _solve_one(points[sa:ea], masses[sa:ea], points[sb:eb], masses[sb:eb], num_iter_max)
+            try:
+                values[p], codes[p], _ = _solve_one(points[sa:ea], masses[sa:ea], points[sb:eb], masses[sb:eb], num_iter_max)
+            except Exception as exc:
+                exc.wbench_item = p  # type: ignore[attr-defined]  # which pair of the chunk (see wbench.executor)
+                raise
     return values, codes
+
+
+def _chunk_task(table: SupportTable, left: np.ndarray, right: np.ndarray, num_iter_max: int) -> tuple[np.ndarray, ...]:
+    """The arguments of :func:`_solve_chunk` for the pairs ``(left, right)`` of ``table``:
+    the chunk's own compact table (only its measures) and the pairs renumbered into it."""
+    ids, local = np.unique(np.concatenate([left, right]), return_inverse=True)
+    sub = table.subset(ids)
+    return sub.points, sub.masses, sub.offsets, local[: len(left)], local[len(left) :], num_iter_max
+
+
+def _solve_table_chunk(table: SupportTable, left: np.ndarray, right: np.ndarray, num_iter_max: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_solve_chunk` on pairs of a whole table: the cluster task (the table reaches
+    each worker once, a task carries only pair indices). The worker cuts the same compact
+    chunk table the local backend sends (solving from it is also about 20 % faster than
+    from slices of the whole table), so the inputs, and the results, are bitwise those of
+    the local backend."""
+    return _solve_chunk(*_chunk_task(table, left, right, num_iter_max))
 
 
 def exact_w2sq_pair(
@@ -328,6 +384,21 @@ def _chunk_size(n_pairs: int, n_workers: int) -> int:
     return max(_MIN_CHUNK, min(_MAX_CHUNK, math.ceil(n_pairs / max(1, n_workers * _CHUNKS_PER_WORKER))))
 
 
+CLUSTER_TASK_SECONDS = 1.0
+"""Estimated single-core work per cluster task: long enough to hide the scheduler's
+per-task cost (about a millisecond), short enough to balance and to lose little when a
+worker dies."""
+
+
+def _cluster_chunk_size(n_pairs: int, n_workers: int, estimated_seconds: float) -> int:
+    """Pairs per cluster task: about :data:`CLUSTER_TASK_SECONDS` of work, and at least
+    two tasks per worker thread so that every thread has work."""
+    per_pair = max(estimated_seconds / max(1, n_pairs), 1e-9)
+    by_time = math.ceil(CLUSTER_TASK_SECONDS / per_pair)
+    by_balance = math.ceil(n_pairs / max(1, 2 * n_workers))
+    return max(1, min(by_time, by_balance))
+
+
 def solve_pairs(
     table: SupportTable,
     left: np.ndarray,
@@ -338,17 +409,26 @@ def solve_pairs(
     desc: str = "exact W2",
     num_iter_max: int = DEFAULT_NUM_ITER_MAX,
     names: tuple[np.ndarray, np.ndarray] | None = None,
+    scheduler: str | None = None,
 ) -> np.ndarray:
     """Exact W2^2 ``(P,)`` for the pairs ``(left[p], right[p])`` of measures of ``table``.
 
     Pairs are made canonical (``i < j``) and de-duplicated; ``i == j`` gives exactly 0.
-    The unique pairs are solved in chunks on ``n_jobs`` workers (joblib's convention:
-    -1 = all cores); each chunk receives only the supports it needs. Jobs estimated
-    below :data:`PARALLEL_MIN_SECONDS` of single-core work run in-process.
+    The unique pairs are solved in chunks through an executor (:mod:`wbench.executor`):
+    locally on ``n_jobs`` processes (joblib's convention: -1 = all cores), each chunk
+    receiving only the supports it needs; on a Dask cluster, the table goes to each worker
+    once and each task (about :data:`CLUSTER_TASK_SECONDS` of work) carries only pair
+    indices. Every pair is solved by the same function on the same arrays wherever it
+    runs, so the values are bitwise identical. Jobs estimated below
+    :data:`PARALLEL_MIN_SECONDS` of single-core work run in-process.
 
     :param names: ``(left_names, right_names)`` ``(P,)`` indices used to name a failing
         pair in the error message (default: ``left``, ``right``).
-    :raises OracleError: a pair's LP is not optimal even after the retry.
+    :param scheduler: a Dask scheduler address or scheduler file; None: the current
+        executor (:func:`wbench.executor.use_executor`), else ``$WBENCH_SCHEDULER``, else local.
+    :raises OracleError: a pair's LP is not optimal even after the retry, or a task failed
+        (the message names the pair and carries the worker's traceback).
+    :raises wbench.executor.SchedulerUnreachableError: the scheduler does not answer.
     """
     k = len(table)
     left = _as_index_array(left, k, "left")
@@ -365,39 +445,39 @@ def solve_pairs(
     n_unique = len(keys)
     na, nb = np.diff(table.offsets)[ulo].astype(np.float64), np.diff(table.offsets)[uhi].astype(np.float64)
     estimated = float(np.sum(na * nb * (na + nb))) * _SECONDS_PER_WORK_UNIT
-    n_workers = 1 if estimated < PARALLEL_MIN_SECONDS else max(1, effective_n_jobs(n_jobs))
-    size = _chunk_size(n_unique, n_workers)
-    starts = list(range(0, n_unique, size))
+    name_l, name_r = (left, right) if names is None else names
 
-    def tasks() -> Iterator[tuple[np.ndarray, ...]]:
-        for s in starts:
-            a, b = ulo[s : s + size], uhi[s : s + size]
-            ids, local = np.unique(np.concatenate([a, b]), return_inverse=True)
-            sub = table.subset(ids)
-            yield sub.points, sub.masses, sub.offsets, local[: len(a)], local[len(a) :], num_iter_max
+    def pair_name(u: int) -> str:
+        p = int(np.flatnonzero(solve)[first[u]])
+        return f"pair {p} (measures {int(name_l[p])} and {int(name_r[p])})"
 
-    if n_workers == 1:
-        results: Iterator[tuple[np.ndarray, np.ndarray]] = (_solve_chunk(*task) for task in tasks())
-    else:
-        parallel = Parallel(n_jobs=n_jobs, return_as="generator", max_nbytes=None)
-        results = parallel(delayed(_solve_chunk)(*task) for task in tasks())
     values = np.empty(n_unique, dtype=np.float64)
     codes = np.empty(n_unique, dtype=np.int8)
-    bar = progress_bar(total=n_unique, desc=desc, unit="pair") if progress else None
-    try:
-        for s, (vals, cds) in zip(starts, results, strict=True):
-            values[s : s + len(vals)] = vals
-            codes[s : s + len(cds)] = cds
+    small = estimated < PARALLEL_MIN_SECONDS  # in this process: no pool to start, no cluster to reach
+    with contextlib.nullcontext(LocalExecutor(1)) if small else executor_for(scheduler, n_jobs) as executor:
+        starts, results = _dispatch(executor, table, ulo, uhi, estimated, num_iter_max)
+        bar = progress_bar(total=n_unique, desc=desc, unit="pair") if progress else None
+        try:
+            for index, (vals, cds) in results:
+                s = starts[index]
+                values[s : s + len(vals)] = vals
+                codes[s : s + len(cds)] = cds
+                if bar is not None:
+                    bar.update(len(vals))
+        except TaskFailedError as exc:
+            s = starts[exc.index]
+            e = starts[exc.index + 1] if exc.index + 1 < len(starts) else n_unique
+            which = pair_name(s + exc.item) if exc.item is not None else f"one of {pair_name(s)} and the {e - s - 1} pairs after it"
+            raise OracleError(
+                f"exact W2 failed for {which} on {exc.where}: {exc.summary}"
+                + (f"\nworker traceback:\n{exc.remote_traceback.rstrip()}" if exc.remote_traceback else "")
+            ) from exc
+        finally:
             if bar is not None:
-                bar.update(len(vals))
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     failed = np.flatnonzero(codes != RESULT_OPTIMAL)
     if len(failed):
         u = int(failed[0])
-        p = int(np.flatnonzero(solve)[first[u]])
-        name_l, name_r = (left, right) if names is None else names
         code = int(codes[u])
         tried = (
             f"after {num_iter_max:,} and then {num_iter_max * RETRY_FACTOR:,} iterations"
@@ -405,12 +485,31 @@ def solve_pairs(
             else f"(iteration budget {num_iter_max:,})"
         )
         raise OracleError(
-            f"exact W2 failed for pair {p} (measures {int(name_l[p])} and {int(name_r[p])}): the LP was "
+            f"exact W2 failed for {pair_name(u)}: the LP was "
             f"{_RESULT_NAMES.get(code, f'unknown result code {code}')} {tried}"
             + (f"; {len(failed) - 1} other pair(s) failed too" if len(failed) > 1 else "")
         )
     out[solve] = np.maximum(values[inverse.reshape(-1)], 0.0)
     return out
+
+
+def _dispatch(
+    executor: Executor, table: SupportTable, ulo: np.ndarray, uhi: np.ndarray, estimated: float, num_iter_max: int
+) -> tuple[list[int], Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]]]:
+    """Chunk the unique pairs ``(ulo, uhi)`` for ``executor``: ``(chunk starts, results in order)``."""
+    n_unique = len(ulo)
+    in_process = executor.kind == "local" and executor.n_workers <= 1
+    if executor.kind == "dask":
+        size = _cluster_chunk_size(n_unique, executor.n_workers, estimated)
+        starts = list(range(0, n_unique, size))
+        shared = executor.share(table)  # once per worker, not once per task
+        tasks = [(shared, ulo[s : s + size], uhi[s : s + size], num_iter_max) for s in starts]
+        return starts, executor.map(_solve_table_chunk, tasks, ordered=True, name="wbench-oracle")
+    size = _chunk_size(n_unique, 1 if in_process else executor.n_workers)
+    starts = list(range(0, n_unique, size))
+
+    tasks = (_chunk_task(table, ulo[s : s + size], uhi[s : s + size], num_iter_max) for s in starts)
+    return starts, executor.map(_solve_chunk, tasks, ordered=True, name="wbench-oracle")
 
 
 def exact_w2sq(
@@ -421,6 +520,7 @@ def exact_w2sq(
     n_jobs: int = -1,
     progress: bool = True,
     num_iter_max: int = DEFAULT_NUM_ITER_MAX,
+    scheduler: str | None = None,
 ) -> np.ndarray:
     """Exact W2^2 ``(P,)`` float64 for the pairs ``(measures[left[p]], measures[right[p]])``.
 
@@ -429,6 +529,7 @@ def exact_w2sq(
     :param right: ``(P,)`` measure indices.
     :param n_jobs: worker processes (joblib's convention: -1 = all cores).
     :param progress: show a progress bar (also off when ``$WBENCH_PROGRESS=0``).
+    :param scheduler: a Dask scheduler address or file (see :func:`solve_pairs`); None: as configured.
     :returns: ``(P,)`` W2^2 in squared ground-cost units.
     :raises InvalidMeasureError: bad indices or bad masses (message names the measure).
     :raises OracleError: a pair's LP is not optimal even after the retry (names the pair).
@@ -441,7 +542,7 @@ def exact_w2sq(
     table = support_table(measures, ids)
     return solve_pairs(
         table, local[: len(left_arr)], local[len(left_arr) :], n_jobs=n_jobs, progress=progress,
-        num_iter_max=num_iter_max, names=(left_arr, right_arr),
+        num_iter_max=num_iter_max, names=(left_arr, right_arr), scheduler=scheduler,
     )
 
 
@@ -452,6 +553,7 @@ def exact_w2sq_between(
     n_jobs: int = -1,
     progress: bool = False,
     num_iter_max: int = DEFAULT_NUM_ITER_MAX,
+    scheduler: str | None = None,
 ) -> np.ndarray:
     """Exact W2^2 ``(B,)`` float64 between row-aligned batches: ``a[i]`` and ``b[i]``.
 
@@ -465,7 +567,8 @@ def exact_w2sq_between(
     table = support_table(a, what="batch a").concat(support_table(b, what="batch b"))
     rows = np.arange(len(a), dtype=np.int64)
     return solve_pairs(
-        table, rows, rows + len(a), n_jobs=n_jobs, progress=progress, num_iter_max=num_iter_max, names=(rows, rows)
+        table, rows, rows + len(a), n_jobs=n_jobs, progress=progress, num_iter_max=num_iter_max, names=(rows, rows),
+        scheduler=scheduler,
     )
 
 
@@ -477,6 +580,7 @@ def exact_w2sq_block(
     n_jobs: int = -1,
     progress: bool = True,
     num_iter_max: int = DEFAULT_NUM_ITER_MAX,
+    scheduler: str | None = None,
 ) -> np.ndarray:
     """Exact W2^2 ``(len(rows), len(cols))`` float64 between every ``measures[rows[r]]`` and ``measures[cols[c]]``.
 
@@ -486,6 +590,8 @@ def exact_w2sq_block(
     rows_arr, cols_arr = _as_index_array(rows, n, "rows"), _as_index_array(cols, n, "cols")
     left = np.repeat(rows_arr, len(cols_arr))
     right = np.tile(cols_arr, len(rows_arr))
-    return exact_w2sq(measures, left, right, n_jobs=n_jobs, progress=progress, num_iter_max=num_iter_max).reshape(
+    return exact_w2sq(
+        measures, left, right, n_jobs=n_jobs, progress=progress, num_iter_max=num_iter_max, scheduler=scheduler
+    ).reshape(
         len(rows_arr), len(cols_arr)
     )

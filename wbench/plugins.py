@@ -25,6 +25,9 @@ ENTRY_POINT_GROUP = "wbench"
 DISABLE_ENV = "WBENCH_DISABLE_PLUGINS"
 """Comma-separated plugin names (entry-point names or local file stems) to skip."""
 
+LOCAL_PLUGIN_PREFIX = "wbench_local_plugin_"
+"""Module-name prefix of local plugin files (``--plugin FILE``) once imported."""
+
 _REGISTER_HOOKS = ("wbench_register_surrogates", "wbench_register_datasets", "wbench_register_metrics")
 
 
@@ -62,7 +65,7 @@ def load_plugin_file(path: str | os.PathLike[str]) -> ModuleType:
     file = Path(path)
     if not file.is_file():
         raise PluginError(f"plugin file not found: {file}")
-    module_name = f"wbench_local_plugin_{file.stem}"
+    module_name = f"{LOCAL_PLUGIN_PREFIX}{file.stem}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
         raise PluginError(f"cannot import plugin file {file}: not a Python module")

@@ -12,9 +12,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from joblib import Parallel, delayed, effective_n_jobs
 
 from wbench.data import LabelledPairs
+from wbench.executor import executor_for, map_ordered
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, InputKind, Solver, pairwise_euclidean
 
@@ -69,17 +69,27 @@ def _product_block(fn: PairFn, rows: Sequence[Support], cols: Sequence[Support])
 
 
 def _n_tasks(n_items: int, n_jobs: int, min_per_task: int, seconds: float | None = None) -> int:
-    workers = effective_n_jobs(n_jobs)
-    if workers <= 1 or n_items < 2 * min_per_task or (seconds is not None and seconds < PARALLEL_MIN_SECONDS):
+    if n_items < 2 * min_per_task or (seconds is not None and seconds < PARALLEL_MIN_SECONDS):
+        return 1
+    with executor_for(None, n_jobs) as executor:  # the current one (a Dask cluster), or local n_jobs
+        workers = executor.n_workers
+    if workers <= 1:
         return 1
     return max(1, min(workers * CHUNKS_PER_WORKER, n_items // min_per_task))
 
 
+def _call(func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    return func(*args)
+
+
 def _run(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]], n_jobs: int) -> list[Any]:
+    """Run ``func(*args)`` for each task, in order, through the current executor
+    (:mod:`wbench.executor`: local processes, or a Dask cluster)."""
     if len(tasks) == 1:
         func, args = tasks[0]
         return [func(*args)]
-    return Parallel(n_jobs=n_jobs)(delayed(func)(*args) for func, args in tasks)
+    with executor_for(None, n_jobs) as executor:
+        return map_ordered(executor, _call, tasks, name="wbench-reference")
 
 
 def map_aligned(

@@ -1,0 +1,477 @@
+"""Where work runs: in this process, in a local process pool (joblib), or on a Dask cluster.
+
+wbench's parallel work (the oracle's chunks of pairs, the reference solvers' chunks, the
+cells of a suite) is a list of tasks, each a pure function of its arguments. An
+:class:`Executor` runs such a list and yields the results; the caller never knows where
+they ran. Two implementations:
+
+* :class:`LocalExecutor` (the default, no extra dependency): a joblib process pool of
+  ``n_jobs`` workers on this machine, or this process when one worker is enough.
+* :class:`DaskExecutor`: a Dask ``distributed`` cluster, reached through a scheduler
+  address (``tcp://host:8786``) or a scheduler file. Dask does the scheduling, the retries
+  of tasks whose worker died (``distributed.scheduler.allowed-failures``) and the data
+  movement. Needs ``pip install "wbench[dask]"``.
+
+The backend is chosen at run time: ``--scheduler ADDRESS`` on ``wbench prepare`` and
+``wbench run``, or the environment variable ``WBENCH_SCHEDULER``
+(:data:`SCHEDULER_ENV`); without either, work stays local. Code that runs a whole job
+(the runner, ``wbench prepare``) opens one executor with :func:`open_executor` and makes
+it current with :func:`use_executor`; library functions called inside pick it up through
+:func:`executor_for` without new arguments.
+
+Inside a task on a Dask worker, nested work never reaches back to the cluster: it runs
+on that worker, on at most as many processes as the worker has threads (the cores it was
+given), so a task never takes cores that belong to other tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import platform
+import traceback
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from joblib import Parallel, delayed, effective_n_jobs
+
+from wbench.errors import WbenchError
+
+SCHEDULER_ENV = "WBENCH_SCHEDULER"
+"""Environment variable naming the Dask scheduler (address or scheduler file) to use by default."""
+
+CONNECT_TIMEOUT_S = 5.0
+"""Seconds to wait for the Dask scheduler before :class:`SchedulerUnreachableError`."""
+
+DEFAULT_PORT = 8786
+"""The Dask scheduler's port when an address names none."""
+
+LOCAL_NAMES = frozenset({"", "local", "none"})
+"""Scheduler values that mean "this machine, no Dask" (e.g. ``WBENCH_SCHEDULER=local``)."""
+
+
+class SchedulerUnreachableError(WbenchError, ConnectionError):
+    """The Dask scheduler at the given address (or scheduler file) does not answer."""
+
+
+class DaskMissingError(WbenchError, ImportError):
+    """A Dask scheduler was requested but ``distributed`` is not installed."""
+
+
+class TaskFailedError(WbenchError, RuntimeError):
+    """A task raised (or lost its workers too often); carries where and the worker's traceback.
+
+    :param index: the task's position in the list given to :meth:`Executor.map`.
+    :param where: the process that ran it (Dask worker address or pid, and host).
+    :param summary: ``"ExceptionType: message"`` of the original error.
+    :param remote_traceback: the traceback as formatted where the task ran.
+    :param item: the item inside the task that failed (e.g. a pair of an oracle chunk), when known.
+    """
+
+    def __init__(self, index: int, where: str, summary: str, remote_traceback: str = "", item: int | None = None):
+        super().__init__(index, where, summary, remote_traceback, item)
+        self.index, self.where, self.summary = index, where, summary
+        self.remote_traceback, self.item = remote_traceback, item
+
+    def __str__(self) -> str:
+        text = f"task {self.index} failed on {self.where}: {self.summary}"
+        if self.remote_traceback:
+            text += "\nworker traceback:\n" + self.remote_traceback.rstrip()
+        return text
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs lists of independent tasks; the results do not depend on where they ran."""
+
+    kind: str
+    """``"local"`` or ``"dask"``."""
+
+    @property
+    def n_workers(self) -> int:
+        """Tasks that can run at once (processes, or Dask worker threads); for chunk sizing."""
+        ...
+
+    def share(self, value: Any) -> Any:
+        """A handle to pass as a task argument in place of ``value`` (big data shared by
+        many tasks): Dask sends it to each worker once; locally it is ``value`` itself."""
+        ...
+
+    def map(
+        self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]], *, ordered: bool = True,
+        resources: dict[str, float] | None = None, name: str = "wbench", errors: str = "raise",
+    ) -> Iterator[tuple[int, Any]]:
+        """Run ``fn(*task)`` for every task; yield ``(index, result)``.
+
+        :param ordered: yield in task order (else as tasks complete).
+        :param resources: Dask worker resources each task holds while it runs (ignored
+            locally); every worker is given one unit of each named resource it lacks.
+        :param name: prefix of the task keys (what a Dask dashboard shows).
+        :param errors: ``"raise"``: the first failure raises :class:`TaskFailedError` and
+            cancels the other tasks; ``"return"``: a failed task's result is its
+            :class:`TaskFailedError` and the others go on.
+        """
+        ...
+
+    def describe(self) -> str:
+        """One line for the user: the backend, its address and its workers."""
+        ...
+
+    def close(self) -> None:
+        """Release what this executor opened (a Dask client it created)."""
+        ...
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def where() -> str:
+    """The process running this code, as error messages name it."""
+    worker = _dask_worker()
+    if worker is not None:
+        return f"Dask worker {worker.address} (host {platform.node()}, pid {os.getpid()})"
+    return f"process {os.getpid()} on {platform.node()}"
+
+
+def _shared_value(value: Any) -> Any:
+    """The value itself: the task behind :meth:`DaskExecutor.share`."""
+    return value
+
+
+def _run_task(fn: Callable[..., Any], index: int, args: tuple[Any, ...]) -> Any:
+    """Run one task; any exception becomes a picklable :class:`TaskFailedError` with the traceback.
+
+    A task function may set ``exc.wbench_item`` on the exception it lets escape to say which
+    item of the task failed.
+    """
+    try:
+        return fn(*args)
+    except Exception as exc:
+        raise TaskFailedError(
+            index, where(), f"{type(exc).__name__}: {exc}", traceback.format_exc(), getattr(exc, "wbench_item", None)
+        ) from exc
+
+
+def _dask_worker() -> Any:
+    """The Dask worker running this code, or None (never imports ``distributed``)."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ValueError, ImportError):
+        return None
+
+
+def worker_threads() -> int | None:
+    """Threads (cores) of the Dask worker running this code, or None outside a worker."""
+    worker = _dask_worker()
+    return None if worker is None else int(worker.state.nthreads)
+
+
+# --------------------------------------------------------------------------- local
+
+
+class LocalExecutor:
+    """This machine: a joblib process pool of ``n_jobs`` workers, or this process.
+
+    :param n_jobs: joblib's convention: -1 = all cores, 1 = in this process.
+    :param max_workers: an upper bound on the processes (the cores of the Dask worker a
+        task runs on); None = no bound.
+    """
+
+    kind = "local"
+
+    def __init__(self, n_jobs: int = -1, *, max_workers: int | None = None):
+        self.n_jobs = int(n_jobs)
+        self.max_workers = max_workers
+
+    @property
+    def n_workers(self) -> int:
+        workers = max(1, effective_n_jobs(self.n_jobs))
+        return workers if self.max_workers is None else max(1, min(workers, self.max_workers))
+
+    def with_jobs(self, n_jobs: int) -> LocalExecutor:
+        """The same bound with another ``n_jobs``."""
+        return LocalExecutor(n_jobs, max_workers=self.max_workers)
+
+    def share(self, value: Any) -> Any:
+        return value
+
+    def map(
+        self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]], *, ordered: bool = True,
+        resources: dict[str, float] | None = None, name: str = "wbench", errors: str = "raise",
+    ) -> Iterator[tuple[int, Any]]:
+        capture = _check_errors(errors)
+        workers = self.n_workers
+        if workers <= 1:
+            for index, args in enumerate(tasks):
+                yield _indexed_task(fn, index, args, capture)
+            return
+        parallel = Parallel(n_jobs=workers, return_as="generator" if ordered else "generator_unordered", max_nbytes=None)
+        yield from parallel(delayed(_indexed_task)(fn, index, args, capture) for index, args in enumerate(tasks))
+
+    def describe(self) -> str:
+        return f"local, {self.n_workers} process{'es' if self.n_workers > 1 else ''}"
+
+    def close(self) -> None:
+        pass
+
+
+def _indexed_task(fn: Callable[..., Any], index: int, args: tuple[Any, ...], capture: bool = False) -> tuple[int, Any]:
+    try:
+        return index, _run_task(fn, index, args)
+    except TaskFailedError as exc:
+        if capture:
+            return index, exc
+        raise
+
+
+def _check_errors(errors: str) -> bool:
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+    return errors == "return"
+
+
+# --------------------------------------------------------------------------- dask
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise DaskMissingError(
+            f"a Dask scheduler was requested but the 'distributed' package is not installed ({exc}); "
+            'install it with: pip install "wbench[dask]"'
+        ) from exc
+    return distributed
+
+
+class DaskExecutor:
+    """A Dask ``distributed`` cluster, through a client.
+
+    :param scheduler: a scheduler address (``tcp://host:8786``) or the path of a scheduler
+        file (written by ``dask scheduler --scheduler-file PATH``); a path that exists is a
+        scheduler file.
+    :param client: an existing ``distributed.Client`` to use instead (not closed by :meth:`close`).
+    :param timeout: seconds to wait for the scheduler.
+    :raises SchedulerUnreachableError: the scheduler does not answer within ``timeout``;
+        the message names the address.
+    :raises DaskMissingError: ``distributed`` is not installed.
+    """
+
+    kind = "dask"
+
+    def __init__(self, scheduler: str | os.PathLike[str] | None = None, *, client: Any = None, timeout: float = CONNECT_TIMEOUT_S):
+        if client is not None:
+            self.client, self._owns_client = client, False
+            self.address = str(client.scheduler.address)
+            return
+        if scheduler is None:
+            raise ValueError("DaskExecutor needs a scheduler address, a scheduler file or a client")
+        distributed = _import_distributed()
+        target = str(scheduler)
+        is_file = Path(target).expanduser().is_file()
+        self.address = f"scheduler file {target}" if is_file else target
+        hint = "is `dask scheduler` running there, and is the address right?"
+        if not is_file:
+            _probe(target, timeout, hint)
+        try:
+            kwargs: dict[str, Any] = {"scheduler_file": str(Path(target).expanduser())} if is_file else {"address": target}
+            self.client = distributed.Client(timeout=timeout, set_as_default=False, **kwargs)
+        except Exception as exc:  # OSError, TimeoutError, or garbage from something that is not a scheduler
+            raise SchedulerUnreachableError(
+                f"cannot reach the Dask scheduler at {self.address} within {timeout:g} s "
+                f"({type(exc).__name__}: {exc}); {hint}"
+            ) from exc
+        self._owns_client = True
+        if is_file:
+            self.address = f"{self.client.scheduler.address} (scheduler file {target})"
+
+    @property
+    def n_workers(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def share(self, value: Any) -> Any:
+        # A task that returns the value, copied to every worker, rather than scattered data:
+        # Dask's active memory manager may drop the extra copies of scattered data, and a
+        # scattered key whose last holder dies is lost for good (the tasks that need it are
+        # cancelled), whereas a task's result is recomputed from its spec if every copy dies.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+            shared = self.client.submit(_shared_value, value, pure=False, key=f"wbench-shared-{uuid.uuid4().hex[:8]}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # replicate warns that the memory manager may undo it later
+            self.client.replicate([shared])
+        return shared
+
+    def map(
+        self, fn: Callable[..., Any], tasks: Iterable[tuple[Any, ...]], *, ordered: bool = True,
+        resources: dict[str, float] | None = None, name: str = "wbench", errors: str = "raise",
+    ) -> Iterator[tuple[int, Any]]:
+        capture = _check_errors(errors)
+        distributed = _import_distributed()
+        for resource in resources or {}:
+            self._give_every_worker(resource)
+        tag = uuid.uuid4().hex[:8]
+        futures = [
+            self.client.submit(
+                _run_task, fn, index, args, key=f"{name}-{tag}-{index}", pure=False, resources=resources,
+                priority=-index,  # earlier tasks first, as the local backends do
+            )
+            for index, args in enumerate(tasks)
+        ]
+        index_of = {f.key: i for i, f in enumerate(futures)}
+        buffered: dict[int, Any] = {}
+        next_index = 0
+        try:
+            for future in distributed.as_completed(futures, loop=self.client.loop):
+                index = index_of[future.key]
+                try:
+                    result = self._result(future, index)
+                except TaskFailedError as exc:
+                    if not capture:
+                        raise
+                    result = exc
+                futures[index] = None  # type: ignore[call-overload]  # let Dask forget it
+                if not ordered:
+                    yield index, result
+                    continue
+                buffered[index] = result
+                while next_index in buffered:
+                    yield next_index, buffered.pop(next_index)
+                    next_index += 1
+        finally:
+            pending = [f for f in futures if f is not None and not f.done()]
+            if pending:
+                self.client.cancel(pending)
+
+    def _give_every_worker(self, resource: str) -> None:
+        """One unit of ``resource`` on every worker that lacks it, now and when workers join."""
+        from wbench._dask import ResourceSlot
+
+        self.client.register_plugin(ResourceSlot(resource), name=f"wbench-slot-{resource}")  # idempotent
+
+    def _result(self, future: Any, index: int) -> Any:
+        if future.status == "error":
+            exc = future.exception()
+            if isinstance(exc, TaskFailedError):
+                raise exc
+            tb = "".join(traceback.format_tb(future.traceback())) if future.traceback() is not None else ""
+            raise TaskFailedError(index, "the Dask cluster", f"{type(exc).__name__}: {exc}", tb) from exc
+        if future.status == "cancelled":
+            raise TaskFailedError(index, "the Dask cluster", "the task was cancelled (scheduler or client shut down?)")
+        return future.result()
+
+    def describe(self) -> str:
+        return f"dask {self.address}, {self.n_workers} worker thread{'s' if self.n_workers > 1 else ''}"
+
+    def close(self) -> None:
+        if self._owns_client:
+            self.client.close()
+
+
+def _probe(address: str, timeout: float, hint: str) -> None:
+    """Fail fast, naming ``address``, when nothing listens at a ``tcp://host:port`` address."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if "://" not in address and (address.endswith(".json") or os.sep in address):
+        raise SchedulerUnreachableError(f"the Dask scheduler file {address} does not exist")
+    text = address if "://" in address else f"tcp://{address}"
+    parts = urlsplit(text)
+    if parts.scheme != "tcp":
+        return  # tls://, ucx://, inproc://: left to Dask
+    try:
+        host, port = parts.hostname, parts.port or DEFAULT_PORT
+    except ValueError as exc:
+        raise SchedulerUnreachableError(f"not a Dask scheduler address: {address!r} ({exc})") from exc
+    if not host:
+        raise SchedulerUnreachableError(
+            f"not a Dask scheduler address: {address!r} (expected tcp://HOST:PORT, or the path of an existing scheduler file)"
+        )
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise SchedulerUnreachableError(
+            f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}); {hint}"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- choosing
+
+_CURRENT: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("wbench_executor", default=None)
+
+
+def scheduler_from_env() -> str | None:
+    """``$WBENCH_SCHEDULER`` when it names a scheduler, else None."""
+    value = os.environ.get(SCHEDULER_ENV, "").strip()
+    return None if value.lower() in LOCAL_NAMES else value
+
+
+def open_executor(scheduler: str | os.PathLike[str] | None = None, n_jobs: int = -1) -> Executor:
+    """A new executor: Dask when ``scheduler`` (else ``$WBENCH_SCHEDULER``) names one, else local.
+
+    Inside a task on a Dask worker, always a :class:`LocalExecutor` bounded by the worker's
+    threads: nested work stays on the cores of the task's worker.
+
+    :param scheduler: a scheduler address, a scheduler file, or ``"local"``; None: the environment.
+    :param n_jobs: local processes (joblib's convention, -1 = all cores); ignored by Dask.
+    The caller closes the executor (or uses it as ``with contextlib.closing(...)``).
+    """
+    threads = worker_threads()
+    if threads is not None:
+        return LocalExecutor(n_jobs, max_workers=threads)
+    target = scheduler_from_env() if scheduler is None else str(scheduler).strip()
+    if target is None or target.lower() in LOCAL_NAMES:
+        return LocalExecutor(n_jobs)
+    return DaskExecutor(target)
+
+
+def current_executor() -> Executor | None:
+    """The executor made current by :func:`use_executor`, or None."""
+    return _CURRENT.get()
+
+
+@contextlib.contextmanager
+def use_executor(executor: Executor) -> Iterator[Executor]:
+    """Make ``executor`` current for the code inside the ``with`` block (does not close it)."""
+    token = _CURRENT.set(executor)
+    try:
+        yield executor
+    finally:
+        _CURRENT.reset(token)
+
+
+@contextlib.contextmanager
+def executor_for(scheduler: str | os.PathLike[str] | None = None, n_jobs: int = -1) -> Iterator[Executor]:
+    """The executor a function should use, closed afterwards if it was opened here.
+
+    ``scheduler`` given: that one (opened and closed here). Else the current executor
+    (:func:`use_executor`; a local one takes ``n_jobs``), else the one named by
+    ``$WBENCH_SCHEDULER``, else a :class:`LocalExecutor` of ``n_jobs`` processes.
+    """
+    current = _CURRENT.get()
+    if scheduler is None and current is not None:
+        yield current.with_jobs(n_jobs) if isinstance(current, LocalExecutor) else current
+        return
+    executor = open_executor(scheduler, n_jobs)
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+def map_ordered(executor: Executor, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]], **kwargs: Any) -> list[Any]:
+    """``[fn(*task) for task in tasks]`` through ``executor``, in task order."""
+    out: list[Any] = [None] * len(tasks)
+    for index, result in executor.map(fn, tasks, ordered=True, **kwargs):
+        out[index] = result
+    return out
