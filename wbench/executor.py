@@ -305,7 +305,7 @@ class DaskExecutor:
         # scattered key whose last holder dies is lost for good (the tasks that need it are
         # cancelled), whereas a task's result is recomputed from its spec if every copy dies.
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*[Ll]arge object.*")
+            warnings.filterwarnings("ignore", message=".*[Ll]arge (object|graph)")
             shared = self.client.submit(_shared_value, value, pure=False, key=f"wbench-shared-{uuid.uuid4().hex[:8]}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # replicate warns that the memory manager may undo it later
