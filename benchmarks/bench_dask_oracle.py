@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -42,18 +41,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_oracle import _autogroup, _git, random_pairs  # noqa: E402  (same provenance style)
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "ot", "joblib", "torch", "wbench", "dask", "distributed"):
-        try:
-            module = __import__(name)
-            out["pot" if name == "ot" else name] = str(getattr(module, "__version__", "?"))
-        except ImportError:
-            out[name] = "not installed"
-    return out
+from bench_oracle import machine_provenance, random_pairs  # noqa: E402  (same provenance style)
 
 
 def load_pairs(mnist_root: str | None, pairs: int, seed: int) -> tuple[Any, np.ndarray, np.ndarray, str]:
@@ -169,15 +157,7 @@ def run(pairs: int, mnist_root: str | None, workers: int, rounds: int, seed: int
         "bitwise_identical": bool(np.array_equal(values["local"], values["dask"])),
         "dask_tasks": _cluster_tasks(table, left, right, workers),
         "provenance": {
-            "cpu_count": os.cpu_count(),
-            "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "loadavg_before": list(load_before),
-            "loadavg_after": list(os.getloadavg()),
-            "sched_autogroup_enabled": _autogroup(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "versions": _versions(),
-            "git": _git(),
+            **machine_provenance(load_before, packages=("dask", "distributed")),
             "note": "wall-clock timings (time.perf_counter) of whole solve_pairs calls on warm workers, the "
             "mean over rounds; both backends use the same number of single-threaded worker processes on the "
             "same machine; the CPU may be shared with other processes: see the load averages",

@@ -69,9 +69,9 @@ def random_pairs(n: int, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return left, right
 
 
-def _versions() -> dict[str, str]:
+def _versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("numpy", "scipy", "ot", "joblib", "torch", "wbench"):
+    for name in ("numpy", "scipy", "ot", "joblib", "torch", "wbench", *extra):
         try:
             module = __import__(name)
             out["pot" if name == "ot" else name] = str(getattr(module, "__version__", "?"))
@@ -90,6 +90,22 @@ def _git() -> dict[str, Any]:
 
 
 _LAST_CPU: list[float] = [0.0]
+
+
+def machine_provenance(load_before: tuple[float, ...], *, packages: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Where a benchmark ran: CPUs, load averages before (given) and now, scheduler setting,
+    platform, package versions (the usual ones plus ``packages``) and git state."""
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "loadavg_before": list(load_before),
+        "loadavg_after": list(os.getloadavg()),
+        "sched_autogroup_enabled": _autogroup(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "versions": _versions(packages),
+        "git": _git(),
+    }
 
 
 def _autogroup() -> str | None:
@@ -201,16 +217,8 @@ def run(pairs: int, full_pairs: int, mnist_root: str | None, jobs: int, seed: in
         "w2_pixels": {"min": float(w2.min()), "median": float(np.median(w2)), "max": float(w2.max())},
         "results": results,
         "provenance": {
-            "cpu_count": os.cpu_count(),
-            "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            **machine_provenance(load_before),
             "jobs": jobs,
-            "loadavg_before": list(load_before),
-            "loadavg_after": list(os.getloadavg()),
-            "sched_autogroup_enabled": _autogroup(),
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "versions": _versions(),
-            "git": _git(),
             "note": "wall-clock timings (time.perf_counter) of one run each, and for in-process variants "
             "also process CPU time (time.process_time); the CPU may be shared with other processes: see the "
             "load averages",
