@@ -579,7 +579,7 @@ def _evaluation_dataset(suite: Suite, cls: type[Surrogate], dataset: PairedDatas
     """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only
     (learned methods and embeddings that set ``evaluate_on_all_pairs``: on every test pair)."""
     limit = suite.evaluation.solver_eval_pairs
-    if cls.trainable or getattr(cls, "evaluate_on_all_pairs", False):
+    if cls.trainable or cls.evaluate_on_all_pairs:
         return dataset
     test = dataset.pairs["test"]
     if limit is not None and len(test) > limit:

@@ -78,12 +78,17 @@ class Surrogate(ABC):
     :cvar width_param: name of the constructor keyword that scales the parameter count
         (searched for matched budgets), or None.
     :cvar default_eval_params: evaluation-time parameters and their defaults.
+    :cvar evaluate_on_all_pairs: a method that is not trainable is evaluated on the suite's
+        seeded subset of test pairs (``solver_eval_pairs``) unless this is True (a solver
+        fast enough for every test pair, e.g. an embedding); trainable methods always see
+        every test pair.
     """
 
     input_kind: ClassVar[InputKind] = "grid"
     trainable: ClassVar[bool] = True
     width_param: ClassVar[str | None] = None
     default_eval_params: ClassVar[Mapping[str, Any]] = {}
+    evaluate_on_all_pairs: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -157,9 +162,6 @@ class Solver(Surrogate):
     """A reference method with nothing to fit (exact LP, Sinkhorn, LOT, sliced W2)."""
 
     trainable: ClassVar[bool] = False
-    evaluate_on_all_pairs: ClassVar[bool] = False
-    """Solvers are evaluated on the suite's seeded subset of test pairs (``solver_eval_pairs``);
-    a solver fast enough for every test pair (an embedding) sets this to True."""
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
         """Nothing to learn: returns an empty report."""
