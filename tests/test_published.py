@@ -65,3 +65,27 @@ def test_readme_front_page_is_generated_from_the_committed_records() -> None:
     front_page = runpy.run_path(str(RESULTS / "front_page.py"))
     readme = (RESULTS.parent / "README.md").read_text()
     assert front_page["front_page_block"]() in readme
+
+
+def test_published_mnist_run_covers_the_paper_protocol() -> None:
+    """``results/mnist`` is one complete run: every method the protocol names, the learned ones
+    on at least 3 seeds at the matched parameter count, and both directions of the transfer."""
+    records = [json.loads(line) for line in (RESULTS / "mnist" / "records.jsonl").read_text().splitlines()]
+    ok = [r for r in records if r["status"] == "ok"]
+    assert len(ok) == len(records)
+    assert len({r["provenance"]["git_commit"] for r in records}) == 1
+    on_mnist = [r for r in ok if r["dataset"] == "mnist"]
+    methods = {r["method"] for r in on_mnist}
+    assert methods >= {"naive", "deepkenn", "odekenn", "dwe-matched", "dwe", "deepsets", "exact-lp", "sinkhorn", "lot", "sliced"}
+    assert len({json.dumps(r["eval_params"], sort_keys=True) for r in on_mnist if r["method"] == "sinkhorn"}) >= 2
+    suite = json.loads((RESULTS / "mnist" / "suite.json").read_text())["suite"]
+    target = suite["budget"]["param_target"]
+    for method in methods:
+        cells = [r for r in on_mnist if r["method"] == method]
+        if cells[0]["trainable"]:
+            assert {r["seed"] for r in cells} >= {0, 1, 2}, method
+            if cells[0]["match_budget"]:
+                assert all(abs(r["n_parameters"] - target) <= 0.01 * target for r in cells), method
+    assert all(r["transfer"].get("shapes.w2.mse") is not None for r in on_mnist if r["trainable"])
+    from_shapes = [r for r in ok if r["dataset"] == "shapes" and r["trainable"]]
+    assert from_shapes and all(r["transfer"].get("mnist.w2.mse") is not None for r in from_shapes)
