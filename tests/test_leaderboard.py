@@ -92,3 +92,23 @@ def test_a_run_where_every_cell_failed_still_renders(tmp_path) -> None:
     store.append(_record("a", 0, 0, 0, status="failed", error="ValueError: bad dataset params"))
     for fmt in ("md", "csv", "html"):
         assert "bad dataset params" in leaderboard_text([tmp_path], fmt=fmt)
+
+
+def test_speed_accuracy_chart_places_every_method_in_both_modes() -> None:
+    """One point per method in each panel at (pairs/s, error); the exact solver's round-off error
+    sits on the floor line; a method without a throughput is left out of that panel only."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from wbench.plots import ERROR_FLOOR, speed_accuracy_figure
+
+    fig = speed_accuracy_figure(
+        ["exact", "fast", "untimed"], [500.0, 2e4, float("nan")], [450.0, 3e7, 1e5], [1e-16, 0.05, 0.2], title="t"
+    )
+    try:
+        independent, pairwise = (np.concatenate([c.get_offsets() for c in ax.collections]) for ax in fig.axes[:2])
+        np.testing.assert_allclose(independent, [[500.0, ERROR_FLOOR], [2e4, 0.05]])
+        np.testing.assert_allclose(pairwise, [[450.0, ERROR_FLOOR], [3e7, 0.05], [1e5, 0.2]])
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["exact", "fast", "untimed"]
+    finally:
+        plt.close(fig)

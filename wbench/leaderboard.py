@@ -272,7 +272,7 @@ def leaderboard_text(
 
 
 def write_speed_accuracy_plots(run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = "test.w2.rel_mae") -> list[Path]:
-    """One speed against accuracy chart per dataset: independent pairs/s against relative MAE.
+    """One speed against accuracy chart per dataset: independent and pairwise pairs/s against relative MAE.
 
     :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.
     """
@@ -280,15 +280,16 @@ def write_speed_accuracy_plots(run_dirs: Iterable[str | Path], out_dir: Path, *,
 
     df = records_frame(load_records(run_dirs))
     summary = summarise(df, primary=primary)
-    speed, error = "throughput.independent_pairs_per_s.mean", "test.w2.rel_mae.mean"
+    independent, pairwise = "throughput.independent_pairs_per_s.mean", "throughput.pairwise_pairs_per_s.mean"
+    error = "test.w2.rel_mae.mean"
     paths = []
-    if speed not in summary.columns or error not in summary.columns:
+    if not {independent, pairwise, error} <= set(summary.columns):
         return paths
     for dataset, block in summary.groupby("dataset", sort=True):
         path = out_dir / f"speed-accuracy-{dataset}.png"
         paths.append(
             plot_speed_accuracy(
-                list(block["method"]), list(block[speed]), list(block[error]), path,
+                list(block["method"]), list(block[independent]), list(block[pairwise]), list(block[error]), path,
                 title=f"{dataset}: speed against accuracy (device: {', '.join(sorted(set(df['device'].dropna())))})",
             )
         )

@@ -58,20 +58,55 @@ def plot_predicted_vs_true(predicted_w2: np.ndarray, true_w2: np.ndarray, path: 
     return _save(plt, fig, path)
 
 
-def plot_speed_accuracy(
-    labels: Sequence[str], pairs_per_s: Sequence[float], rel_error: Sequence[float], path: Path, *, title: str = ""
-) -> Path:
-    """One point per method and setting: throughput (pairs/s, log) against relative error (log)."""
+ERROR_FLOOR = 1e-6
+"""Relative errors below this (the exact LP's round-off) are drawn on a dotted line at it: a log axis has no 0."""
+
+_MARKERS = "osD^vP<>Xph*"
+
+
+def speed_accuracy_figure(
+    labels: Sequence[str], independent: Sequence[float], pairwise: Sequence[float], rel_error: Sequence[float], *, title: str = ""
+) -> Any:
+    """Two panels sharing the error axis: independent and pairwise pairs/s (log) against relative
+    error (log), one marker per method and setting, named in one legend. Points with no finite
+    positive throughput are left out; errors below :data:`ERROR_FLOOR` are drawn at it.
+
+    :returns: the matplotlib figure (the caller saves and closes it).
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for label, x, y in zip(labels, pairs_per_s, rel_error, strict=True):
-        if not (np.isfinite(x) and np.isfinite(y)) or x <= 0:
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.5), sharey=True)
+    colours = plt.get_cmap("tab20")
+    for i, label in enumerate(labels):
+        y = rel_error[i]
+        if not np.isfinite(y):
             continue
-        ax.scatter([x], [max(y, 1e-6)])
-        ax.annotate(label, (x, max(y, 1e-6)), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("independent pairs per second")
-    ax.set_ylabel("relative MAE of W2 on test pairs")
-    ax.set_title(title, fontsize=9)
-    return _save(plt, fig, path)
+        style = {"marker": _MARKERS[i % len(_MARKERS)], "color": colours(i % 20), "s": 36}
+        named = False  # one legend entry per method, from whichever panel draws it first
+        for ax, speeds in zip(axes, (independent, pairwise), strict=True):
+            x = speeds[i]
+            if np.isfinite(x) and x > 0:
+                ax.scatter([x], [max(y, ERROR_FLOOR)], label=None if named else label, **style)
+                named = True
+    for ax, mode in zip(axes, ("independent pairs per second (both sides per pair)", "pairwise pairs per second (n x m block)"), strict=True):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=0.8)
+        ax.set_xlabel(mode)
+    axes[0].set_ylabel("relative MAE of W2 on test pairs")
+    fig.suptitle(f"{title}\nerrors below {ERROR_FLOOR:g} are drawn on the dotted line", fontsize=9)
+    fig.legend(loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
+    return fig
+
+
+def plot_speed_accuracy(
+    labels: Sequence[str], independent: Sequence[float], pairwise: Sequence[float], rel_error: Sequence[float], path: Path,
+    *, title: str = "",
+) -> Path:
+    """Write :func:`speed_accuracy_figure` to ``path`` (PNG, 120 dpi)."""
+    plt = _pyplot()
+    fig = speed_accuracy_figure(labels, independent, pairwise, rel_error, title=title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
