@@ -21,9 +21,10 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(plt: Any, fig: Any, path: Path) -> Path:
-    """Lay out, write ``path`` (creating its folder) at 120 dpi, and free the figure."""
-    fig.tight_layout()
+def _save(plt: Any, fig: Any, path: Path, *, rect: tuple[float, float, float, float] = (0, 0, 1, 1)) -> Path:
+    """Lay out within ``rect`` (figure fractions: left, bottom, right, top), write ``path``
+    (creating its folder) at 120 dpi, and free the figure."""
+    fig.tight_layout(rect=rect)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -62,6 +63,8 @@ ERROR_FLOOR = 1e-6
 """Relative errors below this (the exact LP's round-off) are drawn on a dotted line at it: a log axis has no 0."""
 
 _MARKERS = "osD^vP<>Xph*"
+_LEGEND_MARGIN = (0, 0, 0.84, 1)
+"""The speed against accuracy panels' share of the figure; the legend takes the rest on the right."""
 
 
 def speed_accuracy_figure(
@@ -71,7 +74,8 @@ def speed_accuracy_figure(
     error (log), one marker per method and setting, named in one legend. Points with no finite
     positive throughput are left out; errors below :data:`ERROR_FLOOR` are drawn at it.
 
-    :returns: the matplotlib figure (the caller saves and closes it).
+    :returns: the matplotlib figure, not yet laid out (the caller lays it out within
+        :data:`_LEGEND_MARGIN`, saves and closes it).
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.5), sharey=True)
@@ -95,7 +99,6 @@ def speed_accuracy_figure(
     axes[0].set_ylabel("relative MAE of W2 on test pairs")
     fig.suptitle(f"{title}\nerrors below {ERROR_FLOOR:g} are drawn on the dotted line", fontsize=9)
     fig.legend(loc="center right", fontsize=7, frameon=False)
-    fig.tight_layout(rect=(0, 0, 0.84, 1))
     return fig
 
 
@@ -104,9 +107,5 @@ def plot_speed_accuracy(
     *, title: str = "",
 ) -> Path:
     """Write :func:`speed_accuracy_figure` to ``path`` (PNG, 120 dpi)."""
-    plt = _pyplot()
     fig = speed_accuracy_figure(labels, independent, pairwise, rel_error, title=title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(_pyplot(), fig, path, rect=_LEGEND_MARGIN)
