@@ -23,6 +23,7 @@ from wbench.leaderboard import (
     select_columns,
     summarise,
 )
+from wbench.suite import DEFAULT_PRIMARY_METRIC
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "results" / "mnist"
@@ -32,7 +33,7 @@ COLUMNS = (
     "n_parameters", "test.w2.mse", "test.w2.rel_mae", "test.w2.pearson", "retrieval.recall@", "fit.wall_time_s",
     "speedup.independent", "speedup.pairwise",
 )
-PRIMARY = "test.w2.rel_mae"
+PRIMARY = DEFAULT_PRIMARY_METRIC
 
 
 def front_page_block() -> str:
@@ -43,7 +44,7 @@ def front_page_block() -> str:
     df = records_frame(records)
     mnist = df[df["dataset"] == "mnist"]
     devices = sorted({str(d) for d in mnist["device"].dropna()})
-    commits = sorted({(r.get("provenance") or {}).get("git_commit", "")[:7] for r in records if r.get("dataset") == "mnist"})
+    commits = sorted({(r.provenance or {}).get("git_commit", "")[:7] for r in records if r.dataset == "mnist"})
     learned_seeds = sorted({int(s) for s in mnist.loc[mnist["trainable"].fillna(False).astype(bool), "seed"]})
     columns = select_columns(COLUMNS)
     table = render(summarise(mnist, primary=PRIMARY, columns=columns), "md", primary=PRIMARY, columns=columns)

@@ -135,7 +135,7 @@ PLUGIN = textwrap.dedent(
 
     @hookimpl
     def wbench_register_datasets(registry):
-        registry.add_dataset("tiny", __name__ + ":Tiny", params={"n": 8, "seed": 0})
+        registry.add_dataset("tiny", __name__ + ":Tiny")  # defaults n=8, seed=0: read from __init__
     """
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import pytest
 from conftest import FIXTURES
@@ -106,3 +107,34 @@ def test_manager_is_built_by_a_function_not_at_import() -> None:
     import wbench.plugins as module
 
     assert not any(type(v).__name__ == "PluginManager" for v in vars(module).values())
+
+
+def test_registry_reads_default_parameters_from_the_class() -> None:
+    """Fit-time defaults are the keyword defaults of ``__init__`` (inherited through ``**params``)."""
+    registry = make_plugin_manager().registry
+    exact = registry.get("surrogate", "exact-lp")
+    assert exact.legacy_params is None and exact.params == {"n_jobs": -1, "num_iter_max": 1_000_000}
+    matched = registry.get("surrogate", "dwe-matched").params
+    assert matched["bottleneck"] == 1 and matched["width"] == 77  # the subclass's own defaults win
+    assert matched["embed_dim"] == 50 and matched["kl_weight"] == 10.0  # the rest from DWE
+    assert registry.get("metric", registry.names("metric")[0]).params == {}
+
+
+def test_params_keyword_still_works_with_a_deprecation_warning() -> None:
+    from wbench.registry import Registry
+
+    registry = Registry()
+    registry.current_plugin = "old-style"
+    with pytest.warns(DeprecationWarning, match=r"params= keyword of add_surrogate is deprecated"):
+        entry = registry.add_surrogate("old", "wbench_plugins.references.exact:ExactLP", params={"n_jobs": 2})
+    assert entry.params == {"n_jobs": 2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert registry.add_surrogate("new", "wbench_plugins.references.exact:ExactLP").params["n_jobs"] == -1
+
+
+def test_declared_params_needs_a_class() -> None:
+    from wbench.params import declared_params
+
+    with pytest.raises(TypeError, match="needs a class"):
+        declared_params(object())

@@ -51,8 +51,8 @@ def test_published_digits_cell_reruns_to_its_metrics(tmp_path: Path) -> None:
         (record,) = Runner(load_suite(cell["suite"]), make_plugin_manager(), options).run()
     finally:
         torch.set_num_threads(threads)
-    assert record["key"] == cell["key"] and record["status"] == "ok"
-    before, after = _numbers(cell["metrics"]), _numbers(record["metrics"])
+    assert record.key == cell["key"] and record.status == "ok"
+    before, after = _numbers(cell["metrics"]), _numbers(record.outcome.metrics)
     assert before.keys() == after.keys() and len(before) > 10
     for name, value in before.items():
         assert math.isclose(after[name], value, rel_tol=1e-6, abs_tol=1e-6), (name, value, after[name])

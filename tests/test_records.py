@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import math
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from wbench.records import (
     SCHEMA_VERSION,
+    Outcome,
+    Record,
     RecordFileError,
     RecordStore,
     cell_key,
@@ -26,7 +29,7 @@ def test_append_and_load_round_trip(tmp_path) -> None:
     store = RecordStore(tmp_path)
     store.append(_record("a", 1.5))
     store.append(_record("b", 2.5))
-    assert [r["metrics"]["m"] for r in store.load()] == [1.5, 2.5]
+    assert [r.outcome.metrics["m"] for r in store.load()] == [1.5, 2.5]
     assert store.finished_keys() == {"a", "b"}
 
 
@@ -35,7 +38,7 @@ def test_same_key_replaces_instead_of_duplicating(tmp_path) -> None:
     store.append(_record("a", 1.0, status="failed"))
     store.append(_record("a", 2.0))
     records = store.load()
-    assert len(records) == 1 and records[0]["metrics"]["m"] == 2.0 and records[0]["status"] == "ok"
+    assert len(records) == 1 and records[0].outcome.metrics["m"] == 2.0 and records[0].status == "ok"
 
 
 def test_failed_cells_are_not_finished(tmp_path) -> None:
@@ -46,7 +49,7 @@ def test_failed_cells_are_not_finished(tmp_path) -> None:
 
 def test_non_finite_numbers_are_never_stored(tmp_path) -> None:
     store = RecordStore(tmp_path)
-    store.append({"schema_version": SCHEMA_VERSION, "key": "x", "metrics": {"nan": math.nan, "inf": math.inf, "ok": 1.0}})
+    store.append({"schema_version": SCHEMA_VERSION, "key": "x", "status": "ok", "metrics": {"nan": math.nan, "inf": math.inf, "ok": 1.0}})
     text = store.path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text)["metrics"] == {"nan": None, "inf": None, "ok": 1.0}
@@ -76,7 +79,7 @@ def _append_many(args: tuple[str, int]) -> None:
 def test_concurrent_writers_lose_nothing(tmp_path) -> None:
     with ProcessPoolExecutor(max_workers=2) as pool:
         list(pool.map(_append_many, [(str(tmp_path), w) for w in range(3)]))
-    keys = [r["key"] for r in RecordStore(tmp_path).load()]
+    keys = [r.key for r in RecordStore(tmp_path).load()]
     assert sorted(keys) == sorted(f"w{w}-{k}" for w in range(3) for k in range(15))
 
 
@@ -91,3 +94,47 @@ def test_provenance_names_versions_and_device() -> None:
     assert info["versions"]["torch"] and info["versions"]["pot"] and info["versions"]["wbench"]
     assert info["device"] == "cpu" and info["device_name"] and info["torch_threads"] >= 1
     assert "git_commit" in info and "git_dirty" in info
+
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def test_published_records_read_as_typed_records_and_write_back_the_same_json() -> None:
+    """Every published line (schema 1) reads into a :class:`Record` whose JSON is the line's."""
+    lines = [line for path in sorted(RESULTS.glob("*/records.jsonl")) for line in path.read_text().splitlines()]
+    assert len(lines) >= 80
+    for line in lines:
+        data = json.loads(line)
+        record = Record.from_dict(data)
+        assert json.dumps(record.as_dict(), sort_keys=True, allow_nan=False) == json.dumps(data, sort_keys=True)
+        assert record.outcome is not None and record.outcome.speedup_reference is None  # not stored before
+        assert record.key == cell_key(**record.identity())
+
+
+def test_store_rewrites_published_records_byte_for_byte(tmp_path) -> None:
+    """Appending the published records one by one gives the published file back."""
+    published = (RESULTS / "digits" / "records.jsonl").read_text()
+    store = RecordStore(tmp_path)
+    for line in published.splitlines():
+        store.append(Record.from_dict(json.loads(line)))
+    assert store.path.read_text() == published
+
+
+def test_record_fields_and_bad_records() -> None:
+    record = Record(key="k", status="failed", error="boom", seed=3)
+    assert record.as_dict()["error"] == "boom" and "metrics" not in record.as_dict()  # no outcome, no outcome keys
+    ok = Record(key="k", status="ok", outcome=Outcome(metrics={"m": 1.0}, artifacts=("a.png",), speedup_reference="lp"))
+    data = ok.as_dict()
+    assert data["artifacts"] == ["a.png"] and data["speedup_reference"] == "lp" and data["metrics"] == {"m": 1.0}
+    assert Record.from_dict(data) == ok and Record.from_dict({**data, "future": 1}).extra == {"future": 1}
+    with pytest.raises(RecordFileError, match="status 'done' is not one of ok, failed, unavailable"):
+        Record(key="k", status="done")
+    with pytest.raises(RecordFileError, match="no 'status'"):
+        Record.from_dict({"key": "k"})
+
+
+def test_a_line_that_is_not_a_record_is_named(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.path.write_text('{"schema_version": 1, "key": "a", "status": "finished"}\n')
+    with pytest.raises(RecordFileError, match=r"records.jsonl:1: record a: status 'finished'"):
+        store.load()

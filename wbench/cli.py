@@ -10,8 +10,9 @@ from typing import Any
 
 from wbench.errors import WbenchError
 from wbench.plugins import Plugins, make_plugin_manager
+from wbench.suite import DEFAULT_PRIMARY_METRIC
 
-PRIMARY_DEFAULT = "test.w2.rel_mae"
+PRIMARY_DEFAULT = DEFAULT_PRIMARY_METRIC  # kept for callers of the old name
 
 
 def _plugin_option(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from wbench.errors import WbenchError
-from wbench.records import RecordStore
+from wbench.records import Outcome, Record, RecordStore
+from wbench.suite import DEFAULT_PRIMARY_METRIC
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,9 @@ COLUMNS: tuple[Column, ...] = (
 """The columns shown by default, in order (absent ones are skipped)."""
 
 
-def load_records(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
+def load_records(run_dirs: Iterable[str | Path]) -> list[Record]:
     """All records of the given run directories (or ``records.jsonl`` files), in order."""
-    records: list[dict[str, Any]] = []
+    records: list[Record] = []
     for run_dir in run_dirs:
         path = Path(run_dir)
         store = RecordStore(path.parent if path.name.endswith(".jsonl") else path)
@@ -60,26 +61,32 @@ def load_records(run_dirs: Iterable[str | Path]) -> list[dict[str, Any]]:
     return records
 
 
-def records_frame(records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per record: identity columns plus every metric, throughput and transfer figure."""
+def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per record: identity columns plus every metric, throughput and transfer figure.
+
+    :param records: :class:`~wbench.records.Record` objects (JSON objects are read with
+        :meth:`~wbench.records.Record.from_dict`).
+    """
     rows = []
-    for r in records:
+    for item in records:
+        r = item if isinstance(item, Record) else Record.from_dict(item)
+        out = r.outcome or Outcome()
         row: dict[str, Any] = {
-            "dataset": r.get("dataset_label") or r.get("dataset"),
-            "method": r.get("label") or r.get("method"),
-            "method_name": r.get("method"),
-            "seed": r.get("seed"),
-            "status": r.get("status"),
-            "error": (r.get("error") or "").splitlines()[0] if r.get("error") else "",
-            "n_parameters": r.get("n_parameters"),
-            "trainable": r.get("trainable"),
-            "device": (r.get("provenance") or {}).get("device_name"),
-            "unit": r.get("unit") or "",
+            "dataset": r.dataset_label or r.dataset,
+            "method": r.label or r.method,
+            "method_name": r.method,
+            "seed": r.seed,
+            "status": r.status,
+            "error": r.error.splitlines()[0] if r.error else "",
+            "n_parameters": out.n_parameters,
+            "trainable": out.trainable,
+            "device": (r.provenance or {}).get("device_name"),
+            "unit": out.unit or "",
         }
-        row.update(r.get("metrics") or {})
-        row.update(r.get("throughput") or {})
-        row.update({f"transfer.{k}": v for k, v in (r.get("transfer") or {}).items()})
-        fit = r.get("fit") or {}
+        row.update(out.metrics or {})
+        row.update(out.throughput or {})
+        row.update({f"transfer.{k}": v for k, v in (out.transfer or {}).items()})
+        fit = out.fit or {}
         row["fit.steps"] = fit.get("steps")
         row["fit.wall_time_s"] = fit.get("wall_time_s")
         rows.append(row)
@@ -253,7 +260,7 @@ def leaderboard_text(
     run_dirs: Iterable[str | Path],
     *,
     fmt: str = "md",
-    primary: str = "test.w2.rel_mae",
+    primary: str = DEFAULT_PRIMARY_METRIC,
     columns: Sequence[Column] = COLUMNS,
     extras: bool = True,
 ) -> str:
@@ -271,7 +278,7 @@ def leaderboard_text(
     return text
 
 
-def write_speed_accuracy_plots(run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = "test.w2.rel_mae") -> list[Path]:
+def write_speed_accuracy_plots(run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC) -> list[Path]:
     """One speed against accuracy chart per dataset: independent and pairwise pairs/s against relative MAE.
 
     :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.

@@ -18,17 +18,24 @@ import os
 import platform
 import subprocess
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from wbench.errors import WbenchError
 
 SCHEMA_VERSION = 1
 RECORDS_FILENAME = "records.jsonl"
 STATUSES = ("ok", "failed", "unavailable")
+Status = Literal["ok", "failed", "unavailable"]
+IDENTITY_FIELDS = (
+    "dataset", "dataset_params", "dataset_label", "method", "method_params", "eval_params", "match_budget",
+    "seed", "budget",
+)
+"""The fields of a record that identify its cell; :func:`cell_key` hashes them."""
 
 
 def canonical_json(value: Any) -> str:
@@ -133,6 +140,135 @@ def utc_now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What an evaluated cell produced (present on ``ok`` records, absent on failed ones).
+
+    :param n_parameters: trainable parameters of the fitted model (count).
+    :param trainable: whether the method learns (False: a solver or embedding).
+    :param fit: the fit report (:meth:`wbench.surrogate.FitReport.as_dict`).
+    :param describe: the model's own description.
+    :param metrics: metric name -> value (None where not finite).
+    :param metric_errors: metric plugin name -> the error it raised.
+    :param throughput: throughput figures (pairs per second), the speed-up reference's
+        (``exact.*``) and the speed-ups.
+    :param transfer: ``<target label>.<metric>`` -> value on each transfer dataset.
+    :param unit: the dataset's distance unit.
+    :param artifacts: files written, relative to the run directory.
+    :param speedup_reference: the surrogate whose throughput is the denominator of the
+        speed-ups (None: not timed; records written before wbench stored it have None).
+    """
+
+    n_parameters: int | None = None
+    trainable: bool | None = None
+    fit: Mapping[str, Any] = field(default_factory=dict)
+    describe: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float | None] = field(default_factory=dict)
+    metric_errors: Mapping[str, str] = field(default_factory=dict)
+    throughput: Mapping[str, float | None] = field(default_factory=dict)
+    transfer: Mapping[str, Any] = field(default_factory=dict)
+    unit: str = ""
+    artifacts: tuple[str, ...] = ()
+    speedup_reference: str | None = None
+
+
+_OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+
+
+@dataclass(frozen=True)
+class Record:
+    """One line of ``records.jsonl``: one cell (dataset, method configuration, seed) and
+    evaluation setting. On disk the fields are flat JSON keys (those of :attr:`outcome`
+    included); :meth:`as_dict` and :meth:`from_dict` convert.
+
+    :param key: :func:`cell_key` of the identity fields (what ``--resume`` matches).
+    :param status: ``ok``, ``failed`` or ``unavailable``.
+    :param dataset, dataset_params, dataset_label, method, method_params, eval_params,
+        match_budget, seed, budget: the cell's identity (:data:`IDENTITY_FIELDS`).
+    :param label: the method row's display name.
+    :param error: the error of a failed or unavailable cell (None when ``ok``).
+    :param started_at, finished_at: UTC ISO 8601 times.
+    :param provenance: git commit, versions, device, threads (:func:`provenance`).
+    :param outcome: what the evaluation produced (None: the cell failed before it).
+    :param extra: keys of the file that this wbench does not know, kept as read.
+    """
+
+    key: str
+    status: Status
+    schema_version: int = SCHEMA_VERSION
+    suite: str | None = None
+    dataset: str | None = None
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
+    dataset_label: str | None = None
+    method: str | None = None
+    method_params: Mapping[str, Any] = field(default_factory=dict)
+    eval_params: Mapping[str, Any] = field(default_factory=dict)
+    match_budget: bool | None = None
+    seed: int | None = None
+    budget: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    outcome: Outcome | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, str) or not self.key:
+            raise RecordFileError(f"a record needs a non-empty string key, got {self.key!r}")
+        if self.status not in STATUSES:
+            raise RecordFileError(f"record {self.key}: status {self.status!r} is not one of {', '.join(STATUSES)}")
+
+    @property
+    def ok(self) -> bool:
+        """Whether the cell finished (``--resume`` skips it)."""
+        return self.status == "ok"
+
+    def identity(self) -> dict[str, Any]:
+        """The identity fields, as :func:`cell_key` hashes them."""
+        return {name: getattr(self, name) for name in IDENTITY_FIELDS}
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON object written to ``records.jsonl`` (flat; outcome keys only when present)."""
+        out: dict[str, Any] = dict(self.extra)
+        for f in fields(self):
+            if f.name not in ("outcome", "extra"):
+                out[f.name] = _plain(getattr(self, f.name))
+        if self.outcome is not None:
+            for name in _OUTCOME_FIELDS:
+                value = getattr(self.outcome, name)
+                if name != "speedup_reference" or value is not None:
+                    out[name] = _plain(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Record:
+        """A record from its JSON object (any schema up to :data:`SCHEMA_VERSION`).
+
+        Raises :class:`RecordFileError` naming a missing key or a bad status.
+        """
+        if "key" not in data or "status" not in data:
+            missing = "key" if "key" not in data else "status"
+            raise RecordFileError(f"not a wbench record: no {missing!r}")
+        own = {f.name for f in fields(cls)} - {"outcome", "extra"}
+        values = {k: v for k, v in data.items() if k in own}
+        result = {k: v for k, v in data.items() if k in _OUTCOME_FIELDS}
+        if "artifacts" in result:
+            result["artifacts"] = tuple(result["artifacts"] or ())
+        extra = {k: v for k, v in data.items() if k not in own and k not in _OUTCOME_FIELDS}
+        return cls(**values, outcome=Outcome(**result) if result else None, extra=extra)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists and mappings as dicts, as JSON reads them back."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 class RecordFileError(WbenchError):
     """A records file has a line that is not a valid record."""
 
@@ -148,8 +284,12 @@ class RecordStore:
     def exists(self) -> bool:
         return self.path.exists() and self.path.stat().st_size > 0
 
-    def load(self) -> list[dict[str, Any]]:
+    def load(self) -> list[Record]:
         """All records in file order; raises :class:`RecordFileError` naming a bad line."""
+        return [Record.from_dict(data) for data in self._load_objects()]
+
+    def _load_objects(self) -> list[dict[str, Any]]:
+        """The JSON objects of the file, each checked to be a readable record."""
         if not self.path.exists():
             return []
         records = []
@@ -166,6 +306,10 @@ class RecordStore:
                 raise RecordFileError(
                     f"{self.path}:{number}: schema version {record['schema_version']} is newer than this wbench ({SCHEMA_VERSION})"
                 )
+            try:
+                Record.from_dict(record)
+            except (RecordFileError, TypeError) as exc:
+                raise RecordFileError(f"{self.path}:{number}: {exc}") from exc
             records.append(record)
         return records
 
@@ -179,15 +323,19 @@ class RecordStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+    def append(self, record: Record | Mapping[str, Any]) -> Record:
         """Add one record atomically; a record with the same ``key`` replaces the old one.
 
+        :param record: a :class:`Record` (a mapping is read with :meth:`Record.from_dict`).
         :returns: the record as stored (non-finite floats replaced by None).
         """
-        stored = clean_floats(dict(record))
-        line = json.dumps(stored, sort_keys=True, allow_nan=False)
+        if not isinstance(record, Record):
+            record = Record.from_dict(record)
+        data = clean_floats(record.as_dict())
+        stored = Record.from_dict(data)
+        line = json.dumps(data, sort_keys=True, allow_nan=False)
         with self._locked():
-            kept = [r for r in self.load() if r.get("key") != stored.get("key")]
+            kept = [r for r in self._load_objects() if r.get("key") != stored.key]
             lines = [json.dumps(r, sort_keys=True, allow_nan=False) for r in kept] + [line]
             tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
             with open(tmp, "w") as handle:
@@ -199,4 +347,4 @@ class RecordStore:
 
     def finished_keys(self) -> set[str]:
         """Keys of cells that need no re-run: status ``ok`` (failed cells are retried on resume)."""
-        return {r["key"] for r in self.load() if r.get("status") == "ok"}
+        return {r.key for r in self.load() if r.ok}

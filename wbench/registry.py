@@ -7,6 +7,7 @@ broken plugin is listed as unavailable with its reason and breaks nothing else.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,7 +28,8 @@ class Entry:
     :param plugin: name of the plugin (entry point or file) that registered it.
     :param distribution: ``"name version"`` of the installed distribution, or ``"local file"``.
     :param description: one line for ``wbench list``.
-    :param params: default fit-time parameters.
+    :param legacy_params: defaults given with the deprecated ``params=`` keyword of
+        ``add_surrogate`` / ``add_dataset`` (None: read from the class, see :attr:`params`).
     :param test_params: small parameters for the conformance tests and quick runs.
     """
 
@@ -37,7 +39,7 @@ class Entry:
     plugin: str = ""
     distribution: str = ""
     description: str = ""
-    params: Mapping[str, Any] = field(default_factory=dict)
+    legacy_params: Mapping[str, Any] | None = None
     test_params: Mapping[str, Any] = field(default_factory=dict)
     _loaded: Any = field(default=None, repr=False)
     _error: str | None = field(default=None, repr=False)
@@ -58,6 +60,20 @@ class Entry:
             raise PluginError(f"{self.kind} {self.name!r} is unavailable: {self._error}") from exc
         self._loaded = obj
         return obj
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The default parameters, as the class declares them (:func:`wbench.params.declared_params`).
+
+        Imports the class (raises :class:`PluginError` when it is unavailable); metrics have none.
+        """
+        if self.legacy_params is not None:
+            return dict(self.legacy_params)
+        if self.kind == "metric":
+            return {}
+        from wbench.params import declared_params
+
+        return declared_params(self.load())
 
     def status(self) -> tuple[bool, str]:
         """Return ``(available, reason)``, importing the target if not yet done."""
@@ -81,6 +97,14 @@ class Registry:
             raise PluginError(f"plugin {self.current_plugin!r} registered a {kind} with no name")
         if ":" not in target:
             raise PluginError(f"{kind} {name!r}: target {target!r} must look like 'module:attribute'")
+        if info.get("legacy_params") is not None:
+            warnings.warn(
+                f"{kind} {name!r} (plugin {self.current_plugin!r}): the params= keyword of add_{kind} is "
+                f"deprecated; declare the defaults on the class (keyword defaults of __init__, or a "
+                f"dataset's `defaults`), where the registry reads them",
+                DeprecationWarning,
+                stacklevel=3,
+            )
         existing = self._entries[kind].get(name)
         if existing is not None:
             raise PluginError(
@@ -107,10 +131,14 @@ class Registry:
         params: Mapping[str, Any] | None = None,
         test_params: Mapping[str, Any] | None = None,
     ) -> Entry:
-        """Register a surrogate or reference solver class (a :class:`wbench.surrogate.Surrogate`)."""
+        """Register a surrogate or reference solver class (a :class:`wbench.surrogate.Surrogate`).
+
+        Its default parameters are read from the class (:attr:`Entry.params`); ``params`` is
+        deprecated (a :class:`DeprecationWarning`; given, it overrides what the class declares).
+        """
         return self._add(
             "surrogate", name, target, description=description,
-            params=dict(params or {}), test_params=dict(test_params or {}),
+            legacy_params=None if params is None else dict(params), test_params=dict(test_params or {}),
         )
 
     def add_dataset(
@@ -122,10 +150,14 @@ class Registry:
         params: Mapping[str, Any] | None = None,
         test_params: Mapping[str, Any] | None = None,
     ) -> Entry:
-        """Register a dataset class (a :class:`wbench.data.DatasetPlugin`)."""
+        """Register a dataset class (a :class:`wbench.data.DatasetPlugin`).
+
+        Its default parameters are read from the class's ``defaults`` (:attr:`Entry.params`);
+        ``params`` is deprecated, as for :meth:`add_surrogate`.
+        """
         return self._add(
             "dataset", name, target, description=description,
-            params=dict(params or {}), test_params=dict(test_params or {}),
+            legacy_params=None if params is None else dict(params), test_params=dict(test_params or {}),
         )
 
     def add_metric(self, name: str, target: str, *, description: str = "") -> Entry:

@@ -38,6 +38,8 @@ from wbench.budget import Budget
 from wbench.errors import SuiteError
 
 DEFAULT_SUITE = "quick"
+DEFAULT_PRIMARY_METRIC = "test.w2.rel_mae"
+"""The metric that ranks leaderboards when a suite or command names none (lower is better)."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class EvaluationSpec:
     solver_eval_pairs: int | None = 500
     save_models: bool = True
     plots: bool = True
+    speedup_reference: str = "exact-lp"
+    """The registered surrogate whose throughput divides every speed-up (timed in each cell)."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,7 @@ class Suite:
     budget: Budget
     seeds: tuple[int, ...] = (0, 1, 2)
     device: str = "cpu"
-    primary_metric: str = "test.w2.rel_mae"
+    primary_metric: str = DEFAULT_PRIMARY_METRIC
     description: str = ""
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     source: str = ""
@@ -251,7 +255,7 @@ def parse_suite(text: str, *, source: str = "<suite>") -> Suite:
         description=_expect(head.get("description", ""), str, f"{source}: [suite].description"),
         seeds=tuple(_expect(s, int, f"{source}: [suite].seeds") for s in seeds),
         device=_expect(head.get("device", "cpu"), str, f"{source}: [suite].device"),
-        primary_metric=_expect(head.get("primary_metric", "test.w2.rel_mae"), str, f"{source}: [suite].primary_metric"),
+        primary_metric=_expect(head.get("primary_metric", DEFAULT_PRIMARY_METRIC), str, f"{source}: [suite].primary_metric"),
         budget=_budget(_expect(doc.get("budget", {}), dict, f"{source}: [budget]"), source),
         evaluation=_evaluation(_expect(doc.get("evaluation", {}), dict, f"{source}: [evaluation]"), source),
         datasets=tuple(

@@ -21,6 +21,5 @@ def wbench_register_surrogates(registry: Registry) -> None:
         "deepsets",
         "wbench_plugins.deepsets.models:DeepSets",
         description="DeepSets encoder of weighted point clouds (paper 002), sum pooling, MSE on W2",
-        params={},
         test_params={"width": 32},
     )

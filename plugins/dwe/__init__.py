@@ -32,14 +32,12 @@ def wbench_register_surrogates(registry: Registry) -> None:
         "dwe",
         "wbench_plugins.dwe.models:DWE",
         description="DWE (Courty et al. 2018): siamese CNN on W2^2 + KL decoder, paper size (no width option)",
-        params={},
         test_params={"width": 24},
     )
     registry.add_surrogate(
         "dwe-matched",
         "wbench_plugins.dwe.models:DWEMatched",
         description="DWE resized for matched budgets (width searched, 1-channel bottleneck; count includes decoder)",
-        params={},
         test_params={"width": 24},
     )
 

@@ -32,27 +32,23 @@ def wbench_register_surrogates(registry: Registry) -> None:
         "exact-lp",
         f"{_PACKAGE}.exact:ExactLP",
         description="exact W2: POT network simplex on the supports, parallel over pairs (the oracle)",
-        params={"n_jobs": -1},
         test_params={"n_jobs": 1},
     )
     registry.add_surrogate(
         "sinkhorn",
         f"{_PACKAGE}.sinkhorn:Sinkhorn",
         description="entropic OT, POT (epsilon scaling, convergence checked) or GeomLoss (batched, CPU/GPU)",
-        params={"backend": "pot", "n_jobs": -1},
         test_params={"backend": "pot", "n_jobs": 1},
     )
     registry.add_surrogate(
         "lot",
         f"{_PACKAGE}.lot:LOT",
         description="linear optimal transport embedding (barycentric projections of exact plans from the mean measure)",
-        params={"reference": "mean", "reference_size": 200, "n_jobs": -1},
         test_params={"reference": "grid", "reference_size": 64, "n_jobs": 1},
     )
     registry.add_surrogate(
         "sliced",
         f"{_PACKAGE}.sliced:SlicedW2",
         description="sliced W2 as an embedding of cell-averaged projected quantiles, scale fitted by least squares",
-        params={"n_projections": 64, "n_levels": 64, "seed": 0},
         test_params={"n_projections": 8, "n_levels": 16, "seed": 0},
     )

@@ -13,6 +13,5 @@ def wbench_register_surrogates(registry):
         "moments-mlp",
         "wbench_example.model:MomentsSurrogate",
         description="MLP on the mean and covariance of each measure (example plugin)",
-        params={"hidden": 32},
         test_params={"hidden": 8},
     )

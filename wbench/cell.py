@@ -1,0 +1,361 @@
+"""The work of one cell: fit a method once for a seed, evaluate it, time it, measure its
+transfer, write its artifacts, and make the records it produces.
+
+A cell is a pure function of its inputs (:func:`compute_cell`), so it runs unchanged in the
+client or as a task on a Dask cluster (:mod:`wbench.cluster_task`); only the client writes
+(:mod:`wbench.runner`).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wbench.budget import Budget
+from wbench.data import PairedDataset
+from wbench.errors import WbenchError
+from wbench.exact_blocks import ExactBlocks
+from wbench.executor import where, worker_threads
+from wbench.records import (
+    SCHEMA_VERSION,
+    Outcome,
+    Record,
+    Status,
+    canonical_json,
+    cell_key,
+    provenance,
+    utc_now,
+)
+from wbench.suite import DatasetSpec, Suite, SurrogateSpec
+from wbench.surrogate import Surrogate, TorchSurrogate
+from wbench.training import predict_pairs, seed_everything
+
+SUBSET_SEED = 12345  # the solver evaluation subset is the same for every method and seed
+
+
+def method_label(spec: SurrogateSpec, eval_params: Mapping[str, Any]) -> str:
+    """Display name of a method row: its label or name, then its non-default settings."""
+    base = spec.label or spec.name
+    if spec.params and not spec.label:
+        base += "(" + ",".join(f"{k}={v}" for k, v in sorted(spec.params.items())) + ")"
+    if eval_params:
+        base += "[" + ",".join(f"{k}={v}" for k, v in sorted(eval_params.items())) + "]"
+    return base
+
+
+def dataset_label(spec: DatasetSpec) -> str:
+    """Display name of a dataset configuration."""
+    return spec.label or spec.name
+
+
+@dataclass(frozen=True)
+class CellTask:
+    """One cell as the input of a pure function: it runs the same here or on a Dask worker.
+
+    :param suite: the resolved suite (budget, evaluation settings, device).
+    :param dataset: the cell's dataset spec; ``datasets`` given to :func:`compute_cell` holds
+        it and its transfer targets, ground truth attached.
+    :param surrogate: the method spec.
+    :param seed: the cell's seed.
+    :param todo: ``(eval_params, identity)`` of each record still to compute.
+    :param surrogate_cls: the loaded surrogate class.
+    :param metrics: metric name -> loaded metric function.
+    :param reference_cls: the suite's speed-up reference (``[evaluation] speedup_reference``,
+        the denominator of the speed-ups), or None when unavailable.
+    :param cache_dir: the ground-truth cache (exact blocks of the metrics).
+    :param n_jobs: local processes for those blocks (bounded by the worker's threads on a worker).
+    """
+
+    suite: Suite
+    dataset: DatasetSpec
+    surrogate: SurrogateSpec
+    seed: int
+    todo: tuple[tuple[Mapping[str, Any], dict[str, Any]], ...]
+    surrogate_cls: type[Surrogate]
+    metrics: Mapping[str, Callable[..., Mapping[str, float]]]
+    reference_cls: type[Surrogate] | None
+    cache_dir: str | None = None
+    n_jobs: int = -1
+
+    def describe(self) -> str:
+        """``dataset / method / seed N``, as messages name the cell."""
+        return f"{dataset_label(self.dataset)} / {self.surrogate.label or self.surrogate.name} / seed {self.seed}"
+
+
+@dataclass
+class CellResult:
+    """What a cell hands back to the client, which alone writes.
+
+    :param records: complete records, in evaluation-setting order, not yet stored.
+    :param files: artifacts (path relative to the run directory -> bytes) made away from it.
+    :param blocks: exact W2^2 blocks solved on a worker: cache key -> ``(values, meta)``.
+    """
+
+    records: list[Record]
+    files: dict[str, bytes] = field(default_factory=dict)
+    blocks: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
+
+
+def dataset_memo(name: str, params: Mapping[str, Any]) -> str:
+    """The key of a dataset configuration (built once per run)."""
+    return canonical_json([name, dict(params)])
+
+
+def make_record(
+    suite: Suite, spec: SurrogateSpec, ident: Mapping[str, Any], status: Status, started: str, *,
+    error: str | None = None, outcome: Outcome | None = None,
+) -> Record:
+    """A complete record of one cell and evaluation setting (provenance of this process).
+
+    :param ident: the identity fields (:data:`wbench.records.IDENTITY_FIELDS`).
+    :param started: when the cell started (UTC ISO 8601); it finishes now.
+    """
+    return Record(
+        schema_version=SCHEMA_VERSION,
+        key=cell_key(**ident),
+        suite=suite.name,
+        **ident,
+        label=method_label(spec, ident["eval_params"]),
+        status=status,
+        error=error,
+        started_at=started,
+        finished_at=utc_now(),
+        provenance=_provenance(suite.device),
+        outcome=outcome,
+    )
+
+
+def _provenance(device: str) -> dict[str, Any]:
+    info = provenance(device)
+    threads = worker_threads()
+    if threads is not None:  # the figures were measured on this worker: say which
+        info["dask_worker"] = {"where": where(), "threads": threads}
+    return info
+
+
+def compute_cell(
+    task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks
+) -> CellResult:
+    """Fit one method once for a seed and evaluate it: one record per evaluation setting.
+
+    A pure function of its inputs (where it runs changes only the provenance and the
+    timings). Failures of the fit or of an evaluation become ``failed`` records.
+
+    :param datasets: :func:`dataset_memo` -> dataset with ground truth, for the cell's
+        dataset and its transfer targets.
+    :param artifact_dir: where plots and models are written (paths in the records are relative to it).
+    :param blocks: the exact blocks the metrics ask for.
+    """
+    suite, s, d, seed = task.suite, task.surrogate, task.dataset, task.seed
+    budget = replace(suite.budget, seed=seed, device=suite.device)
+    started = utc_now()
+    records: list[Record] = []
+    cls = task.surrogate_cls
+    dataset = datasets[dataset_memo(d.name, d.params)]
+    try:
+        surrogate, fit_report = _build_and_fit(cls, s, dataset, budget)
+    except Exception as exc:
+        error = describe_error(exc)
+        records = [make_record(suite, s, ident, "failed", started, error=error) for _, ident in task.todo]
+        return CellResult(records, blocks=blocks.computed)
+    for eval_params, ident in task.todo:
+        try:
+            outcome = _evaluate(task, surrogate, dataset, datasets, eval_params, fit_report, ident, artifact_dir, blocks)
+            records.append(make_record(suite, s, ident, "ok", started, outcome=outcome))
+        except Exception as exc:
+            records.append(make_record(suite, s, ident, "failed", started, error=describe_error(exc)))
+    return CellResult(records, blocks=blocks.computed)
+
+
+def _build_and_fit(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> tuple[Surrogate, Any]:
+    """Build the method (at the budget's parameter target when it learns) and fit it under the budget."""
+    from wbench.matching import build_at_parameter_target
+
+    check_compatible(cls, s.name, dataset)
+    params = cls.params_for(s.params, dataset.measures)
+    seed_everything(budget.seed)
+    if cls.trainable and budget.param_target is not None and s.match_budget:
+        surrogate = build_at_parameter_target(cls, params, budget.param_target, tolerance=budget.param_tolerance)
+    else:
+        surrogate = cls(**params)
+    if isinstance(surrogate, TorchSurrogate):
+        surrogate.to(budget.device)
+    fit_report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
+    return surrogate, fit_report
+
+
+def _evaluation_dataset(suite: Suite, cls: type[Surrogate], dataset: PairedDataset) -> PairedDataset:
+    """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only
+    (learned methods and embeddings that set ``evaluate_on_all_pairs``: on every test pair)."""
+    limit = suite.evaluation.solver_eval_pairs
+    if cls.trainable or cls.evaluate_on_all_pairs:
+        return dataset
+    test = dataset.pairs["test"]
+    if limit is not None and len(test) > limit:
+        chosen = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(test))[:limit])
+        test = test.subset(chosen)
+    return dataset.with_pairs({"test": test})
+
+
+def _evaluate(
+    task: CellTask,
+    surrogate: Surrogate,
+    dataset: PairedDataset,
+    datasets: Mapping[str, PairedDataset],
+    eval_params: Mapping[str, Any],
+    fit_report: Any,
+    ident: Mapping[str, Any],
+    artifact_dir: Path,
+    blocks: ExactBlocks,
+) -> Outcome:
+    """The outcome of one evaluation setting of a fitted model: metrics, throughput, transfer, artifacts."""
+    from wbench.evaluation import EvaluationContext, run_metrics
+
+    suite, cls = task.suite, task.surrogate_cls
+    surrogate.configure(**{**cls.default_eval_params, **eval_params})  # settings never carry over
+    evaluated = _evaluation_dataset(suite, cls, dataset)
+    predictions = {
+        split: predict_pairs(surrogate, evaluated.split(split)) for split in evaluated.pairs
+    }
+    ctx = EvaluationContext(
+        surrogate=surrogate,
+        dataset=evaluated,
+        predictions=predictions,
+        exact_block=blocks.function(dataset),
+        seed=task.seed,
+        options=dict(suite.evaluation.options),
+    )
+    metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
+    fit = fit_report.as_dict()
+    throughput = _throughput(task, surrogate, dataset) if suite.evaluation.throughput else {}
+    timed_reference = any(k.startswith("exact.") for k in throughput)
+    return Outcome(
+        n_parameters=surrogate.n_parameters,
+        trainable=cls.trainable,
+        fit=fit,
+        describe=surrogate.describe(),
+        metrics=metrics,
+        metric_errors=metric_errors,
+        throughput=throughput,
+        transfer=_transfer(task, surrogate, datasets),
+        unit=dataset.unit,
+        artifacts=tuple(_artifacts(suite, surrogate, fit, predictions, evaluated, ident, artifact_dir)),
+        speedup_reference=suite.evaluation.speedup_reference if timed_reference else None,
+    )
+
+
+def _throughput(task: CellTask, surrogate: Surrogate, dataset: PairedDataset) -> dict[str, Any]:
+    """The method's throughput figures (pairs per second), its reference's (``exact.*``) and the speed-ups."""
+    from wbench.throughput import measure_throughput, speedup_columns
+
+    suite = task.suite
+    ev = suite.evaluation
+    figures = dict(
+        measure_throughput(
+            surrogate, dataset.measures, n_independent=ev.independent_pairs, n_pairwise=ev.pairwise_size,
+            rounds=ev.timing_rounds, device=suite.device, max_time_s=ev.timing_max_s,
+        )
+    )
+    exact = _reference_throughput(task, dataset)
+    if exact:
+        figures.update({f"exact.{k}": v for k, v in exact.items()})
+        figures.update(speedup_columns(figures, exact))
+    return figures
+
+
+def _reference_throughput(task: CellTask, dataset: PairedDataset) -> dict[str, float]:
+    """The suite's speed-up reference (default the exact LP) timed on the cell's dataset right
+    after the method, in the process that runs the cell (on a cluster, on that worker's cores):
+    the denominator of its speed-ups. Stored under ``exact.*`` whatever the reference.
+
+    Timed again for every cell (a second or two), so that each speed-up is a ratio of two
+    figures taken within seconds of each other under the same load, not against one figure
+    taken at another time of the run.
+    """
+    from wbench.throughput import measure_throughput
+
+    ev = task.suite.evaluation
+    if task.reference_cls is None:
+        return {}
+    try:
+        return dict(
+            measure_throughput(
+                task.reference_cls(), dataset.measures, n_independent=ev.exact_independent_pairs,
+                n_pairwise=ev.exact_pairwise_size, rounds=max(1, ev.timing_rounds // 2), device="cpu",
+                max_time_s=ev.timing_max_s,
+            )
+        )
+    except WbenchError:
+        return {}
+
+
+def _transfer(task: CellTask, surrogate: Surrogate, datasets: Mapping[str, PairedDataset]) -> dict[str, Any]:
+    """Metrics of the fitted model on the test pairs of each ``transfer_to`` dataset."""
+    from wbench.metrics import pair_metrics
+
+    cls = task.surrogate_cls
+    out: dict[str, Any] = {}
+    for spec in task.dataset.transfer_to:
+        label = spec.label or spec.name
+        target = datasets[dataset_memo(spec.name, spec.params)]
+        try:
+            check_compatible(cls, surrogate.__class__.__name__, target, model=surrogate)
+        except WbenchError as exc:
+            out[f"{label}.error"] = str(exc)
+            continue
+        test = _evaluation_dataset(task.suite, cls, target).split("test")
+        predicted = predict_pairs(surrogate, test)
+        out.update(pair_metrics(predicted, test.pairs.w2sq, prefix=label))
+    return out
+
+
+def _artifacts(
+    suite: Suite, surrogate: Surrogate, fit: Mapping[str, Any], predictions: Mapping[str, np.ndarray],
+    dataset: PairedDataset, ident: Mapping[str, Any], out_dir: Path,
+) -> list[str]:
+    """Write the cell's plots and model; return their paths relative to ``out_dir``."""
+    from wbench.plots import plot_loss_curves, plot_predicted_vs_true
+
+    ev = suite.evaluation
+    stem = f"{ident['dataset_label']}-{method_label(SurrogateSpec(name=ident['method'], params=ident['method_params']), ident['eval_params'])}-seed{ident['seed']}"
+    stem = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem)
+    paths: list[Path] = []
+    if ev.plots:
+        title = f"{ident['method']} on {ident['dataset_label']}, seed {ident['seed']}"
+        if fit["train_loss"]:
+            paths.append(plot_loss_curves(fit["train_loss"], fit["val_mse"], out_dir / "plots" / f"{stem}-loss.png", title=title))
+        true_w2 = dataset.pairs["test"].w2
+        paths.append(
+            plot_predicted_vs_true(predictions["test"], true_w2, out_dir / "plots" / f"{stem}-pred.png", unit=dataset.unit, title=title)
+        )
+        writer = getattr(surrogate, "write_artifacts", None)
+        if callable(writer):
+            paths.extend(Path(p) for p in writer(out_dir / "plots" / stem))
+    if ev.save_models and isinstance(surrogate, TorchSurrogate) and type(surrogate).trainable:
+        model_path = out_dir / "models" / f"{stem}.pt"
+        surrogate.save(model_path)
+        paths.append(model_path)
+    return [str(p.relative_to(out_dir)) for p in paths]
+
+
+def check_compatible(cls: type[Surrogate], name: str, dataset: PairedDataset, *, model: Surrogate | None = None) -> None:
+    """Raise when a grid model meets point clouds, or a fitted model meets another grid."""
+    if cls.input_kind == "grid" and not dataset.measures.is_grid:
+        raise WbenchError(f"{name} needs images on a grid, but dataset {dataset.name!r} holds point clouds")
+    if model is not None and cls.input_kind == "grid":
+        fitted = getattr(model, "params", {}).get("grid_shape")
+        if fitted is not None and tuple(fitted) != tuple(dataset.measures.grid_shape or ()):
+            raise WbenchError(
+                f"model was fitted on {tuple(fitted)} images; dataset {dataset.name!r} has {dataset.measures.grid_shape}"
+            )
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error of a failed cell: ``Type: message`` then the last frames of its traceback."""
+    tail = traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]
+    return f"{type(exc).__name__}: {exc}\n" + "".join(tail).strip()
