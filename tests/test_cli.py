@@ -51,11 +51,13 @@ def test_run_writes_records_and_prints_leaderboard(tmp_path, capsys) -> None:
     assert ok["status"] == "ok" and ok["schema_version"] == 1
     assert ok["metrics"]["test.w2.mae"] > 0  # centroid distance is a strict lower bound on blobs
     assert ok["provenance"]["versions"]["torch"] and ok["budget"]["steps"] == 4
+    assert ok["speedup_reference"] == "exact-lp" and ok["throughput"]["exact.throughput.independent_pairs_per_s"] > 0
     failed = by_method[("failing", 1)]
     assert failed["status"] == "failed" and "deliberate failure during fit" in failed["error"]
     assert (out_dir / "leaderboard.md").read_text().startswith("Ranked by")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_with_exactly_one_record_per_cell(tmp_path) -> None:
     out_dir = tmp_path / "run"
     killed = wbench("run", TINY, "--plugin", LOCAL, "--out", str(out_dir), env={"WBENCH_TEST_KILL_AFTER": "2"})
@@ -115,6 +117,7 @@ def example_package(tmp_path_factory) -> Path:
     return target
 
 
+@pytest.mark.slow
 def test_third_party_package_appears_in_list_and_leaderboard(example_package, tmp_path) -> None:
     env = {"PYTHONPATH": str(example_package)}
     listing = wbench("list", env=env)
@@ -126,3 +129,30 @@ def test_third_party_package_appears_in_list_and_leaderboard(example_package, tm
     assert "moments-mlp" in run.stdout
     record = json.loads((tmp_path / "r" / "records.jsonl").read_text().splitlines()[0])
     assert record["status"] == "ok" and record["n_parameters"] > 0 and record["fit"]["steps"] == 4
+
+
+@pytest.mark.slow
+def test_suite_names_its_speedup_reference(tmp_path) -> None:
+    """``[evaluation] speedup_reference`` picks the denominator; the record names it."""
+    from wbench.records import RecordStore
+
+    text = Path(TINY).read_text().replace("plots = false", 'plots = false\nspeedup_reference = "sinkhorn"')
+    text = text.replace('[[surrogates]]\nname = "failing"\n', "")
+    suite = tmp_path / "ref.toml"
+    suite.write_text(text)
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(tmp_path / "run"), "--seeds", "0"]) == 0
+    (record,) = RecordStore(tmp_path / "run").load()
+    assert record.ok and record.outcome.speedup_reference == "sinkhorn"
+    figures = record.outcome.throughput
+    assert figures["exact.throughput.independent_pairs_per_s"] > 0
+    assert figures["speedup.independent"] == pytest.approx(
+        figures["throughput.independent_pairs_per_s"] / figures["exact.throughput.independent_pairs_per_s"]
+    )
+
+
+def test_unknown_speedup_reference_stops_the_run_before_any_work(tmp_path, capsys) -> None:
+    suite = tmp_path / "bad.toml"
+    suite.write_text(Path(TINY).read_text().replace("plots = false", 'plots = false\nspeedup_reference = "nope"'))
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(tmp_path / "run")]) == 2
+    assert "unknown surrogate 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "records.jsonl").exists()

@@ -67,6 +67,7 @@ def _ground_truth(dataset, cache_dir: Path, scheduler: str | None = None) -> dic
     return {name: pairs.w2sq for name, pairs in gt.dataset.pairs.items()}
 
 
+@pytest.mark.slow
 def test_digits_ground_truth_is_bitwise_the_local_one(cluster, client, always_parallel, tmp_path: Path) -> None:
     from wbench_plugins.datasets.digits import DigitsDataset
 
@@ -80,6 +81,7 @@ def test_digits_ground_truth_is_bitwise_the_local_one(cluster, client, always_pa
     assert list((tmp_path / "dask").rglob("*.npz"))  # the client wrote the cache
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_mnist_subset_ground_truth_is_bitwise_the_local_one(cluster, client, always_parallel, mnist_root, tmp_path) -> None:
     from wbench_plugins.datasets.mnist import MnistDataset
@@ -98,6 +100,7 @@ def _point_clouds(n: int = 30, k: int = 120, seed: int = 0) -> MeasureBatch:
     return MeasureBatch(torch.ones(n, k, dtype=torch.float64), torch.tensor(rng.normal(size=(n, k, 2))))
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_oracle_loses_and_duplicates_nothing(cluster, client, always_parallel) -> None:
     batch = _point_clouds()
     left, right = np.triu_indices(len(batch), 1)  # 435 pairs of 120-point clouds: ~1 s of LP
@@ -135,6 +138,7 @@ def test_unreachable_scheduler_fails_fast_naming_the_address(always_parallel, ca
     assert time.monotonic() - began < 10
 
 
+@pytest.mark.slow
 def test_a_failing_task_names_the_pair_and_carries_the_worker_traceback(client, always_parallel) -> None:
     def break_workers() -> None:  # runs on each worker (nested: it travels by value)
         import wbench.oracle as worker_oracle
@@ -206,6 +210,7 @@ def _records(run_dir: Path) -> dict[tuple[str, int], dict]:
     return {(r["method"], r["seed"]): r for r in map(json.loads, lines)}
 
 
+@pytest.mark.slow
 def test_a_small_run_through_the_cluster_gives_the_local_records(cluster, tmp_path: Path, one_torch_thread) -> None:
     suite = tmp_path / "toy.toml"
     suite.write_text(TOY_SUITE)

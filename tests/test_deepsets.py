@@ -170,6 +170,7 @@ def _translation_error(model: DeepSets, dataset, n_draws: int = 16) -> float:
     return float(np.mean(errors))
 
 
+@pytest.mark.slow
 def test_translation_regulariser_reduces_translation_error() -> None:
     dataset = _distributions()
     budget = Budget(epochs=None, steps=200, batch_size=32, lr=3e-3, seed=0)

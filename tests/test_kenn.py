@@ -295,6 +295,7 @@ def _mnist_images(root: Path, n: int) -> np.ndarray:
     return load_part(root, "test")[0][:n]
 
 
+@pytest.mark.slow
 @pytest.mark.mnist
 def test_training_on_mnist_beats_the_mean_predictor(mnist_root: Path) -> None:
     """600 training pairs, 10 short epochs at 45 % of the paper's width: every model's

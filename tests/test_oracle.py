@@ -335,6 +335,7 @@ def test_support_table_in_blocks_matches_one_block(monkeypatch: pytest.MonkeyPat
             np.testing.assert_array_equal(getattr(blocks, field), getattr(whole, field))
 
 
+@pytest.mark.slow
 def test_allocator_is_tuned_only_where_dask_pinned_it() -> None:
     """Dask workers run with MALLOC_TRIM_THRESHOLD_ set, which pins glibc's mmap threshold
     and slows each LP ~20 %; the oracle raises that threshold there, and only there."""

@@ -36,6 +36,7 @@ def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+@pytest.mark.slow
 def test_published_digits_cell_reruns_to_its_metrics(tmp_path: Path) -> None:
     """The `naive` cell at seed 0 of ``results/digits`` (the default suite, bundled data)."""
     from wbench.plugins import make_plugin_manager
