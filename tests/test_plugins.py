@@ -11,7 +11,7 @@ from wbench import hookspecs
 from wbench.errors import PluginError, UnknownNameError
 from wbench.plugins import make_plugin_manager
 
-BUILTIN_PLUGINS = {"datasets", "kenn", "dwe", "deepsets", "references", "metrics"}
+BUILTIN_PLUGINS = {"datasets", "kenn", "dwe", "deepsets", "references", "metrics", "claims"}
 
 
 def test_builtin_plugins_come_through_entry_points() -> None:
