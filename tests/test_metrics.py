@@ -13,20 +13,13 @@ import torch
 from wbench import metrics as M
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairedDataset, PairSet
-from wbench.evaluation import (
-    EvaluationContext,
-    MetricSkipped,
-    axioms,
-    error_by_range,
-    errors,
-    evaluation_pool,
-    generalisation_gap,
-    retrieval,
-    run_metrics,
-    wassmap,
-)
+from wbench.evaluation import EvaluationContext, MetricSkipped, evaluation_pool, run_metrics
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Surrogate
+from wbench_plugins.metrics.axioms import axioms
+from wbench_plugins.metrics.errors import error_by_range, errors, generalisation_gap
+from wbench_plugins.metrics.retrieval import retrieval
+from wbench_plugins.metrics.wassmap import wassmap
 
 GRID = 12
 
