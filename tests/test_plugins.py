@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
@@ -51,7 +53,7 @@ def test_broken_target_is_unavailable_and_breaks_nothing_else() -> None:
 
 
 def test_duplicate_names_are_an_error_naming_both_plugins() -> None:
-    with pytest.raises(PluginError, match="duplicate surrogate name 'local-centroid'.*local_plugin.*duplicate_plugin"):
+    with pytest.raises(PluginError, match=r"duplicate surrogate name 'local-centroid'(?=.*'local_plugin')(?=.*'duplicate_plugin')"):
         make_plugin_manager([FIXTURES / "local_plugin.py", FIXTURES / "duplicate_plugin.py"], use_entry_points=False)
 
 
@@ -106,3 +108,23 @@ def test_manager_is_built_by_a_function_not_at_import() -> None:
     import wbench.plugins as module
 
     assert not any(type(v).__name__ == "PluginManager" for v in vars(module).values())
+
+
+def test_register_hooks_go_through_pluggy_so_wrappers_and_order_apply(tmp_path: Path) -> None:
+    wrapping = tmp_path / "wrapping.py"
+    wrapping.write_text(
+        "from wbench import hookimpl\n"
+        "SEEN = []\n\n"
+        "@hookimpl(wrapper=True)\n"
+        "def wbench_register_surrogates(registry):\n"
+        "    SEEN.append(sorted(registry.names('surrogate')))\n"
+        "    result = yield\n"
+        "    SEEN.append(sorted(registry.names('surrogate')))\n"
+        "    return result\n"
+    )
+    plugins = make_plugin_manager([FIXTURES / "local_plugin.py", wrapping], use_entry_points=False)
+    seen = sys.modules["wbench_local_plugin_wrapping"].SEEN
+    local = sorted(plugins.registry.names("surrogate"))
+    assert "local-centroid" in local
+    assert seen == [[], local]  # around every plain implementation, as pluggy promises
+    assert plugins.registry.get("surrogate", "local-centroid").plugin == "local_plugin"
