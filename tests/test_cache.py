@@ -20,7 +20,6 @@ from wbench.cache import (
     entry_path,
     load_or_compute,
     read_entry,
-    read_header,
     write_entry,
 )
 from wbench.data import PairedDataset, PairSet
@@ -64,7 +63,6 @@ def test_roundtrip_and_open_format(tmp_path: Path) -> None:
         header = json.loads(zf.read("header.json"))
     assert header["format"] == FORMAT_NAME and header["key"] == key and header["count"] == 4
     assert header["shape"] == [2, 2] and header["meta"] == {"note": "hello"}
-    assert read_header(path) == header
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
     assert read_entry(content_key({"kind": "other"}), cache_dir=tmp_path) is None
 

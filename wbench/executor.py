@@ -435,11 +435,6 @@ def open_executor(scheduler: str | os.PathLike[str] | None = None, n_jobs: int =
     return DaskExecutor(target)
 
 
-def current_executor() -> Executor | None:
-    """The executor made current by :func:`use_executor`, or None."""
-    return _CURRENT.get()
-
-
 @contextlib.contextmanager
 def use_executor(executor: Executor) -> Iterator[Executor]:
     """Make ``executor`` current for the code inside the ``with`` block (does not close it)."""

@@ -28,7 +28,6 @@ from wbench.errors import WbenchError
 
 SCHEMA_VERSION = 1
 RECORDS_FILENAME = "records.jsonl"
-STATUSES = ("ok", "failed", "unavailable")
 
 
 def canonical_json(value: Any) -> str:
