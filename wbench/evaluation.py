@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wbench.data import PairedDataset
+from wbench.data import LabelledPairs, PairedDataset, PairSet
 from wbench.errors import WbenchError
 
 if TYPE_CHECKING:
@@ -186,21 +186,13 @@ def _as_numpy(values: Any) -> np.ndarray:
 
 
 def surrogate_distances(ctx: EvaluationContext, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """The surrogate's W2 ``(P,)`` (float64) between measures ``left[p]`` and ``right[p]``."""
-    import torch
+    """The surrogate's W2 ``(P,)`` (float64) between measures ``left[p]`` and ``right[p]`` of
+    ``ctx.dataset.measures`` (indices ``(P,)``), ``batch_size`` pairs per call (option, 4096):
+    :func:`wbench.training.predict_pairs` on those pairs."""
+    from wbench.training import predict_pairs
 
-    measures = ctx.dataset.measures
-    batch = int(ctx.option("batch_size", 4096))
-    device = _device(ctx.surrogate)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(left), batch):
-            a = measures.index(np.asarray(left[start : start + batch]))
-            b = measures.index(np.asarray(right[start : start + batch]))
-            if device is not None:
-                a, b = a.to(device), b.to(device)
-            out.append(_as_numpy(ctx.surrogate.distance(a, b)).reshape(-1))
-    return np.concatenate(out) if out else np.zeros(0)
+    pairs = LabelledPairs(ctx.dataset.measures, PairSet(np.asarray(left), np.asarray(right)))
+    return predict_pairs(ctx.surrogate, pairs, batch_size=int(ctx.option("batch_size", 4096)))
 
 
 def surrogate_matrix(ctx: EvaluationContext, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

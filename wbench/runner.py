@@ -713,9 +713,7 @@ def _artifacts(
         paths.append(
             plot_predicted_vs_true(predictions["test"], true_w2, out_dir / "plots" / f"{stem}-pred.png", unit=dataset.unit, title=title)
         )
-        writer = getattr(surrogate, "write_artifacts", None)
-        if callable(writer):
-            paths.extend(Path(p) for p in writer(out_dir / "plots" / stem))
+        paths.extend(Path(p) for p in surrogate.write_artifacts(out_dir / "plots" / stem))
     if ev.save_models and isinstance(surrogate, TorchSurrogate) and type(surrogate).trainable:
         model_path = out_dir / "models" / f"{stem}.pt"
         surrogate.save(model_path)
