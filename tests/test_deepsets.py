@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from wbench.budget import Budget
-from wbench.matching import apportion, build_at_parameter_target
+from wbench.sizing import apportion, build_at_parameter_target
 from wbench.measures import MeasureBatch
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_images

@@ -10,7 +10,7 @@ import torch
 from conftest import FIXTURES
 
 from wbench.budget import Budget
-from wbench.matching import apportion, build_at_parameter_target
+from wbench.sizing import apportion, build_at_parameter_target
 from wbench.measures import MeasureBatch
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_dataset, toy_images

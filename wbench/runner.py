@@ -560,7 +560,7 @@ class ExactBlocks:
 
 
 def _build_and_fit(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> tuple[Surrogate, Any]:
-    from wbench.matching import build_at_parameter_target
+    from wbench.sizing import build_at_parameter_target
 
     check_compatible(cls, s.name, dataset)
     params = cls.params_for(s.params, dataset.measures)

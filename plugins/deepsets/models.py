@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from wbench.matching import apportion
+from wbench.sizing import apportion
 from wbench.measures import MeasureBatch
 from wbench.surrogate import EmbeddingSurrogate
 
