@@ -50,8 +50,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from wbench.sizing import apportion
 from wbench.measures import MeasureBatch
+from wbench.sizing import apportion
 from wbench.surrogate import EmbeddingSurrogate, concat_measures, with_grid_shape
 
 PAPER_WIDTHS = (20, 100, 100, 20)
