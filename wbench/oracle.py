@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -187,39 +188,55 @@ def solve_pairs(
         starts, results = _dispatch(executor, table, ulo, uhi, estimated, num_iter_max)
         bar = progress_bar(total=n_unique, desc=desc, unit="pair") if progress else None
         try:
-            for index, (vals, cds) in results:
-                s = starts[index]
-                values[s : s + len(vals)] = vals
-                codes[s : s + len(cds)] = cds
-                if bar is not None:
-                    bar.update(len(vals))
-        except TaskFailedError as exc:
-            s = starts[exc.index]
-            e = starts[exc.index + 1] if exc.index + 1 < len(starts) else n_unique
-            which = pair_name(s + exc.item) if exc.item is not None else f"one of {pair_name(s)} and the {e - s - 1} pairs after it"
-            raise OracleError(
-                f"exact W2 failed for {which} on {exc.where}: {exc.summary}"
-                + (f"\nworker traceback:\n{exc.remote_traceback.rstrip()}" if exc.remote_traceback else "")
-            ) from exc
+            _collect(results, starts, values, codes, bar, pair_name)
         finally:
             if bar is not None:
                 bar.close()
-    failed = np.flatnonzero(codes != RESULT_OPTIMAL)
-    if len(failed):
-        u = int(failed[0])
-        code = int(codes[u])
-        tried = (
-            f"after {num_iter_max:,} and then {num_iter_max * RETRY_FACTOR:,} iterations"
-            if code == RESULT_MAX_ITER
-            else f"(iteration budget {num_iter_max:,})"
-        )
-        raise OracleError(
-            f"exact W2 failed for {pair_name(u)}: the LP was "
-            f"{RESULT_NAMES.get(code, f'unknown result code {code}')} {tried}"
-            + (f"; {len(failed) - 1} other pair(s) failed too" if len(failed) > 1 else "")
-        )
+    _check_codes(codes, num_iter_max, pair_name)
     out[solve] = np.maximum(values[inverse.reshape(-1)], 0.0)
     return out
+
+
+def _collect(
+    results: Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]], starts: list[int], values: np.ndarray,
+    codes: np.ndarray, bar: Any, pair_name: Callable[[int], str],
+) -> None:
+    """Write each chunk's ``(values, result codes)`` at its start into ``values`` and ``codes``
+    (unique pairs); a failed task becomes an :class:`OracleError` naming the pair."""
+    try:
+        for index, (vals, cds) in results:
+            s = starts[index]
+            values[s : s + len(vals)] = vals
+            codes[s : s + len(cds)] = cds
+            if bar is not None:
+                bar.update(len(vals))
+    except TaskFailedError as exc:
+        s = starts[exc.index]
+        e = starts[exc.index + 1] if exc.index + 1 < len(starts) else len(values)
+        which = pair_name(s + exc.item) if exc.item is not None else f"one of {pair_name(s)} and the {e - s - 1} pairs after it"
+        raise OracleError(
+            f"exact W2 failed for {which} on {exc.where}: {exc.summary}"
+            + (f"\nworker traceback:\n{exc.remote_traceback.rstrip()}" if exc.remote_traceback else "")
+        ) from exc
+
+
+def _check_codes(codes: np.ndarray, num_iter_max: int, pair_name: Callable[[int], str]) -> None:
+    """Raise :class:`OracleError` naming the first unique pair whose LP was not optimal."""
+    failed = np.flatnonzero(codes != RESULT_OPTIMAL)
+    if not len(failed):
+        return
+    u = int(failed[0])
+    code = int(codes[u])
+    tried = (
+        f"after {num_iter_max:,} and then {num_iter_max * RETRY_FACTOR:,} iterations"
+        if code == RESULT_MAX_ITER
+        else f"(iteration budget {num_iter_max:,})"
+    )
+    raise OracleError(
+        f"exact W2 failed for {pair_name(u)}: the LP was "
+        f"{RESULT_NAMES.get(code, f'unknown result code {code}')} {tried}"
+        + (f"; {len(failed) - 1} other pair(s) failed too" if len(failed) > 1 else "")
+    )
 
 
 def _dispatch(
