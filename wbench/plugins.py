@@ -1,7 +1,11 @@
 """Build the plugin manager: entry points of the group ``wbench`` plus local plugin files.
 
 Nothing happens at import time; call :func:`make_plugin_manager`. The built-in plugins of
-``wbench_plugins`` come in through the same entry points as any third-party package.
+``wbench_plugins`` come in through the same entry points as any third-party package. Every
+hook is called through ``manager.hook.<name>(...)``, so pluggy's order (last registered
+first, ``tryfirst``/``trylast``) and wrappers apply; for the register hooks each plain
+implementation is wrapped so that the registry knows which plugin registers what, and a
+plugin whose hook raises is marked unavailable instead of stopping the others.
 """
 
 from __future__ import annotations
