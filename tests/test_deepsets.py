@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from wbench.budget import Budget
-from wbench.matching import apportion, build_at_parameter_target
 from wbench.measures import MeasureBatch
+from wbench.sizing import apportion, build_at_parameter_target
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_images
 from wbench.training import seed_everything

@@ -10,8 +10,8 @@ import torch
 from conftest import FIXTURES
 
 from wbench.budget import Budget
-from wbench.matching import apportion, build_at_parameter_target
 from wbench.measures import MeasureBatch
+from wbench.sizing import apportion, build_at_parameter_target
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_dataset, toy_images
 from wbench.training import seed_everything

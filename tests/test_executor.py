@@ -11,7 +11,6 @@ from wbench.executor import (
     DaskMissingError,
     LocalExecutor,
     TaskFailedError,
-    current_executor,
     executor_for,
     map_ordered,
     open_executor,
@@ -70,11 +69,11 @@ def test_the_backend_comes_from_the_argument_then_the_environment(monkeypatch: p
 
 
 def test_a_current_executor_is_used_without_new_arguments() -> None:
-    assert current_executor() is None
     chosen = LocalExecutor(1, max_workers=1)
     with use_executor(chosen):
         with executor_for(None, n_jobs=-1) as executor:
             assert isinstance(executor, LocalExecutor) and executor.n_workers == 1  # the bound holds
         with executor_for("local", n_jobs=1) as executor:  # an explicit scheduler wins
             assert executor is not chosen
-    assert current_executor() is None
+    with executor_for(None, n_jobs=1) as executor:  # outside the block: a fresh one
+        assert executor is not chosen

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import wbench.oracle as oracle
+import wbench.lp as lp
 from wbench.cli_prepare import (
     AssignmentError,
     DatasetParamsError,
@@ -52,7 +52,7 @@ def test_attach_fills_every_split(tmp_path: Path) -> None:
 def test_compute_reports_hit_path_and_counts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     first = compute_ground_truth(toy_dataset(), cache_dir=tmp_path, n_jobs=1)
     assert not first.cache.hit and first.n_pairs == 38 and first.cache.seconds > 0
-    monkeypatch.setattr(oracle, "_lp_solve", lambda *a: pytest.fail("solver ran on a cache hit"))
+    monkeypatch.setattr(lp, "_lp_solve", lambda *a: pytest.fail("solver ran on a cache hit"))
     second = compute_ground_truth(toy_dataset(), cache_dir=tmp_path, n_jobs=1)
     assert second.cache.hit and second.cache.path == first.cache.path and second.cache.seconds == 0.0
 
@@ -69,7 +69,7 @@ def test_exact_pairwise_block_is_cached(monkeypatch: pytest.MonkeyPatch, tmp_pat
     block = exact_pairwise_w2sq(ds, rows, cols, cache_dir=tmp_path, n_jobs=1)
     assert block.shape == (3, 4) and block[1, 1] == 0.0
     np.testing.assert_array_equal(block, exact_w2sq_block(ds.measures, rows, cols, n_jobs=1))
-    monkeypatch.setattr(oracle, "_lp_solve", lambda *a: pytest.fail("solver ran on a cache hit"))
+    monkeypatch.setattr(lp, "_lp_solve", lambda *a: pytest.fail("solver ran on a cache hit"))
     np.testing.assert_array_equal(exact_pairwise_w2sq(ds, rows, cols, cache_dir=tmp_path, n_jobs=1), block)
     monkeypatch.undo()
     transposed = exact_pairwise_w2sq(ds, cols, rows, cache_dir=tmp_path, n_jobs=1)  # another key

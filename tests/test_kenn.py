@@ -15,8 +15,8 @@ import torch
 
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairSet
-from wbench.matching import build_at_parameter_target
 from wbench.measures import MeasureBatch
+from wbench.sizing import build_at_parameter_target
 from wbench.testing import toy_dataset, toy_images
 from wbench.training import predict_pairs, seed_everything
 from wbench_plugins.kenn.encoder import (

@@ -13,20 +13,13 @@ import torch
 from wbench import metrics as M
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairedDataset, PairSet
-from wbench.evaluation import (
-    EvaluationContext,
-    MetricSkipped,
-    axioms,
-    error_by_range,
-    errors,
-    evaluation_pool,
-    generalisation_gap,
-    retrieval,
-    run_metrics,
-    wassmap,
-)
+from wbench.evaluation import EvaluationContext, MetricSkipped, evaluation_pool, run_metrics
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Surrogate
+from wbench_plugins.metrics.axioms import axioms
+from wbench_plugins.metrics.errors import error_by_range, errors, generalisation_gap
+from wbench_plugins.metrics.retrieval import retrieval
+from wbench_plugins.metrics.wassmap import wassmap
 
 GRID = 12
 
@@ -482,3 +475,19 @@ def test_every_builtin_metric_runs_through_the_plugin(grid_dataset):
                    "axioms.triangle_violation_rate", "wassmap.procrustes_surrogate", "test.n_failed"):
         assert column in values
     assert all(c == c.lower() for c in values)
+
+
+def test_a_third_party_metric_registers_and_runs_like_the_builtin_ones(grid_dataset):
+    from conftest import FIXTURES
+
+    from wbench.plugins import make_plugin_manager
+
+    registry = make_plugin_manager([FIXTURES / "metric_plugin.py"], use_entry_points=False).registry
+    entry = registry.get("metric", "median_w2")
+    assert entry.plugin == "metric_plugin"
+    values, errs = run_metrics(make_ctx(grid_dataset), {"median_w2": entry.load()})
+    assert errs == {}
+    exact_median = float(np.median(grid_dataset.pairs["test"].w2))  # the context's predictions are exact
+    assert values["test.w2.median"] == pytest.approx(exact_median, abs=1e-12)
+    # the centroid surrogate is exact on translations: recomputed through surrogate_distances
+    assert values["test.w2.median_again"] == pytest.approx(exact_median, rel=1e-5)

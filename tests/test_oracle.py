@@ -11,7 +11,9 @@ import torch
 from joblib import parallel_config
 
 import wbench.executor as executor_module
+import wbench.lp as lp
 import wbench.oracle as oracle
+import wbench.supports as supports
 from wbench.errors import InvalidMeasureError
 from wbench.measures import MeasureBatch, grid_coordinates
 from wbench.oracle import (
@@ -135,13 +137,13 @@ def _toy_batch(n: int = 8, size: int = 6, seed: int = 0) -> MeasureBatch:
 def test_symmetric_duplicate_and_self_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
     batch = _toy_batch()
     calls = []
-    real = oracle._lp_solve
+    real = lp._lp_solve
 
     def counting(*args):
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(oracle, "_lp_solve", counting)
+    monkeypatch.setattr(lp, "_lp_solve", counting)
     values = exact_w2sq(batch, [0, 1, 0, 3, 3], [1, 0, 1, 3, 2], n_jobs=1)
     assert len(calls) == 2  # (0, 1) once, (2, 3) once, (3, 3) not at all
     assert values[0] == values[1] == values[2] > 0
@@ -263,14 +265,14 @@ def test_not_converged_is_retried_with_a_larger_budget(monkeypatch: pytest.Monke
     batch = _toy_batch(n=4)
     expected = exact_w2sq(batch, [0, 2], [1, 3], n_jobs=1)
     budgets: list[int] = []
-    real = oracle._lp_solve
+    real = lp._lp_solve
 
     def flaky(a, b, cost, num_iter_max):
         budgets.append(num_iter_max)
         value, code = real(a, b, cost, num_iter_max)
         return (value * 0.5, oracle.RESULT_MAX_ITER) if num_iter_max < 10**7 else (value, code)
 
-    monkeypatch.setattr(oracle, "_lp_solve", flaky)
+    monkeypatch.setattr(lp, "_lp_solve", flaky)
     values = exact_w2sq(batch, [0, 2], [1, 3], n_jobs=1, num_iter_max=10**6)
     np.testing.assert_array_equal(values, expected)
     assert budgets == [10**6, 10**7, 10**6, 10**7]
@@ -284,7 +286,7 @@ def test_never_converging_pair_raises_naming_the_pair(monkeypatch: pytest.Monkey
         budgets.append(num_iter_max)
         return 1.0, oracle.RESULT_MAX_ITER
 
-    monkeypatch.setattr(oracle, "_lp_solve", stuck)
+    monkeypatch.setattr(lp, "_lp_solve", stuck)
     with pytest.raises(OracleError, match=r"pair 1 \(measures 4 and 5\).*1,000 and then 10,000 iterations"):
         exact_w2sq(batch, [3, 4], [3, 5], n_jobs=1, num_iter_max=1000)
     assert budgets == [1000, 10000]
@@ -293,7 +295,7 @@ def test_never_converging_pair_raises_naming_the_pair(monkeypatch: pytest.Monkey
 
 
 def test_infeasible_result_is_not_stored(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(oracle, "_lp_solve", lambda a, b, cost, n: (0.0, oracle.RESULT_INFEASIBLE))
+    monkeypatch.setattr(lp, "_lp_solve", lambda a, b, cost, n: (0.0, oracle.RESULT_INFEASIBLE))
     with pytest.raises(OracleError, match="infeasible"):
         exact_w2sq(_toy_batch(n=3), [0], [1], n_jobs=1)
 
@@ -304,9 +306,9 @@ def test_real_solver_reports_max_iter() -> None:
     x, y = rng.normal(size=(60, 2)), rng.normal(size=(60, 2))
     w = np.full(60, 1 / 60)
     with pytest.warns(UserWarning, match="numItermax"):
-        value, code = oracle._lp_solve(w, w, ot.dist(x, y), 5)
+        value, code = lp._lp_solve(w, w, ot.dist(x, y), 5)
     assert code == oracle.RESULT_MAX_ITER
-    value, code = oracle._lp_solve(w, w, ot.dist(x, y), 10**6)
+    value, code = lp._lp_solve(w, w, ot.dist(x, y), 10**6)
     assert code == oracle.RESULT_OPTIMAL
 
 
@@ -328,7 +330,7 @@ def test_support_table_in_blocks_matches_one_block(monkeypatch: pytest.MonkeyPat
     clouds = MeasureBatch(batch.weights.clone(), batch.point_clouds()[0].clone())
     for measures in (batch, clouds):
         whole = support_table(measures, np.array([9, 2, 4, 4, 0, 7, 1]))
-        monkeypatch.setattr(oracle, "_EXTRACT_BLOCK", 3)
+        monkeypatch.setattr(supports, "_EXTRACT_BLOCK", 3)
         blocks = support_table(measures, np.array([9, 2, 4, 4, 0, 7, 1]))
         monkeypatch.undo()
         for field in ("points", "masses", "offsets"):
@@ -343,7 +345,7 @@ def test_allocator_is_tuned_only_where_dask_pinned_it() -> None:
     import sys
 
     code = (
-        "import os, wbench.oracle as o\n"
+        "import os, wbench.lp as o\n"
         "os.environ.pop('MALLOC_TRIM_THRESHOLD_', None); print(o._tune_allocator())\n"
         "o._tune_allocator.cache_clear(); os.environ['MALLOC_TRIM_THRESHOLD_'] = '65536'; print(o._tune_allocator())\n"
         "o._tune_allocator.cache_clear(); os.environ['MALLOC_MMAP_THRESHOLD_'] = '131072'; print(o._tune_allocator())\n"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
@@ -12,7 +14,7 @@ from wbench import hookspecs
 from wbench.errors import PluginError, UnknownNameError
 from wbench.plugins import make_plugin_manager
 
-BUILTIN_PLUGINS = {"datasets", "kenn", "dwe", "deepsets", "references", "metrics"}
+BUILTIN_PLUGINS = {"datasets", "kenn", "dwe", "deepsets", "references", "metrics", "claims"}
 
 
 def test_builtin_plugins_come_through_entry_points() -> None:
@@ -52,7 +54,7 @@ def test_broken_target_is_unavailable_and_breaks_nothing_else() -> None:
 
 
 def test_duplicate_names_are_an_error_naming_both_plugins() -> None:
-    with pytest.raises(PluginError, match="duplicate surrogate name 'local-centroid'.*local_plugin.*duplicate_plugin"):
+    with pytest.raises(PluginError, match=r"duplicate surrogate name 'local-centroid'(?=.*'local_plugin')(?=.*'duplicate_plugin')"):
         make_plugin_manager([FIXTURES / "local_plugin.py", FIXTURES / "duplicate_plugin.py"], use_entry_points=False)
 
 
@@ -138,3 +140,22 @@ def test_declared_params_needs_a_class() -> None:
 
     with pytest.raises(TypeError, match="needs a class"):
         declared_params(object())
+
+def test_register_hooks_go_through_pluggy_so_wrappers_and_order_apply(tmp_path: Path) -> None:
+    wrapping = tmp_path / "wrapping.py"
+    wrapping.write_text(
+        "from wbench import hookimpl\n"
+        "SEEN = []\n\n"
+        "@hookimpl(wrapper=True)\n"
+        "def wbench_register_surrogates(registry):\n"
+        "    SEEN.append(sorted(registry.names('surrogate')))\n"
+        "    result = yield\n"
+        "    SEEN.append(sorted(registry.names('surrogate')))\n"
+        "    return result\n"
+    )
+    plugins = make_plugin_manager([FIXTURES / "local_plugin.py", wrapping], use_entry_points=False)
+    seen = sys.modules["wbench_local_plugin_wrapping"].SEEN
+    local = sorted(plugins.registry.names("surrogate"))
+    assert "local-centroid" in local
+    assert seen == [[], local]  # around every plain implementation, as pluggy promises
+    assert plugins.registry.get("surrogate", "local-centroid").plugin == "local_plugin"

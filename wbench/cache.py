@@ -151,15 +151,6 @@ def write_entry(key: str, values: np.ndarray, *, cache_dir: PathLike | None = No
     return path
 
 
-def read_header(path: PathLike) -> dict[str, Any]:
-    """The header of an entry file (not verified against the values)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return json.loads(zf.read(HEADER_MEMBER).decode())
-    except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as exc:
-        raise CacheError(f"{path}: unreadable header ({type(exc).__name__}: {exc})") from exc
-
-
 def read_entry(key: str, *, cache_dir: PathLike | None = None, shape: tuple[int, ...] | None = None) -> np.ndarray | None:
     """The verified values stored under ``key``, or None when there is no entry.
 

@@ -174,7 +174,7 @@ def compute_cell(
 
 def _build_and_fit(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> tuple[Surrogate, Any]:
     """Build the method (at the budget's parameter target when it learns) and fit it under the budget."""
-    from wbench.matching import build_at_parameter_target
+    from wbench.sizing import build_at_parameter_target
 
     check_compatible(cls, s.name, dataset)
     params = cls.params_for(s.params, dataset.measures)
@@ -333,9 +333,7 @@ def _artifacts(
         paths.append(
             plot_predicted_vs_true(predictions["test"], true_w2, out_dir / "plots" / f"{stem}-pred.png", unit=dataset.unit, title=title)
         )
-        writer = getattr(surrogate, "write_artifacts", None)
-        if callable(writer):
-            paths.extend(Path(p) for p in writer(out_dir / "plots" / stem))
+        paths.extend(Path(p) for p in surrogate.write_artifacts(out_dir / "plots" / stem))
     if ev.save_models and isinstance(surrogate, TorchSurrogate) and type(surrogate).trainable:
         model_path = out_dir / "models" / f"{stem}.pt"
         surrogate.save(model_path)

@@ -143,8 +143,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     run_suite(suite, args.plugins, options)
     for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
-        (out_dir / name).write_text(leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric))
-    print(leaderboard_text([out_dir], fmt="md", primary=suite.primary_metric))
+        (out_dir / name).write_text(leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric, plugins=args.plugins))
+    print(leaderboard_text([out_dir], fmt="md", primary=suite.primary_metric, plugins=args.plugins))
     print(f"records: {out_dir / 'records.jsonl'}", file=sys.stderr)
     return 0
 
@@ -154,7 +154,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from wbench.leaderboard import COLUMNS, leaderboard_text, select_columns
 
     columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
-    text = leaderboard_text(args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns)
+    text = leaderboard_text(
+        args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
+        plugins=args.plugins,
+    )
     if args.plots:
         from wbench.leaderboard import write_speed_accuracy_plots
 

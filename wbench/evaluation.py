@@ -1,34 +1,25 @@
-"""Evaluating one fitted surrogate on one dataset: the context, the metrics, and running them.
+"""The metric-author API: the evaluation context of one fitted surrogate on one dataset, the
+helpers a metric uses, and running the metrics.
 
 The runner builds one :class:`EvaluationContext` per cell (dataset x method configuration x
 seed) and calls :func:`run_metrics` with the metric functions registered through the
 ``wbench_register_metrics`` hook. A metric function takes the context and returns
-``{column: float}``; columns are lower case and dot separated (``test.w2.mse``).
+``{column: float}``; columns are lower case and dot separated (``test.w2.mse``). The
+built-in metrics (``errors``, ``error_by_range``, ``generalisation_gap``, ``retrieval``,
+``axioms``, ``wassmap``) are a plugin like any other: ``wbench_plugins.metrics``, which
+lists them with their options. Pure array metrics (pair errors, k-NN recall, Procrustes)
+are in :mod:`wbench.metrics`, for any metric plugin to reuse.
 
-Built-in metrics (registered by ``wbench_plugins.metrics``):
+Helpers for metric authors: :func:`surrogate_distances` (pairs), :func:`surrogate_matrix`
+(``pairwise``), :func:`exact_matrix_w2` (the cached exact blocks), :func:`evaluation_pool`
+(measures to draw from), :func:`split_prediction` (checked predictions of a split),
+:func:`guard_cost` (skip a metric too slow for a solver), :class:`MetricSkipped`.
 
-=====================  ==============================================================
-``errors``             per split: MSE, RMSE, MAE, relative MAE, max error, Pearson and
-                       Spearman on W2 and on W2^2; failed pairs counted (``test.n_failed``)
-``error_by_range``     test W2 errors per quartile (or fixed bins) of the exact W2
-``generalisation_gap`` test vs train MSE on W2 (difference and ratio)
-``retrieval``          k-nearest-neighbour recall@k against the exact distances
-``axioms``             symmetry error, self-distance, triangle-inequality violation rate
-``wassmap``            Isomap on surrogate vs exact distances of an image manifold (shapes),
-                       Procrustes disparity to the true translations (and scales)
-=====================  ==============================================================
+Suite-level options (``[evaluation] options = {...}`` in a suite file) read here, with defaults:
 
-Suite-level options (``[evaluation] options = {...}`` in a suite file), with defaults:
-
-* ``eval_seed`` (12345): seeds every draw of measures, pairs and triplets. It does not
-  depend on the cell's seed, so every method and seed is evaluated on the same draws (paired
-  comparisons) and the exact blocks are computed once and cached.
-* ``range_bins`` (4) or ``range_edges`` (list of W2 edges): the bins of ``error_by_range``.
-* ``k`` (10, an int or a list), ``n_queries`` (50), ``n_database`` (500): retrieval.
-* ``n_symmetry`` (200) pairs and ``n_triplets`` (500) triplets, ``triangle_atol`` (1e-6),
-  ``triangle_rtol`` (1e-5): axioms.
-* ``wassmap_n`` (100) measures, ``wassmap_neighbors`` (8), ``wassmap_label`` (the most
-  frequent label): Wassmap.
+* ``eval_seed`` (12345): seeds every draw of measures, pairs and triplets (:meth:`EvaluationContext.rng`).
+  It does not depend on the cell's seed, so every method and seed is evaluated on the same
+  draws (paired comparisons) and the exact blocks are computed once and cached.
 * ``solver_time_budget_s`` (30): a method with nothing to fit (exact LP, Sinkhorn) can be
   slow per pair. Before a metric calls one on many pairs, 8 pairs are timed; a metric whose
   projected time exceeds this budget is skipped and the record's ``metric_errors`` says so
@@ -47,8 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from wbench import metrics as M
-from wbench.data import PairedDataset
+from wbench.data import LabelledPairs, PairedDataset, PairSet
 from wbench.errors import WbenchError
 
 if TYPE_CHECKING:
@@ -59,13 +49,14 @@ __all__ = [
     "EvaluationContext",
     "MetricFunction",
     "MetricSkipped",
-    "axioms",
-    "error_by_range",
-    "errors",
-    "generalisation_gap",
-    "retrieval",
+    "evaluation_pool",
+    "exact_matrix_w2",
+    "guard_cost",
+    "is_solver",
     "run_metrics",
-    "wassmap",
+    "split_prediction",
+    "surrogate_distances",
+    "surrogate_matrix",
 ]
 
 EVAL_SEED = 12345
@@ -154,13 +145,16 @@ def run_metrics(ctx: EvaluationContext, metrics: Mapping[str, MetricFunction]) -
 # ----------------------------------------------------------------------------- helpers
 
 
-def _is_solver(surrogate: Surrogate) -> bool:
+def is_solver(surrogate: Surrogate) -> bool:
+    """Whether ``surrogate``'s class has nothing to fit (``trainable = False``: an OT solver)."""
     return not getattr(type(surrogate), "trainable", True)
 
 
-def _guard_cost(ctx: EvaluationContext, n_evaluations: int, what: str) -> None:
-    """Skip a metric that would keep a solver busy beyond ``solver_time_budget_s``."""
-    if not _is_solver(ctx.surrogate):
+def guard_cost(ctx: EvaluationContext, n_evaluations: int, what: str) -> None:
+    """Raise :class:`MetricSkipped` when ``n_evaluations`` pair distances of a solver would take
+    longer than the ``solver_time_budget_s`` option (seconds; 8 pairs are timed once per
+    context). Learned surrogates pass. ``what`` names the metric in the message."""
+    if not is_solver(ctx.surrogate):
         return
     budget = float(ctx.option("solver_time_budget_s", 30.0))
     per_pair = ctx.cache.get("solver_seconds_per_pair")
@@ -192,21 +186,13 @@ def _as_numpy(values: Any) -> np.ndarray:
 
 
 def surrogate_distances(ctx: EvaluationContext, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """The surrogate's W2 ``(P,)`` (float64) between measures ``left[p]`` and ``right[p]``."""
-    import torch
+    """The surrogate's W2 ``(P,)`` (float64) between measures ``left[p]`` and ``right[p]`` of
+    ``ctx.dataset.measures`` (indices ``(P,)``), ``batch_size`` pairs per call (option, 4096):
+    :func:`wbench.training.predict_pairs` on those pairs."""
+    from wbench.training import predict_pairs
 
-    measures = ctx.dataset.measures
-    batch = int(ctx.option("batch_size", 4096))
-    device = _device(ctx.surrogate)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(left), batch):
-            a = measures.index(np.asarray(left[start : start + batch]))
-            b = measures.index(np.asarray(right[start : start + batch]))
-            if device is not None:
-                a, b = a.to(device), b.to(device)
-            out.append(_as_numpy(ctx.surrogate.distance(a, b)).reshape(-1))
-    return np.concatenate(out) if out else np.zeros(0)
+    pairs = LabelledPairs(ctx.dataset.measures, PairSet(np.asarray(left), np.asarray(right)))
+    return predict_pairs(ctx.surrogate, pairs, batch_size=int(ctx.option("batch_size", 4096)))
 
 
 def surrogate_matrix(ctx: EvaluationContext, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -256,226 +242,15 @@ def _split_prediction(ctx: EvaluationContext, split: str) -> np.ndarray:
     return pred
 
 
-# ----------------------------------------------------------------------------- metrics
+def split_prediction(ctx: EvaluationContext, split: str) -> np.ndarray:
+    """The predicted W2 ``(P,)`` of ``split``, checked: one per pair, and the split has ground truth.
 
-
-def errors(ctx: EvaluationContext) -> dict[str, float]:
-    """Per split with predictions: :func:`wbench.metrics.pair_metrics` with the split as prefix.
-
-    Columns ``<split>.n_pairs``, ``<split>.n_failed``, ``<split>.w2.<stat>`` and
-    ``<split>.w2sq.<stat>`` for stat in mse, rmse, mae, rel_mae, max_abs, pearson, spearman.
+    :raises ValueError: a length mismatch, or a split without exact W2^2.
     """
-    out: dict[str, float] = {}
-    for split in ctx.predictions:
-        pred = _split_prediction(ctx, split)
-        out.update(M.pair_metrics(pred, ctx.dataset.pairs[split].w2sq, prefix=split))
-    return out
-
-
-def error_by_range(ctx: EvaluationContext) -> dict[str, float]:
-    """Test W2 errors by range of the exact W2: :func:`wbench.metrics.error_by_range`.
-
-    Quartiles of the test pairs' exact W2 by default (``test.w2.q1.mse`` .. ``q4``, with
-    ``.lo``/``.hi`` edges and ``.n`` counts); option ``range_edges`` gives fixed bins named
-    in the column (``test.w2.range_0_2p5.mse``), ``range_bins`` another number of quantiles.
-    """
-    if "test" not in ctx.predictions:
-        return {}
-    pred = _split_prediction(ctx, "test")
-    edges = ctx.options.get("range_edges")
-    return M.error_by_range(
-        pred, ctx.dataset.pairs["test"].w2sq, "test.w2",
-        edges=None if edges is None else [float(e) for e in edges], n_bins=int(ctx.option("range_bins", 4)),
-    )
-
-
-def generalisation_gap(ctx: EvaluationContext) -> dict[str, float]:
-    """``gap.w2.mse_diff`` (test minus train MSE on W2) and ``gap.w2.mse_ratio`` (test / train;
-    left out when the train MSE is below 1e-12 of the mean test W2^2, i.e. rounding noise).
-
-    Needs train and test predictions (a solver evaluated on test pairs only gets no column).
-    """
-    if "train" not in ctx.predictions or "test" not in ctx.predictions:
-        return {}
-    mse = {}
-    for split in ("train", "test"):
-        stats = M.pair_metrics(_split_prediction(ctx, split), ctx.dataset.pairs[split].w2sq, prefix=split)
-        if f"{split}.w2.mse" not in stats:
-            return {}
-        mse[split] = stats[f"{split}.w2.mse"]
-    # below 1e-12 of the mean squared distance, a train MSE is rounding noise: no ratio
-    floor = 1e-12 * float(np.mean(ctx.dataset.pairs["test"].w2sq))
-    return M.generalisation_gap(mse["train"], mse["test"], prefix="gap.w2", floor=floor)
-
-
-def retrieval(ctx: EvaluationContext) -> dict[str, float]:
-    """k-nearest-neighbour recall@k of the surrogate against the exact W2.
-
-    ``n_queries`` queries and a database of ``n_database`` measures are drawn independently
-    (without replacement each, seeded by ``eval_seed``) from :func:`evaluation_pool`; a query
-    found in the database is excluded from its own ranking. The surrogate's matrix comes from
-    ``surrogate.pairwise``, the exact one from ``ctx.exact_block``.
-
-    Columns: ``retrieval.recall@<k>`` for each k of option ``k`` (int or list, default 10;
-    see :func:`wbench.metrics.knn_recall` for ties), ``retrieval.n_queries``,
-    ``retrieval.n_database``, ``retrieval.n_failed`` (non-finite surrogate entries).
-    """
-    pool = evaluation_pool(ctx.dataset)
-    rng = ctx.rng()
-    n_queries = min(int(ctx.option("n_queries", 50)), len(pool))
-    n_database = min(int(ctx.option("n_database", 500)), len(pool))
-    ks = ctx.option("k", 10)
-    ks = [int(ks)] if isinstance(ks, numbers.Integral) else [int(k) for k in ks]
-    if n_queries < 1 or n_database < 2:
-        raise MetricSkipped(f"the pool of {len(pool)} measures is too small for retrieval")
-    _guard_cost(ctx, n_queries * n_database, "retrieval")
-    queries = np.sort(rng.choice(pool, size=n_queries, replace=False))
-    database = np.sort(rng.choice(pool, size=n_database, replace=False))
-    exclude = queries[:, None] == database[None, :]
-    exact = exact_matrix_w2(ctx, queries, database)
-    predicted = surrogate_matrix(ctx, queries, database)
-    candidates = n_database - int(exclude.sum(axis=1).max())
-    out = {
-        "retrieval.n_queries": float(n_queries),
-        "retrieval.n_database": float(n_database),
-        "retrieval.n_failed": float((~np.isfinite(predicted)).sum()),
-    }
-    for k in ks:
-        if 1 <= k <= candidates:
-            out[f"retrieval.recall@{k}"] = M.knn_recall(predicted, exact, k, exclude=exclude)
-    return out
-
-
-def axioms(ctx: EvaluationContext) -> dict[str, float]:
-    """Audit of the metric axioms on seeded draws from :func:`evaluation_pool`.
-
-    Columns: ``axioms.symmetry_error`` (``max |d(x,y) - d(y,x)|`` over ``n_symmetry`` random
-    pairs of distinct measures, ground-cost units), ``axioms.self_distance_mean`` and
-    ``axioms.self_distance_max`` (``d(x,x)`` over the same x), ``axioms.triangle_violation_rate``
-    (fraction of ``n_triplets`` random ordered triplets of distinct measures with
-    ``d(x,z) > d(x,y) + d(y,z) + atol + rtol (d(x,y) + d(y,z))``; all triplets when the pool
-    is that small), ``axioms.triangle_max_excess`` and ``axioms.n_triplets``.
-    """
-    pool = evaluation_pool(ctx.dataset)
-    if len(pool) < 3:
-        raise MetricSkipped(f"the pool of {len(pool)} measures is too small for the axiom audit")
-    rng = ctx.rng()
-    n_sym = int(ctx.option("n_symmetry", 200))
-    n_triplets = int(ctx.option("n_triplets", 500))
-    triplets = M.sample_triplets(pool, n_triplets, rng)
-    _guard_cost(ctx, 3 * n_sym + 3 * len(triplets), "the axiom audit")
-
-    i = rng.integers(0, len(pool), size=n_sym)
-    j = (i + rng.integers(1, len(pool), size=n_sym)) % len(pool)
-    x, y = pool[i], pool[j]
-    t_x, t_y, t_z = triplets[:, 0], triplets[:, 1], triplets[:, 2]
-    # one batched pass: (x,y), (y,x), (x,x), then the triplets' (x,y), (y,z), (x,z)
-    left = np.concatenate([x, y, x, t_x, t_y, t_x])
-    right = np.concatenate([y, x, x, t_y, t_z, t_z])
-    d = surrogate_distances(ctx, left, right)
-    d_xy, d_yx, d_xx = d[:n_sym], d[n_sym : 2 * n_sym], d[2 * n_sym : 3 * n_sym]
-    tri = d[3 * n_sym :].reshape(3, len(triplets))
-
-    out: dict[str, float] = {"axioms.symmetry_error": M.symmetry_error(d_xy, d_yx)}
-    self_d = d_xx[np.isfinite(d_xx)]
-    if len(self_d):
-        out["axioms.self_distance_mean"] = float(np.mean(self_d))
-        out["axioms.self_distance_max"] = float(np.max(np.abs(self_d)))
-    violations = M.triangle_violations(
-        tri[0], tri[1], tri[2],
-        atol=float(ctx.option("triangle_atol", 1e-6)), rtol=float(ctx.option("triangle_rtol", 1e-5)),
-    )
-    if violations:
-        out["axioms.triangle_violation_rate"] = violations["rate"]
-        out["axioms.triangle_max_excess"] = violations["max_excess"]
-        out["axioms.n_triplets"] = violations["n"]
-    return {k: v for k, v in out.items() if math.isfinite(v)}
-
-
-def _wassmap_members(ctx: EvaluationContext, parameters: np.ndarray) -> np.ndarray:
-    candidates = np.flatnonzero(np.all(np.isfinite(parameters), axis=1))
-    labels = ctx.dataset.labels
-    if labels is not None and len(candidates):
-        labels = np.asarray(labels)[candidates]
-        chosen = ctx.options.get("wassmap_label")
-        if chosen is None:
-            values, counts = np.unique(labels, return_counts=True)
-            chosen = values[np.argmax(counts)]
-        candidates = candidates[labels == chosen]
-    return candidates
-
-
-def manifold_parameters(dataset: PairedDataset) -> np.ndarray | None:
-    """The known manifold coordinates ``(n, p)`` of a dataset's measures, or None.
-
-    ``metadata["translations"]`` ``(n, 2)`` (pixels), plus ``metadata["scales"]`` ``(n,)``
-    as a third coordinate when present; coordinates that are constant over the dataset
-    (the scale of a translation family, the translation of a dilation family) are dropped.
-    """
-    metadata = dataset.metadata or {}
-    if metadata.get("translations") is None:
-        return None
-    n = len(dataset.measures)
-    translations = np.asarray(metadata["translations"], dtype=np.float64)
-    if translations.ndim != 2 or translations.shape[0] != n:
-        raise ValueError(f"metadata['translations'] has shape {translations.shape}; expected ({n}, 2)")
-    columns = [translations]
-    if metadata.get("scales") is not None:
-        scales = np.asarray(metadata["scales"], dtype=np.float64).reshape(-1, 1)
-        if scales.shape[0] != n:
-            raise ValueError(f"metadata['scales'] has {scales.shape[0]} entries for {n} measures")
-        columns.append(scales)
-    parameters = np.concatenate(columns, axis=1)
-    finite = np.all(np.isfinite(parameters), axis=1)
-    varying = np.ptp(parameters[finite], axis=0) > 0 if finite.any() else np.zeros(parameters.shape[1], bool)
-    return parameters[:, varying]
-
-
-def wassmap(ctx: EvaluationContext) -> dict[str, float]:
-    """Wassmap downstream: Isomap of the surrogate's and of the exact W2 matrix of an image
-    manifold, compared with the manifold's true coordinates by Procrustes disparity.
-
-    Runs only when ``dataset.metadata["translations"]`` ``(n, 2)`` exists (the ``shapes``
-    dataset); otherwise returns ``{}``. The true coordinates are
-    :func:`manifold_parameters` (the translation offsets; the scale too for a dilation
-    family), and Isomap embeds in as many dimensions. For the translation family the exact W2
-    is ``|v_i - v_j|``, so the exact embedding recovers the offsets up to a similarity; for
-    dilations the W2 scale axis is stretched by the shape's second moment, so even the exact
-    disparity is not 0 and is the floor to compare the surrogate with. When the dataset has
-    labels, one label's measures are used (option ``wassmap_label``, default the most
-    frequent). ``wassmap_n`` (100) measures are drawn (seeded by ``eval_seed``); Isomap uses
-    ``wassmap_neighbors`` (8) neighbours.
-
-    Columns: ``wassmap.procrustes_surrogate``, ``wassmap.procrustes_exact`` (0: the
-    coordinates recovered up to a similarity; at most 1), ``wassmap.n`` and
-    ``wassmap.n_components``.
-    """
-    parameters = manifold_parameters(ctx.dataset)
-    if parameters is None:
-        return {}
-    if parameters.shape[1] == 0:
-        raise MetricSkipped("the manifold coordinates are constant: nothing to recover")
-    members = _wassmap_members(ctx, parameters)
-    n = min(int(ctx.option("wassmap_n", 100)), len(members))
-    if n < parameters.shape[1] + 3:
-        raise MetricSkipped(f"only {len(members)} measures carry manifold coordinates")
-    _guard_cost(ctx, n * n, "wassmap")
-    idx = np.sort(ctx.rng().choice(members, size=n, replace=False))
-    neighbours = int(ctx.option("wassmap_neighbors", 8))
-    components = parameters.shape[1]
-    predicted = surrogate_matrix(ctx, idx, idx)
-    if not np.all(np.isfinite(predicted)):
-        raise ValueError(f"the surrogate failed on {(~np.isfinite(predicted)).sum()} of the {n}x{n} pairs")
-    exact = exact_matrix_w2(ctx, idx, idx)
-    truth = parameters[idx]
-
-    def disparity(distances: np.ndarray) -> float:
-        embedding = M.wassmap_embedding(distances, n_neighbors=neighbours, n_components=components)
-        return M.procrustes_disparity(truth, embedding)
-
-    return {
-        "wassmap.procrustes_surrogate": disparity(predicted),
-        "wassmap.procrustes_exact": disparity(exact),
-        "wassmap.n": float(n),
-        "wassmap.n_components": float(components),
-    }
+    pred = np.asarray(ctx.predictions[split], dtype=np.float64).reshape(-1)
+    pairs = ctx.dataset.pairs[split]
+    if len(pred) != len(pairs):
+        raise ValueError(f"{len(pred)} predictions for the {len(pairs)} {split} pairs")
+    if pairs.w2sq is None:
+        raise ValueError(f"split {split!r} has no ground truth")
+    return pred

@@ -25,14 +25,8 @@ import torch
 import wbench
 from wbench.cache import CacheResult, PathLike, content_key, load_or_compute
 from wbench.data import PairedDataset
-from wbench.oracle import (
-    COST_NAME,
-    ORACLE_VERSION,
-    SupportTable,
-    _as_index_array,
-    solve_pairs,
-    support_table,
-)
+from wbench.oracle import COST_NAME, ORACLE_VERSION, solve_pairs
+from wbench.supports import SupportTable, as_index_array, support_table
 
 
 @dataclass(frozen=True)
@@ -170,7 +164,7 @@ def plan_pairwise_block(
     """The :class:`BlockPlan` of ``dataset.measures[rows]`` x ``[cols]`` (what
     :func:`exact_pairwise_w2sq` looks up or solves)."""
     n = len(dataset.measures)
-    rows_arr, cols_arr = _as_index_array(rows, n, "rows"), _as_index_array(cols, n, "cols")
+    rows_arr, cols_arr = as_index_array(rows, n, "rows"), as_index_array(cols, n, "cols")
     ids, local = np.unique(np.concatenate([rows_arr, cols_arr]), return_inverse=True)
     table = support_table(dataset.measures, ids, what=f"dataset {dataset.name!r}")
     local_rows, local_cols = local[: len(rows_arr)], local[len(rows_arr) :]

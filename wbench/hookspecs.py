@@ -15,7 +15,10 @@ import pluggy
 from wbench import PROJECT_NAME
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from wbench.registry import Registry
+    from wbench.sections import Section, SectionContext
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
@@ -75,4 +78,22 @@ def wbench_record_finished(record: dict[str, Any]) -> None:
     object that was written; mutating it has no effect on the stored file.
 
     :param record: the record, as written (see :mod:`wbench.records`).
+    """
+
+
+@hookspec
+def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) -> list[Section]:
+    """Contribute extra sections to a Markdown leaderboard (below the ranked tables).
+
+    Return a list of :class:`wbench.sections.Section` (a title and a display-ready
+    DataFrame whose cells are text), or ``[]`` when the records hold nothing for you. The
+    built-in ``claims`` plugin returns the papers' claims this way; the core then adds the
+    cross-dataset transfer matrix when the records carry one. Import heavy modules inside
+    the function, not at plugin import time.
+
+    :param frame: the records, one row per (dataset, method configuration, seed), as
+        :func:`wbench.leaderboard.records_frame` builds it (``dataset``, ``method``,
+        ``method_name``, ``seed``, ``status``, ``trainable``, ``n_parameters``, every metric,
+        throughput and ``transfer.*`` column); do not modify it.
+    :param context: :class:`wbench.sections.SectionContext` (the ranking metric, the format).
     """

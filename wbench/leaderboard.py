@@ -16,7 +16,9 @@ import pandas as pd
 from tabulate import tabulate
 
 from wbench.errors import WbenchError
+from wbench.plugins import Plugins, make_plugin_manager
 from wbench.records import Outcome, Record, RecordStore
+from wbench.sections import Section, SectionContext, collect_sections, render_section
 from wbench.suite import DEFAULT_PRIMARY_METRIC
 
 
@@ -220,25 +222,26 @@ def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[C
     raise ValueError(f"unknown leaderboard format {fmt!r}; choose md, csv or html")
 
 
-def claims_and_transfer_markdown(df: pd.DataFrame) -> str:
-    """Markdown sections for the papers' claims and, when recorded, the transfer matrix."""
-    from wbench.stats import claims_table, transfer_matrix
+def transfer_section(df: pd.DataFrame) -> list[Section]:
+    """The core's own extra section: the cross-dataset transfer matrix, when recorded."""
+    from wbench.stats import transfer_matrix
 
-    parts = []
-    claims = claims_table(df)
-    measured = claims[claims["verdict"] != "not measured"] if "verdict" in claims else claims
-    if not measured.empty:
-        parts.append("\n### Paper claims under this budget\n\n")
-        parts.append(tabulate(claims, headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
-        parts.append("\n")
-    if any(c.startswith("transfer.") for c in df.columns):
-        matrix = transfer_matrix(df)
-        if not matrix.empty:
-            shown = matrix.map(lambda v: _format_number(float(v)) if pd.notna(v) else "")
-            parts.append("\n### Cross-dataset transfer (test MSE on W2; rows: trained on, columns: tested on)\n\n")
-            parts.append(tabulate(shown.reset_index(), headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
-            parts.append("\n")
-    return "".join(parts)
+    if not any(c.startswith("transfer.") for c in df.columns):
+        return []
+    matrix = transfer_matrix(df)
+    if matrix.empty:
+        return []
+    shown = matrix.map(lambda v: _format_number(float(v)) if pd.notna(v) else "")
+    title = "Cross-dataset transfer (test MSE on W2; rows: trained on, columns: tested on)"
+    return [Section(title, shown.reset_index())]
+
+
+def sections_markdown(df: pd.DataFrame, plugins: Plugins, *, primary: str) -> str:
+    """Markdown of the sections plugins contribute (``wbench_leaderboard_sections``, e.g. the
+    papers' claims), then the transfer matrix when the records carry one."""
+    context = SectionContext(primary=primary, fmt="md")
+    sections = collect_sections(plugins.manager, df, context) + transfer_section(df)
+    return "".join(render_section(section, "md") for section in sections)
 
 
 class UnknownColumnError(WbenchError, ValueError):
@@ -263,18 +266,24 @@ def leaderboard_text(
     primary: str = DEFAULT_PRIMARY_METRIC,
     columns: Sequence[Column] = COLUMNS,
     extras: bool = True,
+    plugins: Plugins | None = None,
 ) -> str:
     """Load records, summarise and render: the whole ``wbench leaderboard`` command.
 
-    Markdown also carries the claims table and the transfer matrix (``extras``) when the
-    records allow.
+    Markdown also carries (``extras``) the sections plugins contribute, e.g. the papers'
+    claims, and the transfer matrix when the records allow.
+
+    :param plugins: the loaded plugins asked for sections; default
+        :func:`wbench.plugins.make_plugin_manager` (entry points, ``$WBENCH_DISABLE_PLUGINS``).
     """
     df = records_frame(load_records(run_dirs))
     if df.empty:
         return "no records\n"
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
     if fmt == "md" and extras:
-        text += claims_and_transfer_markdown(df)
+        if plugins is None:
+            plugins = make_plugin_manager()
+        text += sections_markdown(df, plugins, primary=primary)
     return text
 
 

@@ -34,50 +34,64 @@ Public functions:
 * :func:`support_table` and :func:`solve_pairs` — the two steps the cached ground truth
   (:mod:`wbench.groundtruth`) uses, so that the cache key is computed from exactly what
   the solver sees.
+
+Where each step lives: support extraction in :mod:`wbench.supports`, the LP of one pair
+(and of one chunk, with the retry) in :mod:`wbench.lp`, and here the dispatch of many
+pairs (de-duplication, chunking, the executor, error reports) and the public functions.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import math
-import os
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-import ot
 import torch
-from scipy.spatial.distance import cdist
 
-from wbench.errors import InvalidMeasureError, WbenchError
+from wbench.errors import InvalidMeasureError
 from wbench.executor import Executor, LocalExecutor, TaskFailedError, executor_for
+from wbench.lp import (
+    COST_NAME,
+    DEFAULT_NUM_ITER_MAX,
+    RESULT_INFEASIBLE,
+    RESULT_MAX_ITER,
+    RESULT_NAMES,
+    RESULT_OPTIMAL,
+    RESULT_UNBOUNDED,
+    RETRY_FACTOR,
+    OracleError,
+    chunk_task,
+    exact_w2sq_pair,
+    solve_chunk,
+    solve_table_chunk,
+)
 from wbench.measures import MeasureBatch
 from wbench.progress import progress as progress_bar
+from wbench.supports import SupportTable, as_index_array, support_table
+
+__all__ = [
+    "COST_NAME",
+    "DEFAULT_NUM_ITER_MAX",
+    "ORACLE_VERSION",
+    "RESULT_INFEASIBLE",
+    "RESULT_MAX_ITER",
+    "RESULT_OPTIMAL",
+    "RESULT_UNBOUNDED",
+    "RETRY_FACTOR",
+    "OracleError",
+    "SupportTable",
+    "exact_w2sq",
+    "exact_w2sq_between",
+    "exact_w2sq_block",
+    "exact_w2sq_pair",
+    "solve_pairs",
+    "support_table",
+]
 
 ORACLE_VERSION = 1
 """Bump when a change could alter any computed value; it is part of every cache key."""
-
-COST_NAME = "sqeuclidean"
-"""The ground cost: squared Euclidean distance between support points."""
-
-DEFAULT_NUM_ITER_MAX = 1_000_000
-"""Network-simplex iteration budget of the first attempt (POT's own default is 100,000)."""
-
-RETRY_FACTOR = 10
-"""A pair that hits the iteration budget is solved again with this many times the budget."""
-
-# POT's network-simplex result codes (ot.lp.emd_wrap.check_result).
-RESULT_INFEASIBLE, RESULT_OPTIMAL, RESULT_UNBOUNDED, RESULT_MAX_ITER = 0, 1, 2, 3
-_RESULT_NAMES = {
-    RESULT_INFEASIBLE: "infeasible",
-    RESULT_OPTIMAL: "optimal",
-    RESULT_UNBOUNDED: "unbounded",
-    RESULT_MAX_ITER: "iteration budget reached before optimality",
-}
-_POT_WARNINGS = r"(numItermax reached|Problem infeasible|Problem unbounded)"
 
 _MIN_CHUNK, _MAX_CHUNK, _CHUNKS_PER_WORKER = 32, 512, 6
 
@@ -88,293 +102,9 @@ Starting a worker process costs a few seconds (each imports POT, which imports t
 small jobs run faster without workers. Set to 0 to always use ``n_jobs`` workers.
 """
 
-_EXTRACT_BLOCK = 4096
-"""Measures converted to dense float64 at a time while extracting supports (bounds memory)."""
-
 _SECONDS_PER_WORK_UNIT = 2.2e-10
 """Rough single-core LP time of an ``n x m`` pair is this times ``n * m * (n + m)``
 (MNIST, ~150 x 150: 1.5 ms; 300 x 300 point clouds: ~12 ms)."""
-
-
-class OracleError(WbenchError, RuntimeError):
-    """The exact solver failed on a pair (not optimal even with the larger budget)."""
-
-
-# --------------------------------------------------------------------------- supports
-
-
-@dataclass(frozen=True)
-class SupportTable:
-    """The supports of ``k`` measures, packed: measure ``i`` is ``points[offsets[i]:offsets[i+1]]``.
-
-    :param points: ``(T, D)`` float64 support points with positive mass, ground-cost units.
-    :param masses: ``(T,)`` float64 masses, positive, each measure's slice summing to 1.
-    :param offsets: ``(k + 1,)`` int64, ``offsets[0] == 0`` and ``offsets[k] == T``.
-    """
-
-    points: np.ndarray
-    masses: np.ndarray
-    offsets: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.offsets.shape[0] - 1)
-
-    @property
-    def dim(self) -> int:
-        return int(self.points.shape[1])
-
-    def measure(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(points (n_i, D), masses (n_i,))`` of measure ``i``."""
-        s, e = self.offsets[i], self.offsets[i + 1]
-        return self.points[s:e], self.masses[s:e]
-
-    def subset(self, ids: np.ndarray) -> SupportTable:
-        """A table of the measures ``ids`` (in that order), copying only their slices."""
-        ids = np.asarray(ids, dtype=np.int64)
-        starts = self.offsets[ids]
-        counts = self.offsets[ids + 1] - starts
-        offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        gather = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1], dtype=np.int64)
-        return SupportTable(self.points[gather], self.masses[gather], offsets)
-
-    def concat(self, other: SupportTable) -> SupportTable:
-        """This table followed by ``other`` (its measures numbered from ``len(self)``)."""
-        if other.dim != self.dim:
-            raise InvalidMeasureError(f"cannot pair measures of dimension {self.dim} with dimension {other.dim}")
-        offsets = np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]])
-        return SupportTable(
-            np.concatenate([self.points, other.points]), np.concatenate([self.masses, other.masses]), offsets
-        )
-
-
-def _as_index_array(idx: object, n: int, what: str) -> np.ndarray:
-    """A 1-D int64 index array with every entry in ``[0, n)``."""
-    if isinstance(idx, torch.Tensor):
-        idx = idx.detach().cpu().numpy()
-    arr = np.asarray(idx)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise InvalidMeasureError(f"{what} must be a 1-D array of measure indices, got shape {arr.shape}")
-    if arr.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise InvalidMeasureError(f"{what} must hold integer measure indices, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
-    bad = (arr < 0) | (arr >= n)
-    if bad.any():
-        raise InvalidMeasureError(
-            f"{what}[{int(np.argmax(bad))}] = {int(arr[bad][0])} is not a measure index (there are {n} measures)"
-        )
-    return arr
-
-
-def _check_masses(weights: np.ndarray, ids: np.ndarray, what: str) -> None:
-    """Raise :class:`InvalidMeasureError` naming the first measure with bad masses."""
-    finite = np.isfinite(weights)
-    if not finite.all():
-        row = int(np.argmin(finite.all(axis=1)))
-        raise InvalidMeasureError(f"{what}: measure {int(ids[row])} has a non-finite mass (NaN or inf)")
-    negative = weights < 0
-    if negative.any():
-        row = int(np.argmax(negative.any(axis=1)))
-        raise InvalidMeasureError(
-            f"{what}: measure {int(ids[row])} has negative mass {float(weights[row].min()):.3g}"
-        )
-    totals = weights.sum(axis=1)
-    if (totals <= 0).any():
-        row = int(np.argmax(totals <= 0))
-        raise InvalidMeasureError(f"{what}: measure {int(ids[row])} has zero total mass (an empty image?)")
-    if not np.isfinite(totals).all():
-        row = int(np.argmax(~np.isfinite(totals)))
-        raise InvalidMeasureError(f"{what}: measure {int(ids[row])} has a total mass that overflows float64")
-
-
-def support_table(measures: MeasureBatch, ids: Sequence[int] | np.ndarray | None = None, *, what: str = "measures") -> SupportTable:
-    """Extract the float64 supports of ``measures[ids]`` (all measures when ``ids`` is None).
-
-    :param measures: a batch of ``B`` measures (grid histograms or point clouds), any device.
-    :param ids: ``(k,)`` indices of the measures to extract.
-    :param what: how error messages name the batch.
-    :returns: a :class:`SupportTable` of ``k`` measures, masses renormalised to sum 1.
-    :raises InvalidMeasureError: a negative, non-finite or all-zero mass, or a non-finite
-        support point carrying mass; the message names the measure by its index in ``measures``.
-    """
-    n = len(measures)
-    ids = np.arange(n, dtype=np.int64) if ids is None else _as_index_array(ids, n, "measure ids")
-    if measures.support.ndim == 2 and not bool(torch.isfinite(measures.support).all()):
-        raise InvalidMeasureError(f"{what}: the shared support has a non-finite coordinate")
-    parts = [_extract_block(measures, ids[s : s + _EXTRACT_BLOCK], what) for s in range(0, len(ids), _EXTRACT_BLOCK)]
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    if not parts:
-        return SupportTable(np.zeros((0, measures.dim)), np.zeros(0), offsets)
-    np.cumsum(np.concatenate([counts for _, _, counts in parts]), out=offsets[1:])
-    points = np.concatenate([pts for pts, _, _ in parts])
-    masses = np.concatenate([m for _, m, _ in parts])
-    return SupportTable(np.ascontiguousarray(points), masses, offsets)
-
-
-def _extract_block(measures: MeasureBatch, ids: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(points (T, D), masses (T,), counts (k,))`` of the measures ``ids``, masses normalised."""
-    index = torch.from_numpy(ids).to(measures.weights.device)
-    weights = measures.weights.detach()[index].to("cpu", torch.float64).numpy()
-    _check_masses(weights, ids, what)
-    rows, cols = np.nonzero(weights)  # row-major: grouped by measure
-    masses = weights[rows, cols]
-    counts = np.bincount(rows, minlength=len(ids))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    masses = masses / np.repeat(np.add.reduceat(masses, starts), counts)
-    if measures.support.ndim == 2:
-        points = measures.support.detach().to("cpu", torch.float64).numpy()[cols]
-    else:
-        per_measure = measures.support.detach()[index].to("cpu", torch.float64).numpy()
-        points = per_measure[rows, cols]
-        finite = np.isfinite(points).all(axis=1)
-        if not finite.all():
-            bad = int(ids[rows[int(np.argmin(finite))]])
-            raise InvalidMeasureError(f"{what}: measure {bad} has a non-finite support point with positive mass")
-    return points, masses, counts
-
-
-# --------------------------------------------------------------------------- one LP
-
-
-def _lp_solve(a: np.ndarray, b: np.ndarray, cost: np.ndarray, num_iter_max: int) -> tuple[float, int]:
-    """One network-simplex solve: ``(value, POT result code)``. Tests replace this function."""
-    value, log = ot.emd2(a, b, cost, numItermax=num_iter_max, log=True, center_dual=False, check_marginals=False)
-    return float(value), int(log["result_code"])
-
-
-def _solve_one(xa: np.ndarray, wa: np.ndarray, xb: np.ndarray, wb: np.ndarray, num_iter_max: int) -> tuple[float, int, int]:
-    """``(value, result code, iteration budget of the last attempt)`` with one retry."""
-    cost = cdist(xa, xb, "sqeuclidean")
-    value, code = _lp_solve(wa, wb, cost, num_iter_max)
-    budget = num_iter_max
-    if code == RESULT_MAX_ITER:
-        budget = num_iter_max * RETRY_FACTOR
-        value, code = _lp_solve(wa, wb, cost, budget)
-    return value, code, budget
-
-
-LP_MMAP_THRESHOLD = 4 << 20
-"""Bytes: glibc's mmap threshold set in processes where Dask pinned it (see :func:`_tune_allocator`)."""
-
-
-@functools.cache
-def _tune_allocator() -> bool:
-    """Let glibc serve an LP's buffers from the heap in a Dask worker; True if changed.
-
-    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also switches off
-    glibc's dynamic mmap threshold: every allocation above 128 KiB (an MNIST pair's cost
-    matrix, its flow matrix, the simplex's arrays) becomes a fresh ``mmap`` of zeroed pages,
-    making each LP about 20 % slower. Raising the mmap threshold to
-    :data:`LP_MMAP_THRESHOLD` restores glibc's default behaviour for such sizes, and keeps
-    Dask's trim threshold (memory at the top of the heap is still given back). Nothing
-    happens elsewhere: when the variable is unset, when ``MALLOC_MMAP_THRESHOLD_`` is set
-    explicitly, or without glibc. Values are unchanged, only the speed.
-    """
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, LP_MMAP_THRESHOLD))
-
-
-_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
-
-
-def _solve_chunk(
-    points: np.ndarray, masses: np.ndarray, offsets: np.ndarray, left: np.ndarray, right: np.ndarray, num_iter_max: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Solve the pairs ``(left[p], right[p])`` of a packed table: ``(values, result codes)``.
-
-    The task function sent to the workers: a pure function of compact numpy arrays.
-    """
-    _tune_allocator()
-    values = np.empty(len(left), dtype=np.float64)
-    codes = np.empty(len(left), dtype=np.int8)
-    with warnings.catch_warnings():
-        # POT warns on a non-optimal result; the result code is checked instead.
-        warnings.filterwarnings("ignore", message=_POT_WARNINGS, category=UserWarning)
-        for p in range(len(left)):
-            i, j = left[p], right[p]
-            sa, ea, sb, eb = offsets[i], offsets[i + 1], offsets[j], offsets[j + 1]
-            try:
-                values[p], codes[p], _ = _solve_one(points[sa:ea], masses[sa:ea], points[sb:eb], masses[sb:eb], num_iter_max)
-            except Exception as exc:
-                exc.wbench_item = p  # type: ignore[attr-defined]  # which pair of the chunk (see wbench.executor)
-                raise
-    return values, codes
-
-
-def _chunk_task(table: SupportTable, left: np.ndarray, right: np.ndarray, num_iter_max: int) -> tuple[np.ndarray, ...]:
-    """The arguments of :func:`_solve_chunk` for the pairs ``(left, right)`` of ``table``:
-    the chunk's own compact table (only its measures) and the pairs renumbered into it."""
-    ids, local = np.unique(np.concatenate([left, right]), return_inverse=True)
-    sub = table.subset(ids)
-    return sub.points, sub.masses, sub.offsets, local[: len(left)], local[len(left) :], num_iter_max
-
-
-def _solve_table_chunk(table: SupportTable, left: np.ndarray, right: np.ndarray, num_iter_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_solve_chunk` on pairs of a whole table: the cluster task (the table reaches
-    each worker once, a task carries only pair indices). The worker cuts the same compact
-    chunk table the local backend sends (solving from it is also about 20 % faster than
-    from slices of the whole table), so the inputs, and the results, are bitwise those of
-    the local backend."""
-    return _solve_chunk(*_chunk_task(table, left, right, num_iter_max))
-
-
-def exact_w2sq_pair(
-    xa: np.ndarray | torch.Tensor,
-    wa: np.ndarray | torch.Tensor,
-    xb: np.ndarray | torch.Tensor,
-    wb: np.ndarray | torch.Tensor,
-    *,
-    num_iter_max: int = DEFAULT_NUM_ITER_MAX,
-) -> float:
-    """Exact W2^2 between ``sum_i wa_i delta(xa_i)`` and ``sum_j wb_j delta(xb_j)``.
-
-    :param xa: ``(n, D)`` support points, ground-cost units.
-    :param wa: ``(n,)`` non-negative masses (normalised here to sum 1).
-    :param xb: ``(m, D)`` support points.
-    :param wb: ``(m,)`` non-negative masses.
-    :param num_iter_max: iteration budget of the first attempt.
-    :returns: W2^2 in squared ground-cost units (float64).
-    :raises InvalidMeasureError: mismatched shapes, negative / non-finite / zero mass,
-        non-finite points.
-    :raises OracleError: the LP is not optimal even with the larger budget.
-    """
-    sides = []
-    for name, x, w in (("a", xa, wa), ("b", xb, wb)):
-        x = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
-        w = np.asarray(w.detach().cpu() if isinstance(w, torch.Tensor) else w, dtype=np.float64)
-        if x.ndim == 1:
-            x = x[:, None]
-        if x.ndim != 2 or w.ndim != 1 or x.shape[0] != w.shape[0]:
-            raise InvalidMeasureError(
-                f"measure {name}: points must be (n, D) and masses (n,), got {x.shape} and {w.shape}"
-            )
-        _check_masses(w[None, :], np.array([0]), f"measure {name}")
-        keep = w > 0
-        x, w = x[keep], w[keep]
-        if not np.isfinite(x).all():
-            raise InvalidMeasureError(f"measure {name} has a non-finite support point")
-        sides.append((np.ascontiguousarray(x), w / w.sum()))
-    (xa, wa), (xb, wb) = sides
-    if xa.shape[1] != xb.shape[1]:
-        raise InvalidMeasureError(f"measures live in different dimensions: {xa.shape[1]} and {xb.shape[1]}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_POT_WARNINGS, category=UserWarning)
-        value, code, budget = _solve_one(xa, wa, xb, wb, num_iter_max)
-    if code != RESULT_OPTIMAL:
-        raise OracleError(f"exact W2 not found: the LP was {_RESULT_NAMES.get(code, code)} (budget {budget:,} iterations)")
-    return max(value, 0.0)
 
 
 # --------------------------------------------------------------------------- many pairs
@@ -431,8 +161,8 @@ def solve_pairs(
     :raises wbench.executor.SchedulerUnreachableError: the scheduler does not answer.
     """
     k = len(table)
-    left = _as_index_array(left, k, "left")
-    right = _as_index_array(right, k, "right")
+    left = as_index_array(left, k, "left")
+    right = as_index_array(right, k, "right")
     if left.shape != right.shape:
         raise InvalidMeasureError(f"left and right must have equal length, got {len(left)} and {len(right)}")
     out = np.zeros(len(left), dtype=np.float64)
@@ -458,39 +188,55 @@ def solve_pairs(
         starts, results = _dispatch(executor, table, ulo, uhi, estimated, num_iter_max)
         bar = progress_bar(total=n_unique, desc=desc, unit="pair") if progress else None
         try:
-            for index, (vals, cds) in results:
-                s = starts[index]
-                values[s : s + len(vals)] = vals
-                codes[s : s + len(cds)] = cds
-                if bar is not None:
-                    bar.update(len(vals))
-        except TaskFailedError as exc:
-            s = starts[exc.index]
-            e = starts[exc.index + 1] if exc.index + 1 < len(starts) else n_unique
-            which = pair_name(s + exc.item) if exc.item is not None else f"one of {pair_name(s)} and the {e - s - 1} pairs after it"
-            raise OracleError(
-                f"exact W2 failed for {which} on {exc.where}: {exc.summary}"
-                + (f"\nworker traceback:\n{exc.remote_traceback.rstrip()}" if exc.remote_traceback else "")
-            ) from exc
+            _collect(results, starts, values, codes, bar, pair_name)
         finally:
             if bar is not None:
                 bar.close()
-    failed = np.flatnonzero(codes != RESULT_OPTIMAL)
-    if len(failed):
-        u = int(failed[0])
-        code = int(codes[u])
-        tried = (
-            f"after {num_iter_max:,} and then {num_iter_max * RETRY_FACTOR:,} iterations"
-            if code == RESULT_MAX_ITER
-            else f"(iteration budget {num_iter_max:,})"
-        )
-        raise OracleError(
-            f"exact W2 failed for {pair_name(u)}: the LP was "
-            f"{_RESULT_NAMES.get(code, f'unknown result code {code}')} {tried}"
-            + (f"; {len(failed) - 1} other pair(s) failed too" if len(failed) > 1 else "")
-        )
+    _check_codes(codes, num_iter_max, pair_name)
     out[solve] = np.maximum(values[inverse.reshape(-1)], 0.0)
     return out
+
+
+def _collect(
+    results: Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]], starts: list[int], values: np.ndarray,
+    codes: np.ndarray, bar: Any, pair_name: Callable[[int], str],
+) -> None:
+    """Write each chunk's ``(values, result codes)`` at its start into ``values`` and ``codes``
+    (unique pairs); a failed task becomes an :class:`OracleError` naming the pair."""
+    try:
+        for index, (vals, cds) in results:
+            s = starts[index]
+            values[s : s + len(vals)] = vals
+            codes[s : s + len(cds)] = cds
+            if bar is not None:
+                bar.update(len(vals))
+    except TaskFailedError as exc:
+        s = starts[exc.index]
+        e = starts[exc.index + 1] if exc.index + 1 < len(starts) else len(values)
+        which = pair_name(s + exc.item) if exc.item is not None else f"one of {pair_name(s)} and the {e - s - 1} pairs after it"
+        raise OracleError(
+            f"exact W2 failed for {which} on {exc.where}: {exc.summary}"
+            + (f"\nworker traceback:\n{exc.remote_traceback.rstrip()}" if exc.remote_traceback else "")
+        ) from exc
+
+
+def _check_codes(codes: np.ndarray, num_iter_max: int, pair_name: Callable[[int], str]) -> None:
+    """Raise :class:`OracleError` naming the first unique pair whose LP was not optimal."""
+    failed = np.flatnonzero(codes != RESULT_OPTIMAL)
+    if not len(failed):
+        return
+    u = int(failed[0])
+    code = int(codes[u])
+    tried = (
+        f"after {num_iter_max:,} and then {num_iter_max * RETRY_FACTOR:,} iterations"
+        if code == RESULT_MAX_ITER
+        else f"(iteration budget {num_iter_max:,})"
+    )
+    raise OracleError(
+        f"exact W2 failed for {pair_name(u)}: the LP was "
+        f"{RESULT_NAMES.get(code, f'unknown result code {code}')} {tried}"
+        + (f"; {len(failed) - 1} other pair(s) failed too" if len(failed) > 1 else "")
+    )
 
 
 def _dispatch(
@@ -504,12 +250,12 @@ def _dispatch(
         starts = list(range(0, n_unique, size))
         shared = executor.share(table)  # once per worker, not once per task
         tasks = [(shared, ulo[s : s + size], uhi[s : s + size], num_iter_max) for s in starts]
-        return starts, executor.map(_solve_table_chunk, tasks, ordered=True, name="wbench-oracle")
+        return starts, executor.map(solve_table_chunk, tasks, ordered=True, name="wbench-oracle")
     size = _chunk_size(n_unique, 1 if in_process else executor.n_workers)
     starts = list(range(0, n_unique, size))
 
-    tasks = (_chunk_task(table, ulo[s : s + size], uhi[s : s + size], num_iter_max) for s in starts)
-    return starts, executor.map(_solve_chunk, tasks, ordered=True, name="wbench-oracle")
+    tasks = (chunk_task(table, ulo[s : s + size], uhi[s : s + size], num_iter_max) for s in starts)
+    return starts, executor.map(solve_chunk, tasks, ordered=True, name="wbench-oracle")
 
 
 def exact_w2sq(
@@ -535,7 +281,7 @@ def exact_w2sq(
     :raises OracleError: a pair's LP is not optimal even after the retry (names the pair).
     """
     n = len(measures)
-    left_arr, right_arr = _as_index_array(left, n, "left"), _as_index_array(right, n, "right")
+    left_arr, right_arr = as_index_array(left, n, "left"), as_index_array(right, n, "right")
     if left_arr.shape != right_arr.shape:
         raise InvalidMeasureError(f"left and right must have equal length, got {len(left_arr)} and {len(right_arr)}")
     ids, local = np.unique(np.concatenate([left_arr, right_arr]), return_inverse=True)
@@ -587,7 +333,7 @@ def exact_w2sq_block(
     Symmetric duplicates (``rows`` and ``cols`` overlapping) are solved once.
     """
     n = len(measures)
-    rows_arr, cols_arr = _as_index_array(rows, n, "rows"), _as_index_array(cols, n, "cols")
+    rows_arr, cols_arr = as_index_array(rows, n, "rows"), as_index_array(cols, n, "cols")
     left = np.repeat(rows_arr, len(cols_arr))
     right = np.tile(cols_arr, len(rows_arr))
     return exact_w2sq(

@@ -1,7 +1,11 @@
 """Build the plugin manager: entry points of the group ``wbench`` plus local plugin files.
 
 Nothing happens at import time; call :func:`make_plugin_manager`. The built-in plugins of
-``wbench_plugins`` come in through the same entry points as any third-party package.
+``wbench_plugins`` come in through the same entry points as any third-party package. Every
+hook is called through ``manager.hook.<name>(...)``, so pluggy's order (last registered
+first, ``tryfirst``/``trylast``) and wrappers apply; for the register hooks each plain
+implementation is wrapped so that the registry knows which plugin registers what, and a
+plugin whose hook raises is marked unavailable instead of stopping the others.
 """
 
 from __future__ import annotations
@@ -9,11 +13,12 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -86,6 +91,43 @@ def _distribution_label(ep: object) -> str:
     return f"{dist.name} {dist.version}"
 
 
+def _attributed(
+    function: Callable[..., Any], plugin: str, hook_name: str, registry: Registry,
+    distribution: str, failed: dict[str, str],
+) -> Callable[..., Any]:
+    """``function`` (one plugin's register hook) made to tell the registry who registers, and
+    to turn a failure into an "unavailable" plugin (its entries dropped) instead of an error."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if plugin in failed:  # an earlier hook of this plugin failed: skip the rest
+            return None
+        registry.current_plugin, registry.current_distribution = plugin, distribution
+        try:
+            return function(*args, **kwargs)
+        except PluginError:
+            raise
+        except Exception as exc:
+            failed[plugin] = f"{hook_name} raised {type(exc).__name__}: {exc}"
+            registry.remove_plugin(plugin)
+            return None
+
+    return call
+
+
+def _call_register_hook(
+    manager: pluggy.PluginManager, hook_name: str, registry: Registry,
+    sources: dict[str, tuple[str, str]], failed: dict[str, str],
+) -> None:
+    """Call one register hook through ``manager.hook`` (pluggy's order, ``tryfirst``/``trylast``
+    and wrappers apply), each plain implementation attributed to its plugin."""
+    caller = getattr(manager.hook, hook_name)
+    for impl in caller.get_hookimpls():
+        if not (impl.hookwrapper or impl.wrapper):
+            distribution = sources.get(impl.plugin_name, ("", ""))[1]
+            impl.function = _attributed(impl.function, impl.plugin_name, hook_name, registry, distribution, failed)
+    caller(registry=registry)
+
+
 def make_plugin_manager(
     plugin_files: Sequence[str | os.PathLike[str]] = (),
     *,
@@ -134,18 +176,7 @@ def make_plugin_manager(
     registry = Registry()
     failed: dict[str, str] = {}
     for hook_name in _REGISTER_HOOKS:
-        for impl in getattr(manager.hook, hook_name).get_hookimpls():
-            if impl.plugin_name in failed:
-                continue
-            registry.current_plugin = impl.plugin_name
-            registry.current_distribution = sources.get(impl.plugin_name, ("", ""))[1]
-            try:
-                impl.function(registry=registry)
-            except PluginError:
-                raise
-            except Exception as exc:
-                failed[impl.plugin_name] = f"{hook_name} raised {type(exc).__name__}: {exc}"
-                registry.remove_plugin(impl.plugin_name)
+        _call_register_hook(manager, hook_name, registry, sources, failed)
     registry.current_plugin = registry.current_distribution = ""
 
     for name, (source, dist) in sources.items():

@@ -1,92 +1,58 @@
-"""Statistics over several seeds: summaries, paired significance tests, the claims table and
-the cross-dataset transfer matrix.
+"""Generic statistics over several seeds: paired significance tests with Holm's correction,
+the cross-dataset transfer matrix, and the small helpers they (and plugins' leaderboard
+sections, e.g. the paper claims of ``wbench_plugins.claims``) share.
 
 Everything takes a pandas DataFrame of records, one row per (dataset, method configuration,
 seed), as :func:`wbench.leaderboard.records_frame` builds it: a ``method`` column (the row's
 label), a ``seed`` column, optionally ``dataset``, ``method_name`` (the plugin name behind a
-label), ``status`` (only ``"ok"`` rows are used) and ``n_parameters``, and the metric
-columns of :mod:`wbench.evaluation` and :mod:`wbench.throughput`.
+label), ``status`` (only ``"ok"`` rows are used) and ``n_parameters``, and the columns of
+the registered metrics and of :mod:`wbench.throughput`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 __all__ = [
-    "PAPER",
-    "claims_table",
+    "by_dataset",
     "holm",
+    "numeric",
+    "ok_rows",
+    "paired_test",
+    "per_seed",
     "significance",
-    "significance_over_pairs",
-    "summarise",
     "transfer_matrix",
 ]
 
-HOLDS, DOES_NOT_HOLD, NOT_MEASURED = "holds", "does not hold", "not measured"
-CLAIM_COLUMNS = ["claim", "dataset", "method", "paper_value", "our_value", "verdict", "note"]
-
-
-@dataclass(frozen=True)
-class _Paper:
-    """The papers' figures the claims table checks (see /work/shared/SPEC.md)."""
-
-    odekenn_below_deepkenn: float = 0.18  # ODE-KENN test MSE 18 % below DeepKENN (MNIST)
-    odekenn_below_naive: float = 0.28  # and 28 % below Naive
-    dwe_pearson_w2sq: float = 0.996  # DWE, MNIST test, on W2^2
-    lp_pairs_per_s: float = 192.0  # network-flow LP, 1 CPU
-    dwe_independent_pairs_per_s: float = 3633.0  # 1 CPU
-    dwe_pairwise_pairs_per_s: float = 213384.0  # 1 CPU
-
-    @property
-    def independent_speedup(self) -> float:
-        return self.dwe_independent_pairs_per_s / self.lp_pairs_per_s
-
-    @property
-    def pairwise_speedup(self) -> float:
-        return self.dwe_pairwise_pairs_per_s / self.lp_pairs_per_s
-
-
-PAPER = _Paper()
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _ok(df: pd.DataFrame) -> pd.DataFrame:
+def ok_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose ``status`` is ``"ok"`` (all rows when there is no ``status`` column)."""
     if "status" in df.columns:
         df = df[df["status"] == "ok"]
     return df
 
 
-def _numeric(series: pd.Series) -> pd.Series:
+def numeric(series: pd.Series) -> pd.Series:
+    """``series`` as floats; values that are not numbers become NaN."""
     return pd.to_numeric(series, errors="coerce")
 
 
-def _datasets(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+def by_dataset(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
+    """``(dataset, rows)`` per dataset, sorted; ``[(None, df)]`` without a ``dataset`` column."""
     if "dataset" not in df.columns:
         return [(None, df)]
     return [(str(name), group) for name, group in df.groupby("dataset", sort=True, dropna=False)]
 
 
-def _per_seed(df: pd.DataFrame, metric: str, method: str) -> pd.Series:
+def per_seed(df: pd.DataFrame, metric: str, method: str) -> pd.Series:
     """Seed -> value of ``metric`` for one method (several rows of one seed are averaged)."""
     rows = df[df["method"] == method]
-    values = pd.DataFrame({"seed": rows["seed"], "value": _numeric(rows[metric])}).dropna()
+    values = pd.DataFrame({"seed": rows["seed"], "value": numeric(rows[metric])}).dropna()
     return values.groupby("seed")["value"].mean()
-
-
-def _fmt(value: float, digits: int = 4) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.{digits - 1}e}"
-    return f"{value:.{digits}g}"
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -103,8 +69,10 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def _paired_test(best: np.ndarray, other: np.ndarray, test: str) -> tuple[float, float]:
-    """(statistic, p-value) of a two-sided paired test; identical samples give p = 1."""
+def paired_test(best: np.ndarray, other: np.ndarray, test: str) -> tuple[float, float]:
+    """(statistic, p-value) of a two-sided paired test of ``other`` against ``best`` (equal
+    length, paired by position): ``test`` is ``"ttest"`` or ``"wilcoxon"``; identical samples
+    give p = 1."""
     from scipy import stats
 
     diff = other - best
@@ -122,36 +90,6 @@ def _paired_test(best: np.ndarray, other: np.ndarray, test: str) -> tuple[float,
     if not math.isfinite(p):  # zero variance of non-zero differences: t is infinite
         p = 0.0 if math.isinf(statistic) else 1.0
     return statistic, p
-
-
-# ----------------------------------------------------------------------------- public
-
-
-def summarise(df: pd.DataFrame, metrics: Sequence[str], *, by: Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean and standard deviation over seeds of each metric, per method (and dataset).
-
-    :param df: records (see the module docstring); rows whose ``status`` is not ``ok`` are
-        left out.
-    :param metrics: metric columns to summarise (absent ones give NaN columns).
-    :param by: grouping columns; default ``dataset`` (when present) and ``method``.
-    :returns: one row per group: the grouping columns, ``n_seeds`` (distinct seeds), and
-        ``<metric>.mean``, ``<metric>.std`` (sample std, ddof=1; NaN with one seed) and
-        ``<metric>.n`` (rows with a value) for each metric.
-    """
-    df = _ok(df)
-    keys = list(by) if by is not None else [c for c in ("dataset", "method") if c in df.columns]
-    rows = []
-    for group_key, group in df.groupby(keys, sort=True, dropna=False):
-        group_key = group_key if isinstance(group_key, tuple) else (group_key,)
-        row = dict(zip(keys, group_key, strict=True))
-        row["n_seeds"] = int(group["seed"].nunique()) if "seed" in group.columns else len(group)
-        for metric in metrics:
-            values = _numeric(group[metric]).dropna() if metric in group.columns else pd.Series(dtype=float)
-            row[f"{metric}.mean"] = float(values.mean()) if len(values) else math.nan
-            row[f"{metric}.std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-            row[f"{metric}.n"] = len(values)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def significance(
@@ -179,10 +117,10 @@ def significance(
     """
     if metric not in df.columns:
         raise KeyError(f"no column {metric!r} in the records")
-    df = _ok(df)
+    df = ok_rows(df)
     rows = []
-    for dataset, group in _datasets(df):
-        series = {m: _per_seed(group, metric, m) for m in sorted(group["method"].dropna().unique())}
+    for dataset, group in by_dataset(df):
+        series = {m: per_seed(group, metric, m) for m in sorted(group["method"].dropna().unique())}
         series = {m: s for m, s in series.items() if len(s)}
         if len(series) < 2:
             continue
@@ -195,7 +133,7 @@ def significance(
             seeds = series[best].index.intersection(values.index)
             b, o = series[best][seeds].to_numpy(), values[seeds].to_numpy()
             if len(seeds) >= 2:
-                statistic, p = _paired_test(b, o, test)
+                statistic, p = paired_test(b, o, test)
                 name = test
             else:
                 statistic, p, name = math.nan, math.nan, "n/a: fewer than 2 matched seeds"
@@ -215,281 +153,6 @@ def significance(
     return pd.DataFrame(rows, columns=columns)
 
 
-def significance_over_pairs(
-    errors: Mapping[str, np.ndarray], *, lower_is_better: bool = True, alpha: float = 0.05, test: str = "wilcoxon"
-) -> pd.DataFrame:
-    """Paired tests over test pairs when per-pair errors are available (one seed is enough).
-
-    :param errors: method -> ``(P,)`` per-pair error (e.g. squared W2 error) on the same
-        test pairs in the same order; pairs where any method has NaN are dropped.
-    :returns: the columns of :func:`significance` with ``n_pairs`` in place of ``n_seeds``.
-    """
-    names = sorted(errors)
-    if len(names) < 2:
-        raise ValueError("need per-pair errors of at least two methods")
-    matrix = np.stack([np.asarray(errors[n], dtype=np.float64).reshape(-1) for n in names])
-    matrix = matrix[:, np.all(np.isfinite(matrix), axis=0)]
-    means = dict(zip(names, matrix.mean(axis=1), strict=True))
-    best = min(means, key=means.get) if lower_is_better else max(means, key=means.get)
-    b = matrix[names.index(best)]
-    block = []
-    for k, method in enumerate(names):
-        if method == best:
-            continue
-        statistic, p = _paired_test(b, matrix[k], test) if matrix.shape[1] >= 2 else (math.nan, math.nan)
-        block.append({
-            "best": best, "method": method, "n_pairs": matrix.shape[1], "best_mean": float(means[best]),
-            "method_mean": float(means[method]), "difference": float(means[method] - means[best]),
-            "statistic": statistic, "p_value": p, "test": test,
-        })
-    for r, p_adj in zip(block, holm([r["p_value"] for r in block]), strict=True):
-        r["p_holm"] = float(p_adj)
-        r["significant"] = bool(math.isfinite(p_adj) and p_adj < alpha)
-    return pd.DataFrame(block)
-
-
-# ----------------------------------------------------------------------------- claims
-
-
-def _name_column(df: pd.DataFrame) -> str:
-    return "method_name" if "method_name" in df.columns and df["method_name"].notna().any() else "method"
-
-
-def _label_for(group: pd.DataFrame, name: str, metric: str, *, lower_is_better: bool = True) -> str | None:
-    """The label of method ``name`` to use: the label equal to the name, else its best one."""
-    column = _name_column(group)
-    labels = sorted(group.loc[group[column] == name, "method"].dropna().unique())
-    if not labels:
-        return None
-    if name in labels:
-        return name
-    if metric in group.columns:
-        means = {lab: _numeric(group.loc[group["method"] == lab, metric]).mean() for lab in labels}
-        means = {lab: v for lab, v in means.items() if math.isfinite(v)}
-        if means:
-            return min(means, key=means.get) if lower_is_better else max(means, key=means.get)
-    return labels[0]
-
-
-def _mean(group: pd.DataFrame, label: str, column: str) -> float:
-    if column not in group.columns:
-        return math.nan
-    values = _numeric(group.loc[group["method"] == label, column]).dropna()
-    return float(values.mean()) if len(values) else math.nan
-
-
-def _n_seeds(group: pd.DataFrame, label: str, column: str) -> int:
-    if column not in group.columns:
-        return 0
-    rows = group[(group["method"] == label) & _numeric(group[column]).notna()]
-    return int(rows["seed"].nunique()) if "seed" in rows.columns else len(rows)
-
-
-def _claim_a(group: pd.DataFrame, dataset: str | None, param_tolerance: float, alpha: float) -> dict[str, str]:
-    metric = "test.w2.mse"
-    claim = "ODE-KENN's test MSE on W2 is below DeepKENN's and Naive's at matched parameters"
-    paper = (f"ODE-KENN {PAPER.odekenn_below_deepkenn:.0%} below DeepKENN, "
-             f"{PAPER.odekenn_below_naive:.0%} below Naive (MNIST, 2,000 epochs)")
-    base = {"claim": claim, "dataset": dataset or "", "method": "odekenn", "paper_value": paper}
-    labels = {name: _label_for(group, name, metric) for name in ("odekenn", "deepkenn", "naive")}
-    missing = [n for n, lab in labels.items() if lab is None or not math.isfinite(_mean(group, lab, metric))]
-    if missing:
-        return {**base, "our_value": "", "verdict": NOT_MEASURED,
-                "note": f"no {metric} for {', '.join(missing)} in the records"}
-    means = {n: _mean(group, lab, metric) for n, lab in labels.items()}
-    ode = means["odekenn"]
-    parts = [f"odekenn {_fmt(ode)}"]
-    for other in ("deepkenn", "naive"):
-        below = 1 - ode / means[other] if means[other] > 0 else math.nan
-        if math.isfinite(below):
-            relation = f"{below:.1%} below" if below >= 0 else f"{-below:.1%} above"
-            parts.append(f"{other} {_fmt(means[other])} (odekenn {relation})")
-        else:
-            parts.append(f"{other} {_fmt(means[other])}")
-    notes = [f"mean over seeds ({', '.join(f'{n}: {_n_seeds(group, lab, metric)}' for n, lab in labels.items())})"]
-    renamed = [f"{n} as {lab!r}" for n, lab in labels.items() if lab != n]
-    if renamed:
-        notes.append("configurations used: " + ", ".join(renamed))
-    # matched parameters
-    verdict = HOLDS if ode < means["deepkenn"] and ode < means["naive"] else DOES_NOT_HOLD
-    params = {n: _mean(group, lab, "n_parameters") for n, lab in labels.items()}
-    if all(math.isfinite(v) and v > 0 for v in params.values()):
-        spread = (max(params.values()) - min(params.values())) / params["odekenn"]
-        notes.append("parameters " + ", ".join(f"{n} {v:,.0f}" for n, v in params.items()))
-        if spread > param_tolerance:
-            verdict = NOT_MEASURED
-            notes.append(f"parameter counts differ by {spread:.1%} (> {param_tolerance:.0%}): not a matched comparison")
-    else:
-        notes.append("parameter counts not recorded")
-    # significance, odekenn against each
-    sub = group[group["method"].isin(labels.values())]
-    for other in ("deepkenn", "naive"):
-        a = _per_seed(sub, metric, labels["odekenn"])
-        b = _per_seed(sub, metric, labels[other])
-        seeds = a.index.intersection(b.index)
-        if len(seeds) >= 2:
-            _, p = _paired_test(a[seeds].to_numpy(), b[seeds].to_numpy(), "ttest")
-            notes.append(f"paired t-test vs {other} over {len(seeds)} seeds: p={p:.3g}"
-                         + ("" if p < alpha else " (not significant)"))
-    return {**base, "our_value": "; ".join(parts), "verdict": verdict, "note": "; ".join(notes)}
-
-
-def _dwe_labels(group: pd.DataFrame) -> list[str]:
-    column = _name_column(group)
-    names = group[column].dropna().astype(str)
-    return sorted(group.loc[names[names.str.startswith("dwe")].index, "method"].dropna().unique())
-
-
-def _claim_b(group: pd.DataFrame, dataset: str | None, label: str | None, tolerance: float) -> dict[str, str]:
-    metric = "test.w2sq.pearson"
-    base = {
-        "claim": "DWE's predicted W2^2 correlates with the exact W2^2 (Pearson)",
-        "dataset": dataset or "", "method": label or "dwe",
-        "paper_value": f"{PAPER.dwe_pearson_w2sq} (MNIST test, 700k training pairs)",
-    }
-    value = _mean(group, label, metric) if label is not None else math.nan
-    if not math.isfinite(value):
-        return {**base, "our_value": "", "verdict": NOT_MEASURED,
-                "note": "no DWE records" if label is None else f"no {metric} in the records"}
-    threshold = PAPER.dwe_pearson_w2sq - tolerance
-    verdict = HOLDS if value >= threshold else DOES_NOT_HOLD
-    note = (f"mean over {_n_seeds(group, label, metric)} seed(s); holds when >= {threshold:.4f} "
-            f"(the paper's value less {tolerance:g})")
-    return {**base, "our_value": f"{value:.4f}", "verdict": verdict, "note": note}
-
-
-def _speedup(group: pd.DataFrame, label: str, kind: str, exact_method: str) -> tuple[float, float, str]:
-    """(speed-up, exact LP pairs/s, how obtained) for one DWE label."""
-    value = _mean(group, label, f"speedup.{kind}")
-    exact_rate = _mean(group, label, "exact.throughput.independent_pairs_per_s")
-    if math.isfinite(value):
-        return value, exact_rate, "speed-up columns of the same run"
-    rate = _mean(group, label, f"throughput.{kind}_pairs_per_s")
-    exact_label = _label_for(group, exact_method, f"throughput.{kind}_pairs_per_s", lower_is_better=False)
-    if exact_label is not None:
-        exact_rate = _mean(group, exact_label, "throughput.independent_pairs_per_s")
-        exact_kind = _mean(group, exact_label, f"throughput.{kind}_pairs_per_s")
-        denominator = exact_kind if math.isfinite(exact_kind) else exact_rate
-        if math.isfinite(rate) and math.isfinite(denominator) and denominator > 0:
-            return rate / denominator, exact_rate, f"ratio to the {exact_label!r} rows"
-    return math.nan, exact_rate, ""
-
-
-def _claim_c(group: pd.DataFrame, dataset: str | None, label: str | None, kind: str, exact_method: str) -> dict[str, str]:
-    paper_rate = PAPER.dwe_independent_pairs_per_s if kind == "independent" else PAPER.dwe_pairwise_pairs_per_s
-    paper_speedup = paper_rate / PAPER.lp_pairs_per_s
-    base = {
-        "claim": f"DWE computes {kind} W2^2 much faster than the exact LP",
-        "dataset": dataset or "", "method": label or "dwe",
-        "paper_value": f"{paper_rate:,.0f} / {PAPER.lp_pairs_per_s:,.0f} pairs/s = {paper_speedup:,.1f}x (1 CPU)",
-    }
-    if label is None:
-        return {**base, "our_value": "", "verdict": NOT_MEASURED, "note": "no DWE records"}
-    value, exact_rate, how = _speedup(group, label, kind, exact_method)
-    if not math.isfinite(value):
-        return {**base, "our_value": "", "verdict": NOT_MEASURED,
-                "note": f"no throughput figures for {label!r} and the exact LP ({exact_method!r}) in the records"}
-    verdict = HOLDS if value >= paper_speedup else DOES_NOT_HOLD
-    notes = [how, f"holds when our speed-up >= the paper's {paper_speedup:,.1f}x"]
-    threads = _mean(group, label, "throughput.threads")
-    if math.isfinite(threads):
-        notes.append(f"{threads:.0f} torch thread(s)")
-    if "device" in group.columns:
-        devices = sorted(group.loc[group["method"] == label, "device"].dropna().astype(str).unique())
-        if devices:
-            notes.append("device " + ", ".join(devices))
-    if math.isfinite(exact_rate):
-        notes.append(f"exact LP {exact_rate:,.0f} pairs/s here (paper {PAPER.lp_pairs_per_s:.0f})")
-    return {**base, "our_value": f"{value:,.1f}x", "verdict": verdict, "note": "; ".join(notes)}
-
-
-def _claim_d(group: pd.DataFrame, dataset: str | None, label: str, lot_label: str, metric: str) -> dict[str, str]:
-    """Does one learned method beat the untrained ``lot`` embedding on ``metric`` (lower is better)?"""
-    base = {
-        "claim": "A learned surrogate beats the untrained LOT embedding at the same budget",
-        "dataset": dataset or "", "method": label,
-        "paper_value": "(wbench's baseline claim; not in the papers)",
-    }
-    ours, lot = _mean(group, label, metric), _mean(group, lot_label, metric)
-    if not (math.isfinite(ours) and math.isfinite(lot)):
-        return {**base, "our_value": "", "verdict": NOT_MEASURED, "note": f"no {metric} for {label} or {lot_label}"}
-    verdict = HOLDS if ours < lot else DOES_NOT_HOLD
-    relation = f"{1 - ours / lot:.1%} below" if ours < lot else f"{ours / lot - 1:.1%} above"
-    notes = [f"{metric}, mean over {_n_seeds(group, label, metric)} seed(s) against {lot_label!r} (deterministic)"]
-    seeds = _per_seed(group, metric, label).to_numpy()
-    if len(seeds) >= 2 and np.std(seeds) > 0:
-        from scipy import stats
-
-        p_value = float(stats.ttest_1samp(seeds, lot).pvalue)
-        notes.append(f"one-sample t-test of the seeds against lot's value: p={p_value:.3g}")
-    return {**base, "our_value": f"{label} {_fmt(ours)}; {lot_label} {_fmt(lot)} ({label} {relation})",
-            "verdict": verdict, "note": "; ".join(notes)}
-
-
-def claims_table(
-    df: pd.DataFrame,
-    *,
-    exact_method: str = "exact-lp",
-    pearson_tolerance: float = 0.0005,
-    param_tolerance: float = 0.02,
-    alpha: float = 0.05,
-    lot_metric: str = "test.w2.rel_mae",
-) -> pd.DataFrame:
-    """The papers' claims, each with "holds", "does not hold" or "not measured" under our budget.
-
-    Per dataset (``dataset`` column) with the methods involved:
-
-    (a) ODE-KENN's test MSE on W2 is below DeepKENN's and Naive's (methods ``odekenn``,
-        ``deepkenn``, ``naive``) on the mean over seeds, at parameter counts within
-        ``param_tolerance`` of each other ("not measured" otherwise); the note gives paired
-        t-test p-values over seeds;
-    (b) DWE's Pearson correlation on W2^2 (``test.w2sq.pearson``, methods whose name starts
-        with ``dwe``) reaches the paper's 0.996 less ``pearson_tolerance``;
-    (c) DWE's speed-ups over the exact LP reach the paper's (independent 3,633/192 ~ 18.9x,
-        pairwise 213,384/192 ~ 1,111x), from the ``speedup.*`` columns or else from the
-        throughput columns of the ``exact_method`` rows of the same dataset;
-    (d) wbench's own baseline claim: each learned method (``trainable``) has a lower mean
-        ``lot_metric`` than the untrained ``lot`` embedding of the same dataset (one row
-        per learned method, only where ``lot`` was run).
-
-    Methods are matched on ``method_name`` (the plugin name) when present, else ``method``.
-    A claim none of whose methods appear in the records gives one "not measured" row.
-
-    :returns: columns ``claim, dataset, method, paper_value, our_value, verdict, note``.
-    """
-    df = _ok(df)
-    rows: list[dict[str, str]] = []
-    if df.empty or "method" not in df.columns:
-        groups: list[tuple[str | None, pd.DataFrame]] = []
-    else:
-        groups = _datasets(df)
-    name_col = _name_column(df) if len(df) else "method"
-
-    empty = pd.DataFrame(columns=["method", "seed"])
-    kenn_groups = [(d, g) for d, g in groups if g[name_col].isin(["odekenn", "deepkenn", "naive"]).any()]
-    for dataset, group in kenn_groups or [(None, empty)]:
-        rows.append(_claim_a(group, dataset, param_tolerance, alpha))
-
-    dwe_groups = [(d, g, lab) for d, g in groups for lab in _dwe_labels(g)]
-    if not dwe_groups:
-        rows.append(_claim_b(empty, None, None, pearson_tolerance))
-        rows.append(_claim_c(empty, None, None, "independent", exact_method))
-        rows.append(_claim_c(empty, None, None, "pairwise", exact_method))
-    for dataset, group, label in dwe_groups:
-        rows.append(_claim_b(group, dataset, label, pearson_tolerance))
-    for dataset, group, label in dwe_groups:
-        rows.append(_claim_c(group, dataset, label, "independent", exact_method))
-        rows.append(_claim_c(group, dataset, label, "pairwise", exact_method))
-    for dataset, group in groups:
-        lot_label = _label_for(group, "lot", lot_metric)
-        if lot_label is None or "trainable" not in group.columns:
-            continue
-        learned = group.loc[group["trainable"].fillna(False).astype(bool), "method"].dropna().unique()
-        for label in sorted(learned):
-            rows.append(_claim_d(group, dataset, label, lot_label, lot_metric))
-    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-
-
 # ----------------------------------------------------------------------------- transfer
 
 
@@ -504,7 +167,7 @@ def transfer_matrix(df: pd.DataFrame, *, metric: str = "w2.mse", include_in_doma
     :returns: rows indexed by (``method``, ``train``), one column per test dataset (sorted),
         NaN where a combination was not run.
     """
-    df = _ok(df)
+    df = ok_rows(df)
     if "dataset" not in df.columns:
         raise KeyError("the records have no 'dataset' column")
     suffix = f".{metric}"
@@ -512,13 +175,13 @@ def transfer_matrix(df: pd.DataFrame, *, metric: str = "w2.mse", include_in_doma
                if c.startswith("transfer.") and c.endswith(suffix) and len(c) > len("transfer.") + len(suffix)}
     long_rows = []
     for column, target in targets.items():
-        values = _numeric(df[column])
+        values = numeric(df[column])
         for (method, train), value in zip(zip(df["method"], df["dataset"], strict=True), values, strict=True):
             if math.isfinite(value):
                 long_rows.append((method, train, target, float(value)))
     own = f"test.{metric}"
     if include_in_domain and own in df.columns:
-        for method, train, value in zip(df["method"], df["dataset"], _numeric(df[own]), strict=True):
+        for method, train, value in zip(df["method"], df["dataset"], numeric(df[own]), strict=True):
             if math.isfinite(value):
                 long_rows.append((method, train, train, float(value)))
     if not long_rows:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -26,45 +25,21 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
+from wbench.training import FitReport, train_on_pairs
+
+__all__ = [
+    "EmbeddingSurrogate",
+    "FitReport",
+    "InputKind",
+    "Solver",
+    "Surrogate",
+    "TorchSurrogate",
+    "pairwise_euclidean",
+    "with_grid_shape",
+]
 
 InputKind = Literal["grid", "cloud", "any"]
 SAVE_FORMAT_VERSION = 1
-
-
-@dataclass
-class FitReport:
-    """What a fit did.
-
-    :param train_loss: per-epoch mean training loss (the method's own objective).
-    :param val_mse: per-epoch validation MSE on W2 (ground-cost units squared).
-    :param best_epoch: epoch (0-based) whose weights were kept, or -1.
-    :param steps: optimiser steps taken.
-    :param epochs: epochs started.
-    :param wall_time_s: seconds of training wall time.
-    :param stopped_by: ``"budget"``, ``"time_limit"`` or ``"nothing to fit"``.
-    :param extra: method-specific readouts (learned weights ...), JSON-ready.
-    """
-
-    train_loss: list[float] = field(default_factory=list)
-    val_mse: list[float] = field(default_factory=list)
-    best_epoch: int = -1
-    steps: int = 0
-    epochs: int = 0
-    wall_time_s: float = 0.0
-    stopped_by: str = "budget"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "train_loss": self.train_loss,
-            "val_mse": self.val_mse,
-            "best_epoch": self.best_epoch,
-            "steps": self.steps,
-            "epochs": self.epochs,
-            "wall_time_s": self.wall_time_s,
-            "stopped_by": self.stopped_by,
-            "extra": self.extra,
-        }
 
 
 class Surrogate(ABC):
@@ -144,6 +119,16 @@ class Surrogate(ABC):
         """JSON-ready method-specific facts for the record (learned weights, solver settings)."""
         return {}
 
+    def write_artifacts(self, out_dir: Path) -> list[Path]:
+        """Write method-specific figures or files into ``out_dir`` after evaluation.
+
+        Called by the runner when the suite asks for plots (``[evaluation] plots``); the
+        directory may not exist yet. Default: nothing is written, ``[]``.
+
+        :returns: the paths written.
+        """
+        return []
+
 
 def with_grid_shape(cls: type, params: Mapping[str, Any], measures: MeasureBatch) -> dict[str, Any]:
     """``params`` with ``grid_shape`` taken from ``measures`` unless given (grid models' ``params_for``).
@@ -205,8 +190,6 @@ class TorchSurrogate(Surrogate):
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
         """Train with the shared loop (:func:`wbench.training.train_on_pairs`)."""
-        from wbench.training import train_on_pairs
-
         return train_on_pairs(self, train, val, budget)
 
     def save(self, path: str | Path) -> None:

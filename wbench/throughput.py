@@ -39,19 +39,13 @@ if TYPE_CHECKING:
     from wbench.surrogate import Surrogate
 
 __all__ = [
-    "PAPER_LP_PAIRS_PER_S",
     "independent_step",
     "measure_throughput",
     "pairwise_step",
     "speedup_columns",
     "synchronize",
-    "throughput_info",
     "time_call",
 ]
-
-PAPER_LP_PAIRS_PER_S = 192.0
-"""The exact LP's throughput in the DWE paper (network flow, 1 CPU), W2^2 per second."""
-
 
 @torch.inference_mode()
 def independent_step(surrogate: Surrogate, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
@@ -260,24 +254,6 @@ def measure_throughput(
             "throughput.pairwise_rounds": result["rounds"],
         })
     return out
-
-
-def throughput_info(figures: Mapping[str, float], device: str | torch.device | None = None) -> dict[str, str]:
-    """Human-readable companions of :func:`measure_throughput`'s figures.
-
-    :returns: ``throughput.pairwise_shape`` (``"n x m"``), ``throughput.independent_batch``
-        as text, and ``throughput.device`` (the GPU's or CPU's name) when ``device`` is given.
-    """
-    info: dict[str, str] = {}
-    if "throughput.pairwise_rows" in figures:
-        info["throughput.pairwise_shape"] = f"{int(figures['throughput.pairwise_rows'])} x {int(figures['throughput.pairwise_cols'])}"
-    if "throughput.independent_batch" in figures:
-        info["throughput.independent_batch"] = f"{int(figures['throughput.independent_batch'])} pairs"
-    if device is not None:
-        from wbench.records import device_name
-
-        info["throughput.device"] = device_name(str(device))
-    return info
 
 
 def speedup_columns(row_throughput: Mapping[str, float], exact_throughput: Mapping[str, float]) -> dict[str, float]:

@@ -1,4 +1,9 @@
-"""The shared training loop: Adam on mini-batches of pairs, best-validation checkpoint."""
+"""The shared training loop (Adam on mini-batches of pairs, best-validation checkpoint), what a
+fit reports, and a surrogate's batched predictions on pairs.
+
+This module knows surrogates only by their methods (``distance``, ``model``,
+``training_loss``): :mod:`wbench.surrogate` imports it, never the other way round.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import copy
 import math
 import random
 import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -13,7 +20,45 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.progress import progress
-from wbench.surrogate import FitReport, Surrogate, TorchSurrogate
+
+if TYPE_CHECKING:
+    from wbench.surrogate import Surrogate, TorchSurrogate
+
+
+@dataclass
+class FitReport:
+    """What a fit did.
+
+    :param train_loss: per-epoch mean training loss (the method's own objective).
+    :param val_mse: per-epoch validation MSE on W2 (ground-cost units squared).
+    :param best_epoch: epoch (0-based) whose weights were kept, or -1.
+    :param steps: optimiser steps taken.
+    :param epochs: epochs started.
+    :param wall_time_s: seconds of training wall time.
+    :param stopped_by: ``"budget"``, ``"time_limit"`` or ``"nothing to fit"``.
+    :param extra: method-specific readouts (learned weights ...), JSON-ready.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_mse: list[float] = field(default_factory=list)
+    best_epoch: int = -1
+    steps: int = 0
+    epochs: int = 0
+    wall_time_s: float = 0.0
+    stopped_by: str = "budget"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss,
+            "val_mse": self.val_mse,
+            "best_epoch": self.best_epoch,
+            "steps": self.steps,
+            "epochs": self.epochs,
+            "wall_time_s": self.wall_time_s,
+            "stopped_by": self.stopped_by,
+            "extra": self.extra,
+        }
 
 
 def seed_everything(seed: int) -> None:
@@ -25,11 +70,23 @@ def seed_everything(seed: int) -> None:
 
 @torch.inference_mode()
 def predict_pairs(surrogate: Surrogate, pairs: LabelledPairs, *, batch_size: int = 2048) -> np.ndarray:
-    """W2 predictions ``(P,)`` (float64, ground-cost units) of ``surrogate`` on every pair."""
+    """W2 predictions ``(P,)`` (float64, ground-cost units) of ``surrogate`` on every pair.
+
+    The one batched prediction loop of wbench (the metric helper
+    :func:`wbench.evaluation.surrogate_distances` calls it): ``batch_size`` pairs per
+    ``surrogate.distance`` call, each batch moved to ``surrogate.device`` when it has one,
+    in inference mode. A method's NaN (a failed pair) is kept.
+    """
+    device = getattr(surrogate, "device", None)
     out = []
     for start in range(0, len(pairs), batch_size):
         a, b, _ = pairs.batch(slice(start, start + batch_size))
-        out.append(surrogate.distance(a, b).detach().double().cpu().numpy())
+        if device is not None:
+            a, b = a.to(device), b.to(device)
+        distances = surrogate.distance(a, b)
+        if hasattr(distances, "detach"):
+            distances = distances.detach().double().cpu().numpy()
+        out.append(np.asarray(distances, dtype=np.float64).reshape(-1))
     return np.concatenate(out) if out else np.zeros(0)
 
 

@@ -43,8 +43,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from wbench.matching import apportion
 from wbench.measures import MeasureBatch
+from wbench.sizing import apportion
 from wbench.surrogate import EmbeddingSurrogate
 
 PAPER_WIDTHS = (50, 100, 36, 30, 30, 10)

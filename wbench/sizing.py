@@ -1,4 +1,5 @@
-"""Matched parameter budgets: build a surrogate at a target parameter count."""
+"""Sizing models to a parameter budget: build a surrogate at a target parameter count, and
+split a parameter or width budget between layers (D'Hondt apportionment)."""
 
 from __future__ import annotations
 

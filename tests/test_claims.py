@@ -1,0 +1,183 @@
+"""The claims plugin: the papers' claims table on crafted records, and leaderboard sections
+contributed by plugins (the built-in claims and a third party's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from wbench.errors import PluginError
+from wbench.leaderboard import leaderboard_text, records_frame, sections_markdown
+from wbench.plugins import make_plugin_manager
+from wbench.records import SCHEMA_VERSION, RecordStore
+from wbench_plugins.claims.table import claims_table
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def records(values: dict[str, list[float]], metric: str = "test.w2.mse", dataset: str = "mnist", **extra) -> pd.DataFrame:
+    rows = []
+    for method, per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            row = {"dataset": dataset, "method": method, "method_name": method, "seed": seed, "status": "ok", metric: value}
+            for column, by_method in extra.items():
+                if method in by_method:
+                    row[column.replace("__", ".")] = by_method[method]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_like_records(*, ode: float = 0.8, params: dict | None = None, pearson: float = 0.997,
+                       speedup_independent: float = 25.0, speedup_pairwise: float = 500.0) -> pd.DataFrame:
+    params = params or {"odekenn": 55434, "deepkenn": 55430, "naive": 55424, "dwe": 400000}
+    df = records(
+        {"odekenn": [ode, ode + 0.01, ode - 0.01], "deepkenn": [1.0, 1.02, 0.98], "naive": [1.1, 1.12, 1.08],
+         "dwe": [1.2, 1.2, 1.2]},
+        n_parameters=params,
+    )
+    df.loc[df["method"] == "dwe", "test.w2sq.pearson"] = pearson
+    df.loc[df["method"] == "dwe", "speedup.independent"] = speedup_independent
+    df.loc[df["method"] == "dwe", "speedup.pairwise"] = speedup_pairwise
+    df.loc[df["method"] == "dwe", "throughput.threads"] = 2.0
+    return df
+
+
+def verdicts(table: pd.DataFrame) -> dict[str, str]:
+    def key(claim: str) -> str:
+        if "ODE-KENN" in claim:
+            return "a"
+        if "Pearson" in claim:
+            return "b"
+        return "c_independent" if "independent" in claim else "c_pairwise"
+
+    return {key(c): v for c, v in zip(table["claim"], table["verdict"], strict=True)}
+
+
+def test_claims_hold_on_crafted_records():
+    table = claims_table(paper_like_records())
+    assert list(table.columns) == ["claim", "dataset", "method", "paper_value", "our_value", "verdict", "note"]
+    assert verdicts(table) == {"a": "holds", "b": "holds", "c_independent": "holds", "c_pairwise": "does not hold"}
+    a = table[table["claim"].str.contains("ODE-KENN")].iloc[0]
+    assert "20.0% below" in a["our_value"] and "p=" in a["note"]
+    c = table[table["claim"].str.contains("pairwise")].iloc[0]
+    assert c["our_value"] == "500.0x" and "1,111.4x" in c["paper_value"]
+
+
+def test_claims_do_not_hold_on_crafted_records():
+    table = claims_table(paper_like_records(ode=1.05, pearson=0.95, speedup_independent=10.0, speedup_pairwise=2000.0))
+    assert verdicts(table) == {"a": "does not hold", "b": "does not hold", "c_independent": "does not hold", "c_pairwise": "holds"}
+
+
+def test_claims_need_matched_parameters():
+    table = claims_table(paper_like_records(params={"odekenn": 80000, "deepkenn": 55430, "naive": 55424}))
+    row = table[table["claim"].str.contains("ODE-KENN")].iloc[0]
+    assert row["verdict"] == "not measured" and "parameter counts differ" in row["note"]
+
+
+def test_claims_not_measured_without_the_methods():
+    table = claims_table(records({"sinkhorn": [1.0, 1.1]}))
+    assert set(table["verdict"]) == {"not measured"}
+    assert len(table) == 4
+    partial = claims_table(records({"odekenn": [1.0], "naive": [2.0]}))
+    a = partial[partial["claim"].str.contains("ODE-KENN")].iloc[0]
+    assert a["verdict"] == "not measured" and "deepkenn" in a["note"]
+
+
+def test_speedup_claim_from_throughput_columns_of_the_exact_rows():
+    df = records({"dwe-small": [1.0, 1.0], "exact-lp": [0.0, 0.0]})
+    df["method_name"] = df["method"]
+    df.loc[df["method"] == "dwe-small", "throughput.independent_pairs_per_s"] = 20000.0
+    df.loc[df["method"] == "dwe-small", "throughput.pairwise_pairs_per_s"] = 1e6
+    df.loc[df["method"] == "exact-lp", "throughput.independent_pairs_per_s"] = 700.0
+    df.loc[df["method"] == "exact-lp", "throughput.pairwise_pairs_per_s"] = 650.0
+    table = claims_table(df)
+    c = table[table["claim"].str.contains("independent")].iloc[0]
+    assert c["method"] == "dwe-small" and c["verdict"] == "holds"
+    assert c["our_value"] == f"{20000 / 700:,.1f}x"
+    p = table[table["claim"].str.contains("pairwise")].iloc[0]
+    assert p["our_value"] == f"{1e6 / 650:,.1f}x" and p["verdict"] == "holds"
+    b = table[table["claim"].str.contains("Pearson")].iloc[0]
+    assert b["verdict"] == "not measured"
+
+
+def test_lot_baseline_claim_one_row_per_learned_method():
+    df = records({"deepkenn": [0.04, 0.042, 0.038], "naive": [0.06, 0.061, 0.059], "lot": [0.05], "exact-lp": [0.0]},
+                 metric="test.w2.rel_mae", trainable={"deepkenn": True, "naive": True, "lot": False, "exact-lp": False})
+    table = claims_table(df)
+    rows = table[table["claim"].str.contains("LOT")].set_index("method")
+    assert sorted(rows.index) == ["deepkenn", "naive"]  # learned methods only
+    assert rows.loc["deepkenn", "verdict"] == "holds" and "20.0% below" in rows.loc["deepkenn", "our_value"]
+    assert rows.loc["naive", "verdict"] == "does not hold" and "20.0% above" in rows.loc["naive", "our_value"]
+    assert "p=" in rows.loc["naive", "note"]
+    without_lot = claims_table(records({"deepkenn": [0.04]}, trainable={"deepkenn": True}))
+    assert not without_lot["claim"].str.contains("LOT").any()
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def _record(method: str, seed: int, rel: float, transfer: float | None = None) -> dict:
+    record = {
+        "schema_version": SCHEMA_VERSION, "key": f"{method}-{seed}", "dataset": "digits", "dataset_label": "digits",
+        "method": method, "label": method, "seed": seed, "status": "ok", "error": None, "n_parameters": 100,
+        "trainable": method != "lot", "metrics": {"test.w2.rel_mae": rel, "test.w2.mse": 2 * rel},
+    }
+    if transfer is not None:
+        record["transfer"] = {"shapes.w2.mse": transfer}
+    return record
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    store = RecordStore(tmp_path)
+    for seed, rel in enumerate([0.10, 0.12, 0.11]):
+        store.append(_record("deepkenn", seed, rel, transfer=1.5 + seed))
+    store.append(_record("lot", 0, 0.20))
+    return tmp_path
+
+
+def test_the_claims_plugin_contributes_the_lot_section(run_dir: Path) -> None:
+    builtin = make_plugin_manager()
+    assert "claims" in {info.name for info in builtin.infos if info.status == "ok"}
+    text = leaderboard_text([run_dir], fmt="md", plugins=builtin)
+    claims = text.index("### Paper claims under this budget")
+    transfer = text.index("### Cross-dataset transfer")
+    assert claims < transfer  # plugin sections first, then the core's transfer matrix
+    assert "| A learned surrogate beats the untrained LOT embedding" in text
+    assert "deepkenn 0.11; lot 0.2 (deepkenn 45.0% below)" in text
+    # columns digits, shapes: in-domain test MSE 2 x 0.11, transfer mean of 1.5, 2.5, 3.5
+    assert "| deepkenn | digits  | 0.22     | 2.5      |" in text
+
+
+def test_without_the_claims_plugin_only_the_core_sections_remain(run_dir: Path) -> None:
+    none = make_plugin_manager(use_entry_points=False)
+    text = leaderboard_text([run_dir], fmt="md", plugins=none)
+    assert "Paper claims" not in text and "### Cross-dataset transfer" in text
+    disabled = make_plugin_manager(disabled={"claims"})
+    assert "Paper claims" not in leaderboard_text([run_dir], fmt="md", plugins=disabled)
+
+
+def test_a_third_party_plugin_adds_a_section(run_dir: Path) -> None:
+    plugins = make_plugin_manager([FIXTURES / "section_plugin.py"], use_entry_points=False)
+    frame = records_frame(RecordStore(run_dir).load())
+    text = sections_markdown(frame, plugins, primary="test.w2.rel_mae")
+    assert text.startswith("\n### Seeds per method\n\n| method   | ok records   | best test.w2.rel_mae   |\n")
+    assert "| deepkenn | 3            | 0.100                  |" in text
+    assert "| lot      | 1            | 0.200                  |" in text
+    cli_text = leaderboard_text([run_dir], fmt="md", plugins=plugins)
+    assert "### Seeds per method" in cli_text and "Paper claims" not in cli_text
+
+
+def test_a_section_hook_returning_the_wrong_type_is_named(tmp_path: Path, run_dir: Path) -> None:
+    bad = tmp_path / "bad_section.py"
+    bad.write_text(
+        "from wbench import hookimpl\n\n"
+        "@hookimpl\n"
+        "def wbench_leaderboard_sections(frame, context):\n"
+        "    return ['not a section']\n"
+    )
+    plugins = make_plugin_manager([bad], use_entry_points=False)
+    with pytest.raises(PluginError, match="returned a str, not a Section"):
+        leaderboard_text([run_dir], fmt="md", plugins=plugins)

@@ -1,0 +1,91 @@
+"""Extra leaderboard sections: what a plugin returns from ``wbench_leaderboard_sections``.
+
+A :class:`Section` is a titled, display-ready table (a DataFrame whose column names are the
+headers and whose cells are already text), so every renderer (Markdown, HTML, ...) can
+draw it without knowing where it came from. The leaderboard asks every plugin for its
+sections through :func:`collect_sections` and draws them below the ranked tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from tabulate import tabulate
+
+from wbench.errors import PluginError
+
+if TYPE_CHECKING:
+    import pluggy
+
+__all__ = ["Section", "SectionContext", "collect_sections", "render_section"]
+
+
+@dataclass(frozen=True)
+class Section:
+    """One extra leaderboard section.
+
+    :param title: the heading, without Markdown marks (``"Paper claims under this budget"``).
+    :param table: rows to show; column names are the headers, cells are shown as given
+        (format numbers into strings first for a stable rendering).
+    """
+
+    title: str
+    table: pd.DataFrame
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.title, str) or not self.title.strip():
+            raise PluginError(f"a leaderboard section needs a non-empty title, got {self.title!r}")
+        if not isinstance(self.table, pd.DataFrame):
+            raise PluginError(f"section {self.title!r}: table must be a pandas DataFrame, got {type(self.table).__name__}")
+
+
+@dataclass(frozen=True)
+class SectionContext:
+    """What a section provider may want to know besides the records frame.
+
+    :param primary: the metric the leaderboard is ranked by (``"test.w2.rel_mae"``).
+    :param fmt: the output format being rendered (``"md"``, ``"html"``, ...).
+    :param options: free-form settings for section providers (empty by default).
+    """
+
+    primary: str
+    fmt: str = "md"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+def collect_sections(manager: pluggy.PluginManager, frame: pd.DataFrame, context: SectionContext) -> list[Section]:
+    """Every plugin's sections, through ``manager.hook.wbench_leaderboard_sections``.
+
+    :param frame: the records frame (:func:`wbench.leaderboard.records_frame`), one row per record.
+    :returns: the sections in pluggy's call order (last registered first, unless a plugin
+        marks its implementation ``tryfirst``/``trylast``), empty ones dropped.
+    :raises PluginError: a plugin returned something that is not a list of :class:`Section`.
+    """
+    sections: list[Section] = []
+    for returned in manager.hook.wbench_leaderboard_sections(frame=frame, context=context):
+        if isinstance(returned, Section) or not isinstance(returned, list | tuple):
+            raise PluginError(f"wbench_leaderboard_sections must return a list of Section, got {type(returned).__name__}")
+        for section in returned:
+            if not isinstance(section, Section):
+                raise PluginError(f"wbench_leaderboard_sections returned a {type(section).__name__}, not a Section")
+            if not section.table.empty:
+                sections.append(section)
+    return sections
+
+
+def render_section(section: Section, fmt: str = "md") -> str:
+    """One section as Markdown (``### title`` and a GitHub table) or HTML (``<h3>`` and a table).
+
+    :raises ValueError: an unknown ``fmt``.
+    """
+    if fmt == "md":
+        table = tabulate(section.table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+        return f"\n### {section.title}\n\n{table}\n"
+    if fmt == "html":
+        from html import escape
+
+        return f"<h3>{escape(section.title)}</h3>\n" + section.table.to_html(index=False, border=0, escape=True) + "\n"
+    raise ValueError(f"unknown section format {fmt!r}; choose md or html")
