@@ -259,12 +259,16 @@ def leaderboard_text(
 ) -> str:
     """Load records, summarise and render: the whole ``wbench leaderboard`` command.
 
-    Markdown also carries the claims table and the transfer matrix (``extras``) when the
-    records allow.
+    Markdown and HTML also carry the claims table and the transfer matrix (``extras``) when
+    the records allow; HTML is a complete standalone page (:mod:`wbench.site.standalone`).
     """
     df = records_frame(load_records(run_dirs))
     if df.empty:
         return "no records\n"
+    if fmt == "html":  # a complete standalone page, with the same sections as the Markdown
+        from wbench.site.standalone import leaderboard_page
+
+        return leaderboard_page(df, primary=primary, columns=columns, extras=extras)
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
     if fmt == "md" and extras:
         text += claims_and_transfer_markdown(df)

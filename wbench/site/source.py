@@ -1,0 +1,143 @@
+"""The one place the site reads records: run discovery, loading and the leaderboard figures.
+
+Every other module of :mod:`wbench.site` works on :class:`RunData` only, so when the core's
+record or leaderboard API changes, this adapter is the single module to re-point.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wbench.errors import WbenchError
+from wbench.leaderboard import (
+    COLUMNS,
+    Column,
+    _format_number,
+    load_records,
+    records_frame,
+    resolve_columns,
+    summarise,
+)
+
+PRIMARY_DEFAULT = "test.w2.rel_mae"
+RECORDS_FILE = "records.jsonl"
+
+
+class SiteInputError(WbenchError, ValueError):
+    """A results folder the site cannot be built from (no runs, unreadable records)."""
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One published run: its records and the tables computed from them.
+
+    ``frame`` has one row per record (:func:`wbench.leaderboard.records_frame`), ``summary``
+    one row per (dataset, method) with ``<key>.mean`` / ``<key>.std`` columns, ranked by
+    ``primary``; ``columns`` are the leaderboard columns present in ``summary``.
+    """
+
+    name: str
+    path: Path
+    records: list[dict[str, Any]]
+    frame: pd.DataFrame
+    summary: pd.DataFrame
+    columns: list[Column]
+    primary: str
+    suite: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def datasets(self) -> list[str]:
+        """The dataset labels of the run, sorted."""
+        return sorted({str(d) for d in self.frame["dataset"].dropna()})
+
+
+def format_number(value: float | None) -> str:
+    """A number as the Markdown leaderboard prints it (4 significant digits, ``e`` notation
+    outside [1e-3, 1e5)); empty for None or NaN."""
+    if value is None:
+        return ""
+    return _format_number(float(value))
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """The run folders under ``root``: ``root`` itself when it holds ``records.jsonl``, else
+    each direct sub-folder that does, sorted by name.
+
+    :raises SiteInputError: when there is no such folder.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise SiteInputError(f"results folder {root} does not exist or is not a folder")
+    if (root / RECORDS_FILE).is_file():
+        return [root]
+    runs = sorted(p for p in root.iterdir() if p.is_dir() and (p / RECORDS_FILE).is_file())
+    if not runs:
+        raise SiteInputError(f"no run folders (sub-folders holding {RECORDS_FILE}) under {root}")
+    return runs
+
+
+def final_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records that belong in the leaderboard: of a cell recorded at several milestones
+    (a ``milestone`` field, in optimiser steps), only the last milestone is kept."""
+    last: dict[tuple[Any, ...], float] = {}
+    for r in records:
+        if r.get("milestone") is not None:
+            key = _cell_key(r)
+            last[key] = max(last.get(key, -math.inf), float(r["milestone"]))
+    return [r for r in records if r.get("milestone") is None or float(r["milestone"]) == last[_cell_key(r)]]
+
+
+def _cell_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    return (record.get("dataset_label") or record.get("dataset"), record.get("label") or record.get("method"),
+            record.get("seed"))
+
+
+def load_run(path: str | Path, *, name: str | None = None, primary: str | None = None) -> RunData:
+    """Load a run folder (records and, when present, ``suite.json``) and summarise it.
+
+    :param primary: ranking metric; default the suite's ``primary_metric``, else ``test.w2.rel_mae``.
+    :raises SiteInputError: when the folder holds no readable record.
+    """
+    path = Path(path)
+    try:
+        records = load_records([path])
+    except (OSError, ValueError) as exc:
+        raise SiteInputError(f"cannot read the records of {path}: {exc}") from exc
+    if not records:
+        raise SiteInputError(f"{path / RECORDS_FILE} holds no records")
+    suite: dict[str, Any] = {}
+    suite_file = path / "suite.json"
+    if suite_file.is_file():
+        suite = json.loads(suite_file.read_text()).get("suite") or {}
+    primary = primary or suite.get("primary_metric") or PRIMARY_DEFAULT
+    frame = records_frame(final_records(records))
+    summary = summarise(frame, primary=primary)
+    columns = [c for c in resolve_columns(frame, COLUMNS) if f"{c.key}.mean" in summary.columns]
+    return RunData(name=name or path.name, path=path, records=records, frame=frame, summary=summary,
+                   columns=columns, primary=primary, suite=suite)
+
+
+def claims(run: RunData) -> pd.DataFrame:
+    """The paper-claims table of the run (empty when no claim is measured)."""
+    from wbench.stats import claims_table
+
+    table = claims_table(run.frame)
+    if "verdict" in table and (table["verdict"] == "not measured").all():
+        return table.iloc[0:0]
+    return table
+
+
+def transfer(run: RunData) -> pd.DataFrame:
+    """Train x test transfer matrix of test MSE on W2, indexed by (method, train); empty when
+    the run evaluated no transfer."""
+    from wbench.stats import transfer_matrix
+
+    if not any(str(c).startswith("transfer.") for c in run.frame.columns):
+        return pd.DataFrame()
+    return transfer_matrix(run.frame)
