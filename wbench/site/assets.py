@@ -39,7 +39,8 @@ dl.legend { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px
 dl.legend dt { font-weight: 600; }
 dl.legend dd { margin: 0; }
 @media (max-width: 600px) { dl.legend { grid-template-columns: 1fr; } dl.legend dd { margin-bottom: 6px; } }
-.chart { width: 100%; min-height: 380px; margin: 4px 0 16px; }
+.chart { width: 100%; min-height: 380px; margin: 0 0 16px; }
+h4.chart-title { margin: 18px 0 0; font-size: 1em; font-weight: 600; text-align: center; }
 .figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .figures { display: flex; flex-wrap: wrap; gap: 12px; }
 .figures figure { margin: 0; flex: 1 1 320px; max-width: 100%; }

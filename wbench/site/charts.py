@@ -59,15 +59,16 @@ def clean(value: Any) -> Any:
 
 def layout(title: str, x_title: str, y_title: str, *, x_log: bool = False, y_log: bool = False,
            **extra: Any) -> dict[str, Any]:
-    """A chart layout: titles, optional log axes, legend below the plot, white background."""
+    """A chart layout: axis titles, optional log axes, legend above the plot (it grows upwards
+    on narrow screens instead of covering the x-axis title), white background. The chart's
+    title is kept in ``meta.title`` and printed by :func:`chart` as an HTML heading."""
+    axis = {"gridcolor": "#e5e5e5", "automargin": True, "exponentformat": "power", "zeroline": False}
     base: dict[str, Any] = {
-        "title": {"text": title, "font": {"size": 15}},
-        "xaxis": {"title": {"text": x_title}, "type": "log" if x_log else "linear", "gridcolor": "#e5e5e5",
-                  "automargin": True},
-        "yaxis": {"title": {"text": y_title}, "type": "log" if y_log else "linear", "gridcolor": "#e5e5e5",
-                  "automargin": True},
-        "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
-        "margin": {"l": 60, "r": 20, "t": 50, "b": 40},
+        "meta": {"title": title},
+        "xaxis": {**axis, "title": {"text": x_title}, "type": "log" if x_log else "linear"},
+        "yaxis": {**axis, "title": {"text": y_title}, "type": "log" if y_log else "linear"},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0, "xanchor": "left"},
+        "margin": {"l": 60, "r": 20, "t": 10, "b": 50},
         "height": 460,
         "autosize": True,
         "hovermode": "closest",
@@ -91,8 +92,10 @@ def chart(div_id: str, traces: Sequence[dict[str, Any]], fig_layout: dict[str, A
     config = json.dumps(CONFIG, sort_keys=True, separators=(",", ":"))
     data, lay = (s.replace("</", "<\\/") for s in (data, lay))
     cap = f'<p class="muted">{caption}</p>\n' if caption else ""
+    title = (fig_layout.get("meta") or {}).get("title", "")
+    heading = f'<h4 class="chart-title">{esc(title)}</h4>\n' if title else ""
     return (
-        f'<div id="{esc(div_id)}" class="chart" data-kind="{esc(kind)}" '
+        f'{heading}<div id="{esc(div_id)}" class="chart" data-kind="{esc(kind)}" '
         f"data-traces=\"{esc(json.dumps(names, ensure_ascii=True))}\"></div>\n{cap}"
         f'<script>Plotly.newPlot("{esc(div_id)}",{data},{lay},{config});</script>\n'
     )

@@ -156,6 +156,12 @@ def speed_charts(run: RunData, dataset: str, block: pd.DataFrame, prefix: str) -
             continue
         lay = charts.layout(f"{dataset}: {label} mode", f"{label} pairs per second (log)",
                             "relative MAE of W2 (log; lower is better)", x_log=True, y_log=True)
+        if any(r[f"{error_key}.mean"] < ERROR_FLOOR for _, r in block.iterrows()):
+            lay["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": ERROR_FLOOR,
+                              "y1": ERROR_FLOOR, "line": {"color": "#777777", "dash": "dot", "width": 1}}]
+            lay["annotations"] = [{"xref": "paper", "x": 1, "xanchor": "right", "yref": "y", "y": math.log10(ERROR_FLOOR),
+                                   "yanchor": "bottom", "showarrow": False, "font": {"size": 11, "color": "#555555"},
+                                   "text": f"floor: errors below {ERROR_FLOOR:g} (round-off)"}]
         out.append(charts.chart(f"{prefix}-speed-{mode}", traces, lay))
     if not out:
         return ""
