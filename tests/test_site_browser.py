@@ -121,7 +121,9 @@ def _column(page: object, table: str, index: int) -> list[str | None]:
 
 def test_every_table_sorts_numerically_on_header_click(browser, site: Path) -> None:
     checked = 0
-    for path in [site / "toy" / "index.html", site / "toy" / "toy" / "good.html", site / "index.html"]:
+    pages = [site / "toy" / "index.html", site / "toy" / "toy" / "good.html", site / "index.html",
+             site / "mnist" / "index.html"]  # mnist: two leaderboards and the transfer matrix
+    for path in [p for p in pages if p.exists()]:
         visit = Visit(browser, path)
         try:
             tables = visit.page.eval_on_selector_all("table.sortable[id]", "ts => ts.map(t => t.id)")
@@ -176,20 +178,30 @@ def _table_methods_with(page: object, table: str, headers: list[str]) -> set[str
 
 
 def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
+    """Run pages: one trace per method (the methods of the leaderboard with the plotted figures);
+    method pages: one trace per seed and series. Every trace draws a marker per point."""
     runs = [p for p in (site / "toy" / "index.html", site / "steps" / "index.html", site / "mnist" / "index.html")
             if p.exists()]
+    methods = [site / "toy" / "toy" / "good.html", site / "mnist" / "mnist" / "deepkenn.html",
+               site / "mnist" / "mnist" / "odekenn.html"]
     charts_checked = 0
-    for path in runs:
+    for path in runs + [p for p in methods if p.exists()]:
         visit = Visit(browser, path)
         try:
             charts = visit.page.eval_on_selector_all(
                 "div.chart", "ds => ds.map(d => ({id: d.id, expected: JSON.parse(d.dataset.traces), kind: d.dataset.kind,"
-                " drawn: d.data.map(t => t.name), rendered: d.querySelectorAll('.scatterlayer .trace').length}))")
+                " drawn: d.data.map(t => t.name), rendered: d.querySelectorAll('.scatterlayer .trace').length,"
+                " points: Array.from(d.querySelectorAll('.scatterlayer .trace')).map(g => g.querySelectorAll('.point').length),"
+                " wanted: d.data.map(t => t.x.length)}))")
             assert charts, f"{path}: no chart"
             for chart in charts:
                 drawn = chart["drawn"]
                 assert drawn == chart["expected"] and len(set(drawn)) == len(drawn), chart["id"]
                 assert chart["rendered"] == len(drawn), f"{chart['id']}: {chart['rendered']} traces rendered"
+                assert chart["points"] == chart["wanted"], f"{path} {chart['id']}: markers drawn {chart['points']}"
+                if chart["kind"] != "method":
+                    charts_checked += 1
+                    continue
                 dataset = chart["id"].removeprefix("chart-").rsplit("-speed-", 1)[0].removesuffix("-learning")
                 table = f"leaderboard-{dataset}"
                 if "-speed-" in chart["id"]:
@@ -202,7 +214,7 @@ def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
             _clean(visit, path)
         finally:
             visit.close()
-    assert charts_checked >= 4
+    assert charts_checked >= 7
 
 
 def test_hover_names_method_value_and_seeds(browser, site: Path) -> None:

@@ -222,6 +222,7 @@ def learning_curves(run: RunData, dataset: str, block: pd.DataFrame, prefix: str
         intro = "The primary metric at each recorded milestone (mean over seeds)."
     else:
         lay = charts.layout(f"{dataset}: validation MSE of W2 per epoch", "epoch", "validation MSE W2 (log)", y_log=True)
+        lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(max(len(t["x"]) for t in traces) / 10))})
         intro = ("The records have no milestones; these are the fit reports' validation MSE per epoch "
                  "(mean over seeds) of the learned methods.")
     return f"<h3>Learning curves</h3>\n<p>{intro}</p>\n" + charts.chart(f"{prefix}-learning", traces, lay)
@@ -257,8 +258,19 @@ def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tu
                 breadcrumbs=[("all runs", "../index.html")], charts="Plotly.newPlot" in body)
 
 
+def pretty_json(value: Any, indent: int = 0) -> str:
+    """``value`` as indented JSON with sorted keys, lists of scalars kept on one line."""
+    pad = "  " * (indent + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{json.dumps(str(k))}: {pretty_json(value[k], indent + 1)}" for k in sorted(value, key=str)]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        return "[\n" + ",\n".join(pad + pretty_json(v, indent + 1) for v in value) + "\n" + "  " * indent + "]"
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _json_block(value: Any) -> str:
-    return f'<pre class="json">{esc(json.dumps(value, sort_keys=True, indent=2, default=str))}</pre>\n'
+    return f'<pre class="json">{esc(pretty_json(value))}</pre>\n'
 
 
 def _compact(value: Any, limit: int = 12) -> Any:
@@ -291,7 +303,9 @@ def loss_chart(recs: Sequence[dict[str, Any]], method: str, div_id: str) -> str:
             })
     if not traces:
         return ""
+    epochs = max(len(t["x"]) for t in traces)
     lay = charts.layout(f"{method}: loss per epoch", "epoch", "loss (log)", y_log=True)
+    lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(epochs / 10))})
     return "<h2>Loss curves</h2>\n" + charts.chart(div_id, traces, lay, kind="series")
 
 
@@ -326,6 +340,8 @@ def weights_chart(recs: Sequence[dict[str, Any]], method: str, div_id: str) -> s
     if not traces:
         return ""
     lay = charts.layout(title, x_title, "weight (log)", y_log=True)
+    if any(isinstance(v, str) for t in traces for v in t["x"]):
+        lay["xaxis"]["type"] = "category"  # layer names: a linear axis would draw nothing
     return "<h2>Learned weights</h2>\n" + charts.chart(div_id, traces, lay, kind="series")
 
 
