@@ -195,7 +195,8 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
 
 
 def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[Column] = COLUMNS) -> str:
-    """Render a summary as ``md`` (GitHub Markdown via tabulate), ``csv`` (raw means/stds) or ``html``."""
+    """Render a summary as ``md`` (GitHub Markdown via tabulate), ``csv`` (raw means/stds) or ``html``
+    (the bare table; :func:`leaderboard_text` gives the complete standalone page)."""
     if fmt == "csv":
         return summary.to_csv(index=False, float_format="%.6g", lineterminator="\n")
     table = display_table(summary, columns=columns)

@@ -50,7 +50,7 @@ def table(
     """
     classes = "sortable" if sortable else ""
     head = "".join(
-        f'<th scope="col"{f" title={chr(34)}{esc(help_)}{chr(34)}" if help_ else ""}>{esc(text)}</th>'
+        f'<th scope="col" title="{esc(help_)}">{esc(text)}</th>' if help_ else f'<th scope="col">{esc(text)}</th>'
         for text, help_ in headers
     )
     body = []
