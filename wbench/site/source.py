@@ -1,13 +1,16 @@
 """The one place the site reads records: run discovery, loading and the leaderboard figures.
 
-Every other module of :mod:`wbench.site` works on :class:`RunData` only, so when the core's
-record or leaderboard API changes, this adapter is the single module to re-point.
+Every other module of :mod:`wbench.site` gets records, leaderboards, claims and transfer
+through this module (and :class:`RunData`), so when the core's record or leaderboard API
+changes (or plugins contribute sections through a hook), this adapter is the single module
+to re-point.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,11 @@ from wbench.leaderboard import (
     resolve_columns,
     summarise,
 )
+
+__all__ = [
+    "COLUMNS", "Column", "RunData", "SiteInputError", "claims", "claims_of", "find_runs", "final_records",
+    "format_number", "load_records", "load_run", "records_frame", "summarise_frame", "transfer", "transfer_of",
+]
 
 PRIMARY_DEFAULT = "test.w2.rel_mae"
 RECORDS_FILE = "records.jsonl"
@@ -117,27 +125,47 @@ def load_run(path: str | Path, *, name: str | None = None, primary: str | None =
         suite = json.loads(suite_file.read_text()).get("suite") or {}
     primary = primary or suite.get("primary_metric") or PRIMARY_DEFAULT
     frame = records_frame(final_records(records))
-    summary = summarise(frame, primary=primary)
-    columns = [c for c in resolve_columns(frame, COLUMNS) if f"{c.key}.mean" in summary.columns]
+    summary, columns = summarise_frame(frame, primary=primary)
     return RunData(name=name or path.name, path=path, records=records, frame=frame, summary=summary,
                    columns=columns, primary=primary, suite=suite)
 
 
-def claims(run: RunData) -> pd.DataFrame:
-    """The paper-claims table of the run (empty when no claim is measured)."""
+def summarise_frame(
+    frame: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COLUMNS
+) -> tuple[pd.DataFrame, list[Column]]:
+    """The leaderboard of ``frame`` (one row per record) ranked by ``primary``, and the
+    ``columns`` it has figures for."""
+    summary = summarise(frame, primary=primary, columns=columns)
+    shown = [c for c in resolve_columns(frame, columns) if f"{c.key}.mean" in summary.columns]
+    return summary, shown
+
+
+def claims_of(frame: pd.DataFrame) -> pd.DataFrame:
+    """The paper-claims table of the records in ``frame``; empty when no claim is measured
+    (the Markdown leaderboard then omits it too)."""
     from wbench.stats import claims_table
 
-    table = claims_table(run.frame)
-    if "verdict" in table and (table["verdict"] == "not measured").all():
+    table = claims_table(frame)
+    if "verdict" not in table or (table["verdict"] == "not measured").all():
         return table.iloc[0:0]
     return table
 
 
-def transfer(run: RunData) -> pd.DataFrame:
+def transfer_of(frame: pd.DataFrame) -> pd.DataFrame:
     """Train x test transfer matrix of test MSE on W2, indexed by (method, train); empty when
-    the run evaluated no transfer."""
+    the records hold no transfer figure."""
     from wbench.stats import transfer_matrix
 
-    if not any(str(c).startswith("transfer.") for c in run.frame.columns):
+    if not any(str(c).startswith("transfer.") for c in frame.columns):
         return pd.DataFrame()
-    return transfer_matrix(run.frame)
+    return transfer_matrix(frame)
+
+
+def claims(run: RunData) -> pd.DataFrame:
+    """The paper-claims table of a run (see :func:`claims_of`)."""
+    return claims_of(run.frame)
+
+
+def transfer(run: RunData) -> pd.DataFrame:
+    """The transfer matrix of a run (see :func:`transfer_of`)."""
+    return transfer_of(run.frame)

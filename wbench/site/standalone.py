@@ -8,10 +8,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from wbench.leaderboard import COLUMNS, Column, resolve_columns, summarise
 from wbench.site.assets import CSS, SORT_JS
 from wbench.site.html import esc, page
 from wbench.site.pages import slug
+from wbench.site.source import COLUMNS, Column, claims_of, summarise_frame, transfer_of
 from wbench.site.tables import (
     claims_section,
     failed_list,
@@ -30,10 +30,7 @@ def leaderboard_page(
 
     :param extras: add the claims table and the transfer matrix, as the Markdown does.
     """
-    from wbench.stats import claims_table, transfer_matrix
-
-    summary = summarise(frame, primary=primary, columns=columns)
-    shown = [c for c in resolve_columns(frame, columns) if f"{c.key}.mean" in summary.columns]
+    summary, shown = summarise_frame(frame, primary=primary, columns=columns)
     parts = [f"<p>Ranked by <code>{esc(primary)}</code> (mean over seeds; ± is the standard deviation over "
              "seeds).</p>\n", legend(shown, with_vs_best="vs_best" in summary.columns)]
     for dataset, block in summary.groupby("dataset", sort=True):
@@ -43,9 +40,8 @@ def leaderboard_page(
         parts.append(leaderboard_table(block, shown, table_id=f"leaderboard-{slug(str(dataset))}"))
         parts.append(failed_list(block))
     if extras:
-        claims = claims_table(frame)
-        if "verdict" in claims and not (claims["verdict"] == "not measured").all():
+        claims = claims_of(frame)
+        if not claims.empty:
             parts.append(claims_section(claims, table_id="claims"))
-        if any(str(c).startswith("transfer.") for c in frame.columns):
-            parts.append(transfer_section(transfer_matrix(frame), table_id="transfer"))
+        parts.append(transfer_section(transfer_of(frame), table_id="transfer"))
     return page(title, "".join(parts), root="", inline_css=CSS, inline_js=SORT_JS)

@@ -8,9 +8,8 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from wbench.leaderboard import Column
 from wbench.site.html import Cell, esc, table, text_cell
-from wbench.site.source import format_number
+from wbench.site.source import Column, format_number
 
 COLUMN_HELP: dict[str, str] = {
     "rank": "position by the run's primary metric (lower is better unless the metric is a correlation)",
