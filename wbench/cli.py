@@ -1,4 +1,4 @@
-"""The ``wbench`` command line: list, plugins, run, leaderboard, prepare (+ plugin commands)."""
+"""The ``wbench`` command line: list, plugins, run, leaderboard, site, prepare (+ plugin commands)."""
 
 from __future__ import annotations
 
@@ -66,6 +66,12 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     p_lb.add_argument("--plots", type=Path, metavar="DIR", help="also write speed-against-accuracy charts (PNG) into DIR")
     p_lb.add_argument("--columns", metavar="KEY,KEY", help="show only these columns (record keys), without the claims and transfer tables")
     p_lb.set_defaults(handler=cmd_leaderboard)
+
+    p_site = sub.add_parser("site", parents=[common], help="build the static results website from run directories")
+    p_site.add_argument("results", type=Path, metavar="RESULTS",
+                        help="a folder of run folders (each holding records.jsonl), or one run folder")
+    p_site.add_argument("--out", type=Path, required=True, metavar="DIR", help="site folder to (re)build")
+    p_site.set_defaults(handler=cmd_site)
 
     try:
         from wbench.cli_prepare import add_prepare_parser
@@ -168,6 +174,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         args.out.write_text(text)
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """Build the static website of every run under ``args.results`` into ``args.out``."""
+    from wbench.site import build_site
+
+    files = build_site(args.results, args.out)
+    print(f"wrote {len(files)} files to {args.out} (open {args.out / 'index.html'})", file=sys.stderr)
     return 0
 
 

@@ -204,7 +204,8 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
 
 
 def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[Column] = COLUMNS) -> str:
-    """Render a summary as ``md`` (GitHub Markdown via tabulate), ``csv`` (raw means/stds) or ``html``."""
+    """Render a summary as ``md`` (GitHub Markdown via tabulate), ``csv`` (raw means/stds) or ``html``
+    (the bare table; :func:`leaderboard_text` gives the complete standalone page)."""
     if fmt == "csv":
         return summary.to_csv(index=False, float_format="%.6g", lineterminator="\n")
     table = display_table(summary, columns=columns)
@@ -275,10 +276,16 @@ def leaderboard_text(
 
     :param plugins: the loaded plugins asked for sections; default
         :func:`wbench.plugins.make_plugin_manager` (entry points, ``$WBENCH_DISABLE_PLUGINS``).
+
+    HTML is a complete standalone page (:mod:`wbench.site.standalone`) with the same sections.
     """
     df = records_frame(load_records(run_dirs))
     if df.empty:
         return "no records\n"
+    if fmt == "html":  # a complete standalone page, with the same sections as the Markdown
+        from wbench.site.standalone import leaderboard_page
+
+        return leaderboard_page(df, primary=primary, columns=columns, extras=extras)
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
     if fmt == "md" and extras:
         if plugins is None:

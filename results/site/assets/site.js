@@ -1,0 +1,33 @@
+(function () {
+  "use strict";
+  function key(cell) {
+    var v = cell.getAttribute("data-v");
+    if (v !== null && v !== "") { return { num: true, v: parseFloat(v) }; }
+    return { num: false, v: cell.textContent.trim().toLowerCase() };
+  }
+  function compare(a, b, dir) {
+    var ea = !a.num && a.v === "", eb = !b.num && b.v === "";
+    if (ea !== eb) { return ea ? 1 : -1; }
+    if (a.num && b.num) { return dir * (a.v - b.v); }
+    if (a.num !== b.num) { return a.num ? -1 : 1; }
+    return dir * (a.v < b.v ? -1 : (a.v > b.v ? 1 : 0));
+  }
+  function sortBy(th) {
+    var table = th.closest("table");
+    var index = Array.prototype.indexOf.call(th.parentNode.children, th);
+    var dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+    Array.prototype.forEach.call(table.querySelectorAll("th"), function (h) { h.removeAttribute("aria-sort"); });
+    th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (r, s) { return compare(key(r.cells[index]), key(s.cells[index]), dir); });
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("table.sortable th"), function (th) {
+    th.tabIndex = 0;
+    th.addEventListener("click", function () { sortBy(th); });
+    th.addEventListener("keydown", function (e) {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); sortBy(th); }
+    });
+  });
+})();

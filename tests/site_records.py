@@ -1,0 +1,94 @@
+"""A small run folder for the site tests: ok, partial and failed rows, throughput, fit
+reports, learned weights, a prediction plot, and a second run recorded at milestones."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+from wbench.records import SCHEMA_VERSION, RecordStore
+
+REL_MAE = {"good": [0.10, 0.12, 0.11], "worse": [0.30, 0.28, 0.32]}
+"""test.w2.rel_mae per seed: the site must show their means (0.11, 0.3)."""
+
+INDEPENDENT = {"good": 950.0, "worse": 10200.0, "exact-lp": 100.0, "flaky": 5.5}
+"""Independent pairs/s: sorted as text they would come out 100, 10200, 5.5, 950."""
+
+
+def tiny_png() -> bytes:
+    """A valid 2x2 grey PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    raw = b"".join(b"\x00" + b"\x80\x80" for _ in range(2))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def record(method: str, seed: int, *, rel: float | None, status: str = "ok", error: str | None = None,
+           trainable: bool = True, milestone: int | None = None, dataset: str = "toy") -> dict[str, Any]:
+    """One record in the run-record schema (the fields the site reads)."""
+    r: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "key": f"{dataset}-{method}-{seed}-{milestone}", "dataset": dataset,
+        "dataset_label": dataset, "method": method, "label": method, "seed": seed, "status": status,
+        "error": error, "n_parameters": 100 if trainable else 0, "trainable": trainable, "unit": "pixel",
+        "suite": "site-fixture", "finished_at": "2026-01-02T03:04:05+00:00",
+        "budget": {"steps": 40, "batch_size": 8, "param_target": 100},
+        "provenance": {"git_commit": "0123456789abcdef", "git_dirty": False, "device_name": "Test CPU",
+                       "torch_threads": 1},
+        "method_params": {"width": 3}, "describe": {"embedding_dim": 4}, "artifacts": [],
+        "metrics": {}, "throughput": {},
+    }
+    if milestone is not None:
+        r["milestone"] = milestone
+    if status == "ok":
+        r["metrics"] = {"test.w2.rel_mae": rel, "test.w2.mse": 2 * (rel or 0.0), "test.w2.pearson": 1 - (rel or 0.0)}
+        ips = INDEPENDENT.get(method, 1000.0)
+        r["throughput"] = {"throughput.independent_pairs_per_s": ips * (1 + 0.01 * seed),
+                           "throughput.pairwise_pairs_per_s": 10 * ips}
+        if trainable:
+            r["fit"] = {"steps": 40, "wall_time_s": 1.5 + seed, "stopped_by": "budget",
+                        "train_loss": [1.0, 0.5, 0.25], "val_mse": [1.2, 0.6, 0.3 + 0.01 * seed],
+                        "extra": {"layer_weights": {"layers": ["conv1", "fc"], "start": [1.0, 1.0],
+                                                    "final": [0.5 + seed, 2.0]}}}
+            r["artifacts"] = [f"plots/{dataset}-{method}-seed{seed}-pred.png"]
+    return r
+
+
+def make_run(root: Path) -> Path:
+    """Write ``root/toy`` (the main fixture run) and ``root/steps`` (milestones); return ``root``."""
+    run = root / "toy"
+    store = RecordStore(run)
+    for seed in range(3):
+        for method in ("good", "worse"):
+            store.append(record(method, seed, rel=REL_MAE[method][seed]))
+    store.append(record("exact-lp", 0, rel=1e-16, trainable=False))
+    store.append(record("lot", 0, rel=0.05, trainable=False))  # for the baseline claim
+    store.append(record("broken", 0, rel=None, status="failed", error="RuntimeError: boom\ntrace"))
+    store.append(record("flaky", 0, rel=0.2))
+    store.append(record("flaky", 1, rel=None, status="failed", error="ValueError: diverged"))
+    (run / "plots").mkdir(exist_ok=True)
+    for method in ("good", "worse", "flaky"):
+        for seed in range(3):
+            (run / "plots" / f"toy-{method}-seed{seed}-pred.png").write_bytes(tiny_png())
+    steps = RecordStore(root / "steps")
+    for seed in range(2):
+        for method, values in (("fast", (0.5, 0.2)), ("slow", (0.8, 0.4))):
+            for milestone, value in zip((100, 200), values, strict=True):
+                steps.append(record(method, seed, rel=value + 0.01 * seed, milestone=milestone, dataset="toy2"))
+    return root
+
+
+def copy_run(source: Path, dest: Path) -> Path:
+    """Copy a published run's records, suite and prediction plots (not its models) to ``dest``."""
+    dest.mkdir(parents=True)
+    for name in ("records.jsonl", "suite.json"):
+        if (source / name).exists():
+            shutil.copyfile(source / name, dest / name)
+    if (source / "plots").is_dir():
+        (dest / "plots").mkdir()
+        for png in sorted((source / "plots").glob("*-pred.png")):
+            shutil.copyfile(png, dest / "plots" / png.name)
+    return dest

@@ -1,0 +1,218 @@
+"""``wbench site`` without a browser: determinism, no remote URL, numbers from the records,
+milestones, the standalone leaderboard page, the command line and the published site."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import statistics
+from pathlib import Path
+
+import pytest
+from site_records import REL_MAE, make_run
+
+from wbench.cli import main
+from wbench.site import build_site
+from wbench.site.assets import PLOTLY_FILE
+from wbench.site.source import SiteInputError
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results"
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return make_run(tmp_path / "results")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _row_values(page: str, table_id: str, method: str) -> list[str]:
+    """The ``data-v`` sort keys of a method's row in a table of ``page``."""
+    table = page[page.index(f'id="{table_id}"'):]
+    table = table[:table.index("</table>")]
+    row = next(r for r in table.split("<tr") if f">{method}</a>" in r or f">{method}</td>" in r)
+    return re.findall(r'data-v="([^"]*)"', row)
+
+
+def _figure(page: str, div_id: str) -> tuple[list[dict], dict]:
+    """The traces and layout passed to ``Plotly.newPlot`` for the chart ``div_id`` of ``page``."""
+    decoder = json.JSONDecoder()
+    start = page.index(f'Plotly.newPlot("{div_id}",') + len(f'Plotly.newPlot("{div_id}",')
+    traces, end = decoder.raw_decode(page, start)
+    layout, _ = decoder.raw_decode(page, end + 1)
+    return traces, layout
+
+
+def test_building_twice_gives_identical_bytes(results: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    build_site(results, first)
+    build_site(results, second)
+    a, b = _files(first), _files(second)
+    assert a.keys() == b.keys() and a == b
+    assert {"index.html", "assets/site.css", "assets/site.js", f"assets/{PLOTLY_FILE}", "toy/index.html",
+            "toy/toy/good.html", "toy/toy/img/toy-good-seed0-pred.png", "steps/toy2/fast.html"} <= a.keys()
+
+
+def test_a_rebuild_removes_stale_files_and_refuses_foreign_folders(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(results, out)
+    (out / "toy" / "old.html").write_text("stale")
+    build_site(results, out)
+    assert not (out / "toy" / "old.html").exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(SiteInputError, match="not built by `wbench site`"):
+        build_site(results, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_no_remote_url_outside_the_plotly_bundle(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(results, out)
+    for name, data in _files(out).items():
+        if name == f"assets/{PLOTLY_FILE}" or name.endswith(".png"):
+            continue
+        text = data.decode("utf-8")
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text, name
+        assert not re.search(r'(src|href)="/', text), f"{name}: absolute link"
+
+
+def test_leaderboard_numbers_are_the_means_of_the_records(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(results, out)
+    page = (out / "toy" / "index.html").read_text()
+    headers = re.findall(r"<th[^>]*>([^<]*)</th>", page[page.index('id="leaderboard-toy"'):])
+    numeric_headers = ["rank", "seeds", "params", "MSE W2", "rel. MAE W2", "Pearson W2", "fit s",
+                       "indep. pairs/s", "pairwise pairs/s"]
+    assert [h for h in headers if h in numeric_headers] == numeric_headers
+    for method, values in REL_MAE.items():
+        keys = dict(zip(numeric_headers, _row_values(page, "leaderboard-toy", method), strict=True))
+        assert float(keys["rel. MAE W2"]) == pytest.approx(statistics.mean(values), rel=1e-6)
+        assert float(keys["MSE W2"]) == pytest.approx(2 * statistics.mean(values), rel=1e-6)
+        assert float(keys["seeds"]) == 3
+    good = page[page.index(">good</a>"):]
+    assert "0.11<span class=\"spread\">± 0.01</span>" in good[:good.index("</tr>")]
+    # the failed and the partial rows are greyed in the table and listed below it, with their errors
+    assert re.search(r'<tr class="failed">.*?>broken</a>', page) and re.search(r'<tr class="failed">.*?>flaky</a>', page)
+    listed = page[page.index("Failed and partial cells"):]
+    assert "RuntimeError: boom" in listed and "partial: failed" in listed and "ValueError: diverged" in listed
+
+
+def test_published_mnist_means_match_its_records(tmp_path: Path) -> None:
+    if not (RESULTS / "mnist" / "records.jsonl").exists():
+        pytest.skip("results/mnist is not published in this checkout")
+    from site_records import copy_run
+
+    copy_run(RESULTS / "mnist", tmp_path / "r" / "mnist")
+    build_site(tmp_path / "r", tmp_path / "site")
+    page = html.unescape((tmp_path / "site" / "mnist" / "index.html").read_text())
+    records = [json.loads(line) for line in (RESULTS / "mnist" / "records.jsonl").read_text().splitlines()]
+    values = [r["metrics"]["test.w2.rel_mae"] for r in records
+              if r["label"] == "deepkenn" and r["dataset_label"] == "mnist" and r["status"] == "ok"]
+    assert len(values) == 3
+    shown = float(_row_values(page, "leaderboard-mnist", "deepkenn")[4])  # rank, seeds, params, MSE, rel. MAE
+    assert shown == pytest.approx(statistics.mean(values), rel=1e-5)
+
+
+def test_speed_chart_has_one_trace_per_method_with_seeds_in_the_hover(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(results, out)
+    page = (out / "toy" / "index.html").read_text()
+    traces, _layout = _figure(page, "chart-toy-speed-independent")
+    assert sorted(t["name"] for t in traces) == ["exact-lp", "flaky", "good", "lot", "worse"]
+    good = next(t for t in traces if t["name"] == "good")
+    assert good["x"] == [pytest.approx(statistics.mean([950.0, 959.5, 969.0]))]
+    assert "3 seeds" in good["text"][0] and "rel. MAE W2: 0.11" in good["text"][0]
+    exact = next(t for t in traces if t["name"] == "exact-lp")
+    assert exact["y"] == [1e-6] and "round-off" in exact["text"][0]  # drawn on the floor, true value in the hover
+    assert len({(t["marker"]["color"], t["marker"]["symbol"]) for t in traces}) == len(traces)
+
+
+def test_milestones_give_learning_curves_and_the_leaderboard_uses_the_last(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(results, out)
+    page = (out / "steps" / "index.html").read_text()
+    traces = {t["name"]: t for t in _figure(page, "chart-toy2-learning")[0]}
+    assert traces["fast"]["x"] == [100, 200] and traces["fast"]["y"] == pytest.approx([0.505, 0.205])
+    row = _row_values(page, "leaderboard-toy2", "fast")  # rank, seeds, params, MSE W2, rel. MAE W2, ...
+    assert float(row[1]) == 2 and float(row[4]) == pytest.approx(0.205) and float(row[3]) == pytest.approx(0.41)
+
+
+def test_method_page_shows_curves_weights_plots_and_provenance(results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    build_site(results, out)
+    page = (out / "toy" / "toy" / "good.html").read_text()
+    assert '<img src="img/toy-good-seed2-pred.png"' in page
+    assert (out / "toy" / "toy" / "img" / "toy-good-seed2-pred.png").read_bytes() == \
+        (results / "toy" / "plots" / "toy-good-seed2-pred.png").read_bytes()
+    loss = _figure(page, "chart-loss")[0]
+    assert len(loss) == 6 and loss[1]["y"] == [1.2, 0.6, 0.3]  # train and validation per seed
+    weights = _figure(page, "chart-weights")[0]
+    assert [t["name"] for t in weights] == ["start (seed 0)", "final, seed 0", "final, seed 1", "final, seed 2"]
+    assert weights[2]["y"] == [1.5, 2.0] and weights[0]["x"] == ["conv1", "fc"]
+    for text in ("0123456789abcdef", "Test CPU", "&quot;steps&quot;: 40", "&quot;width&quot;: 3"):
+        assert text in page
+    assert "Plotly.newPlot" not in (out / "toy" / "toy" / "broken.html").read_text()
+
+
+def test_standalone_html_leaderboard_is_a_complete_page(results: Path) -> None:
+    from wbench.leaderboard import leaderboard_text
+
+    text = leaderboard_text([results / "toy"], fmt="html")
+    assert text.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in text
+    assert "<title>wbench leaderboard</title>" in text and "<style>" in text and "table.sortable" in text
+    assert "Ranked by <code>test.w2.rel_mae</code>" in text and "toy (W2 in pixels)" in text
+    assert "0.11<span class=\"spread\">± 0.01</span>" in text and "RuntimeError: boom" in text
+    assert "<link" not in text and "src=" not in text  # nothing to fetch: styles and script are inline
+    assert "Paper claims under this budget" in text  # the lot baseline claim, as in the Markdown
+    assert "Paper claims under this budget" in leaderboard_text([results / "toy"], fmt="md")
+    claims = text[text.index('id="paper-claims-under-this-budget"'):]
+    assert claims.count("does not hold") == 3  # good, worse and flaky are all behind lot's 0.05
+    assert text == leaderboard_text([results / "toy"], fmt="html")
+
+
+def test_standalone_html_has_the_transfer_matrix_when_recorded() -> None:
+    if not (RESULTS / "mnist" / "records.jsonl").exists():
+        pytest.skip("results/mnist is not published in this checkout")
+    from wbench.leaderboard import leaderboard_text
+
+    text = leaderboard_text([RESULTS / "mnist"], fmt="html")
+    assert "Cross-dataset transfer" in text and 'id="transfer"' in text and 'id="paper-claims-under-this-budget"' in text
+
+
+def test_site_command(results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["site", str(results), "--out", str(tmp_path / "site")]) == 0
+    assert "wrote" in capsys.readouterr().err and (tmp_path / "site" / "index.html").is_file()
+    assert main(["site", str(tmp_path / "nope"), "--out", str(tmp_path / "s2")]) == 2
+    assert "results folder" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["site", str(empty), "--out", str(tmp_path / "s3")]) == 2
+    assert "no run folders" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_published_site_regenerates_byte_for_byte(tmp_path: Path) -> None:
+    """results/site is exactly what `wbench site results --out results/site` writes today.
+
+    plotly.min.js is compared only when the installed plotly ships the same plotly.js
+    version as the committed copy (another plotly release changes that one file only).
+    """
+    published = RESULTS / "site"
+    if not (published / "index.html").exists():
+        pytest.skip("results/site is not published in this checkout")
+    build_site(RESULTS, tmp_path / "site")
+    fresh, committed = _files(tmp_path / "site"), _files(published)
+    assert sorted(fresh) == sorted(committed)
+    bundle = f"assets/{PLOTLY_FILE}"
+    version = re.compile(rb"plotly\.js v([0-9.]+)")
+    if version.search(fresh[bundle][:200]).group(1) != version.search(committed[bundle][:200]).group(1):
+        fresh.pop(bundle)
+        committed.pop(bundle)
+    differing = [name for name in fresh if fresh[name] != committed[name]]
+    assert differing == [], f"regenerate with `wbench site results --out results/site`: {differing[:5]}"

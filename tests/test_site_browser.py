@@ -1,0 +1,266 @@
+"""The built site in a real browser (headless Chromium through Playwright), from file://.
+
+Checks: no console errors and no request other than file://, every table sorts numerically
+on a header click, every chart draws one trace per method, every link resolves, and the page
+body does not overflow at 1280 and 390 px. Screenshots of the index and a run page go to
+``$WBENCH_SCREENSHOTS`` (default: a pytest temporary folder); the path is printed.
+
+Needs Debian's ``chromium`` (``/usr/bin/chromium``, or ``$WBENCH_CHROMIUM``) and the
+``playwright`` package; skipped, saying which is missing, without them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+from site_records import INDEPENDENT, copy_run, make_run
+
+from wbench.site import build_site
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("WBENCH_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ALLOWED_SCHEMES = ("file:", "data:", "about:", "blob:")
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed "
+                                   "(pip install playwright; its browser download is not needed)")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set WBENCH_CHROMIUM)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site of the fixture runs plus a copy of the published mnist run (when present)."""
+    root = make_run(tmp_path_factory.mktemp("results"))
+    if (REPO / "results" / "mnist" / "records.jsonl").exists():
+        copy_run(REPO / "results" / "mnist", root / "mnist")
+    out = tmp_path_factory.mktemp("site") / "site"
+    build_site(root, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("WBENCH_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+class Visit:
+    """A page opened from file:// with its console errors and non-file requests recorded."""
+
+    def __init__(self, browser: object, path: Path, width: int = 1280) -> None:
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("request", lambda r: None if r.url.startswith(ALLOWED_SCHEMES) else self.requests.append(r.url))
+        self.page.goto(path.as_uri(), wait_until="load")
+        if self.page.locator("div.chart").count():
+            self.page.wait_for_function(
+                "Array.from(document.querySelectorAll('div.chart')).every(d => d.querySelector('.main-svg'))",
+                timeout=30_000,
+            )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+def _pages(site: Path) -> list[Path]:
+    return sorted(site.rglob("*.html"))
+
+
+def _clean(visit: Visit, path: Path) -> None:
+    assert visit.errors == [], f"{path}: console errors {visit.errors}"
+    assert visit.requests == [], f"{path}: network requests {visit.requests}"
+
+
+def test_every_page_loads_offline_and_every_link_resolves(browser, site: Path) -> None:
+    pages = _pages(site)
+    assert len(pages) > 10
+    for path in pages:
+        visit = Visit(browser, path)
+        try:
+            _clean(visit, path)
+            links = visit.page.eval_on_selector_all(
+                "a[href], img[src], script[src], link[href]", "els => els.map(e => e.href || e.src)")
+            assert links, f"{path} has no links"
+            for url in links:
+                parsed = urlparse(url)
+                assert parsed.scheme == "file", f"{path}: link {url} is not relative to the site"
+                target = Path(unquote(parsed.path))
+                assert target.is_file(), f"{path}: link {url} does not resolve"
+                if parsed.fragment and target.suffix == ".html":
+                    assert f'id="{parsed.fragment}"' in target.read_text(), f"{path}: anchor {url} is missing"
+            images = visit.page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+            assert all(w > 0 for w in images), f"{path}: an image did not load"
+        finally:
+            visit.close()
+
+
+def _column(page: object, table: str, index: int) -> list[str | None]:
+    return page.eval_on_selector_all(f"#{table} tbody tr", f"rows => rows.map(r => r.cells[{index}].getAttribute('data-v'))")
+
+
+def test_every_table_sorts_numerically_on_header_click(browser, site: Path) -> None:
+    checked = 0
+    pages = [site / "toy" / "index.html", site / "toy" / "toy" / "good.html", site / "index.html",
+             site / "mnist" / "index.html"]  # mnist: two leaderboards and the transfer matrix
+    for path in [p for p in pages if p.exists()]:
+        visit = Visit(browser, path)
+        try:
+            tables = visit.page.eval_on_selector_all("table.sortable[id]", "ts => ts.map(t => t.id)")
+            assert tables
+            for table in tables:
+                headers = visit.page.locator(f"#{table} thead th")
+                numeric = 0
+                for index in range(headers.count()):
+                    before = _column(visit.page, table, index)
+                    if not any(before):
+                        continue
+                    numeric += 1
+                    headers.nth(index).click()
+                    values = [float(v) for v in _column(visit.page, table, index) if v]
+                    assert values == sorted(values), f"{path} #{table} column {index} ascending: {values}"
+                    assert not any(_column(visit.page, table, index)[len(values):]), "empty cells sort last"
+                    headers.nth(index).click()
+                    values = [float(v) for v in _column(visit.page, table, index) if v]
+                    assert values == sorted(values, reverse=True), f"{path} #{table} column {index} descending"
+                    checked += 1
+                assert numeric or table == "runs" or table.startswith("paper-claims"), f"{path} #{table}: no numeric column"
+            _clean(visit, path)
+        finally:
+            visit.close()
+    assert checked >= 10
+
+
+def test_independent_pairs_per_second_sort_as_numbers_not_text(browser, site: Path) -> None:
+    visit = Visit(browser, site / "toy" / "index.html")
+    try:
+        header = visit.page.locator("#leaderboard-toy thead th", has_text="indep. pairs/s")
+        header.click()
+        methods = visit.page.eval_on_selector_all("#leaderboard-toy tbody tr", "rows => rows.map(r => r.cells[1].textContent)")
+        expected = sorted(INDEPENDENT, key=INDEPENDENT.get)
+        assert [m for m in methods if m in INDEPENDENT] == expected  # 5.5 < 100 < 950 < 10200
+    finally:
+        visit.close()
+
+
+def _table_methods_with(page: object, table: str, headers: list[str]) -> set[str]:
+    """Methods of a leaderboard table whose cells under all ``headers`` hold a number."""
+    return set(page.evaluate(
+        """([table, wanted]) => {
+            const t = document.getElementById(table);
+            const names = Array.from(t.tHead.rows[0].cells).map(c => c.textContent.trim());
+            const idx = wanted.map(h => names.indexOf(h));
+            if (idx.some(i => i < 0)) { return []; }
+            return Array.from(t.tBodies[0].rows)
+                .filter(r => idx.every(i => r.cells[i].getAttribute('data-v')))
+                .map(r => r.cells[1].textContent.trim());
+        }""", [table, headers]))
+
+
+def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
+    """Run pages: one trace per method (the methods of the leaderboard with the plotted figures);
+    method pages: one trace per seed and series. Every trace draws a marker per point."""
+    runs = [p for p in (site / "toy" / "index.html", site / "steps" / "index.html", site / "mnist" / "index.html")
+            if p.exists()]
+    methods = [site / "toy" / "toy" / "good.html", site / "mnist" / "mnist" / "deepkenn.html",
+               site / "mnist" / "mnist" / "odekenn.html"]
+    charts_checked = 0
+    for path in runs + [p for p in methods if p.exists()]:
+        visit = Visit(browser, path)
+        try:
+            charts = visit.page.eval_on_selector_all(
+                "div.chart", "ds => ds.map(d => ({id: d.id, expected: JSON.parse(d.dataset.traces), kind: d.dataset.kind,"
+                " drawn: d.data.map(t => t.name), rendered: d.querySelectorAll('.scatterlayer .trace').length,"
+                " points: Array.from(d.querySelectorAll('.scatterlayer .trace')).map(g => g.querySelectorAll('.point').length),"
+                " wanted: d.data.map(t => t.x.length)}))")
+            assert charts, f"{path}: no chart"
+            for chart in charts:
+                drawn = chart["drawn"]
+                assert drawn == chart["expected"] and len(set(drawn)) == len(drawn), chart["id"]
+                assert chart["rendered"] == len(drawn), f"{chart['id']}: {chart['rendered']} traces rendered"
+                assert chart["points"] == chart["wanted"], f"{path} {chart['id']}: markers drawn {chart['points']}"
+                if chart["kind"] != "method":
+                    charts_checked += 1
+                    continue
+                dataset = chart["id"].removeprefix("chart-").rsplit("-speed-", 1)[0].removesuffix("-learning")
+                table = f"leaderboard-{dataset}"
+                if "-speed-" in chart["id"]:
+                    mode = "indep." if chart["id"].endswith("independent") else "pairwise"
+                    want = _table_methods_with(visit.page, table, ["rel. MAE W2", f"{mode} pairs/s"])
+                    assert set(drawn) == want, f"{chart['id']}: drew {drawn}, table has {want}"
+                else:
+                    assert set(drawn) <= _table_methods_with(visit.page, table, ["rel. MAE W2"]), chart["id"]
+                charts_checked += 1
+            _clean(visit, path)
+        finally:
+            visit.close()
+    assert charts_checked >= 7
+
+
+def test_hover_names_method_value_and_seeds(browser, site: Path) -> None:
+    visit = Visit(browser, site / "toy" / "index.html")
+    try:
+        text = visit.page.evaluate("document.getElementById('chart-toy-speed-independent').data"
+                                   ".find(t => t.name === 'good').text[0]")
+        assert "good" in text and "rel. MAE W2: 0.11" in text and "3 seeds" in text
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_pages_fit_the_width(browser, site: Path, screenshots: Path, width: int) -> None:
+    run_page = site / ("mnist" if (site / "mnist").exists() else "toy") / "index.html"
+    for name, path in (("index", site / "index.html"), ("run", run_page), ("method", site / "toy" / "toy" / "good.html")):
+        visit = Visit(browser, path, width=width)
+        try:
+            visit.page.wait_for_timeout(300)  # let the responsive charts settle to the width
+            overflow = visit.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{path} overflows {width} px by {overflow} px"
+            font = visit.page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+            assert font >= 14
+            if name != "method":
+                target = screenshots / f"{name}-{width}.png"
+                visit.page.screenshot(path=str(target), full_page=True)
+                assert target.stat().st_size > 1000
+        finally:
+            visit.close()
+
+
+def test_standalone_leaderboard_page_in_the_browser(browser, site: Path, tmp_path: Path) -> None:
+    from wbench.leaderboard import leaderboard_text
+
+    run = make_run(tmp_path / "results") / "toy"
+    page = tmp_path / "board.html"
+    page.write_text(leaderboard_text([run], fmt="html"), encoding="utf-8")
+    visit = Visit(browser, page)
+    try:
+        _clean(visit, page)
+        headers = visit.page.eval_on_selector_all("#leaderboard-toy thead th", "hs => hs.map(h => h.textContent)")
+        index = headers.index("rel. MAE W2")
+        visit.page.locator("#leaderboard-toy thead th").nth(index).click()
+        values = [float(v) for v in _column(visit.page, "leaderboard-toy", index) if v]
+        assert values == sorted(values) and values[0] == pytest.approx(1e-16) and len(values) == 5
+        assert visit.page.title() == "wbench leaderboard"
+        assert "±" in visit.page.inner_text("#leaderboard-toy")  # the charset is declared: not mojibake
+    finally:
+        visit.close()
