@@ -235,7 +235,7 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
             row[c.header] = text
         if "vs_best" in summary.columns:
             row["vs best learned"] = r["vs_best"]
-        row["status"] = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"[:120]
+        row["status"] = r["status"] if r["status"] == "ok" or not r["error"] else f"{r['status']}: {r['error']}"[:120]
         rows.append(row)
     return pd.DataFrame(rows)
 
