@@ -143,9 +143,10 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     """Per dataset and method: mean (and std over seeds) of each column, ranked by ``primary``.
 
     Failed or unavailable cells are kept as rows with their status and first error line.
-    Only rows with full coverage (every test pair has a value in every seed) are ranked; a
-    row whose solver left pairs unsolved is listed below them, unranked (rank NaN), with
-    status ``partial (coverage ...)``. The ``coverage`` column (the lowest coverage over the
+    Only rows with full coverage (every test pair has a value in every seed) and a value of
+    ``primary`` are ranked; a row whose solver left pairs unsolved is listed below them,
+    unranked (rank NaN), with status ``partial (coverage ...)``, then the rows without a
+    value (failed cells), unranked too. The ``coverage`` column (the lowest coverage over the
     row's seeds) is present when some row lacks full coverage.
     """
     present = resolve_columns(df, columns)
@@ -176,13 +177,17 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
         table[f"{primary}.std"] = math.nan
     partial = table["coverage"] < 1.0
     table["_partial"] = partial
-    table = table.sort_values(["dataset", "_partial", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
-    ranks = table[~table["_partial"]].groupby("dataset").cumcount() + 1
+    # ranked rows first, then partial ones, then rows without the primary metric (failed)
+    table["_group"] = partial.astype(int) + 2 * table[key].isna().astype(int)
+    table = table.sort_values(["dataset", "_group", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
+    rankable = table["_group"] == 0
+    ranks = table[rankable].groupby("dataset").cumcount() + 1
     table.insert(1, "rank", ranks.reindex(table.index).astype(float))
     if not table["_partial"].any():
         table = table.drop(columns=["coverage"])
+    if rankable.all():
         table["rank"] = table["rank"].astype(int)
-    table = table.drop(columns=["_partial"])
+    table = table.drop(columns=["_partial", "_group"])
     labels = significance_labels(df, primary)
     table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
     return table
