@@ -137,7 +137,7 @@ def bad_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bad-run")
     plugins = make_plugin_manager([LOCAL, BAD])
     options = RunOptions(
-        out_dir=out, seeds=(0,), surrogates=("local-centroid", "nan-half", "column", "nan-solver"),
+        out_dir=out, seeds=(0,), surrogates=("local-centroid", "nan-half", "nan-after-fit", "column", "nan-solver"),
         cache_dir=out / "cache", n_jobs=1,
     )
     Runner(load_suite(FIXTURES / "tiny_suite.toml"), plugins, options).run()
@@ -151,6 +151,13 @@ def test_a_learned_method_with_nan_on_half_the_pairs_fails_its_cell(bad_run) -> 
     assert record["status"] == "failed"
     assert "InvalidPredictionError" in record["error"] and "NaNHalf: training (validation)" in record["error"]
     assert "not a number) at pair 1: nan" in record["error"]
+
+
+def test_a_learned_method_with_nan_after_its_fit_fails_at_evaluation_naming_it(bad_run) -> None:
+    _, records = bad_run
+    record = records["nan-after-fit"]
+    assert record["status"] == "failed"
+    assert "nan-after-fit: distance (train pairs) returned an invalid W2 (not a number) at pair 1: nan" in record["error"]
 
 
 def test_a_learned_method_returning_a_column_fails_with_a_shape_error(bad_run) -> None:
@@ -175,7 +182,7 @@ def test_a_solver_with_unsolved_pairs_is_listed_partial_not_ranked(bad_run) -> N
     assert rows["nan-half"][status].startswith("failed") and rows["column"][status].startswith("failed")
     assert rows["nan-half"][rank] == "" and rows["column"][rank] == ""  # failed cells are never ranked
     order = [line.split("|")[2].strip() for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert order == ["local-centroid", "nan-solver", "column", "nan-half"]  # ranked, partial, failed
+    assert order == ["local-centroid", "nan-solver", "column", "nan-after-fit", "nan-half"]  # ranked, partial, failed
 
 
 def test_old_records_without_coverage_read_it_from_n_failed() -> None:
