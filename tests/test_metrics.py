@@ -307,20 +307,49 @@ def test_retrieval_excludes_the_query_itself(grid_dataset):
 
 
 def test_retrieval_of_a_bad_surrogate_is_low(grid_dataset):
-    ctx = make_ctx(grid_dataset, CentroidSurrogate(transform=lambda d: -d), options={"k": 5, "n_database": 30})
+    ctx = make_ctx(grid_dataset, CentroidSurrogate(transform=lambda d: 1.0 / (1.0 + d)), options={"k": 5, "n_database": 30})
     assert retrieval(ctx)["retrieval.recall@5"] < 0.2
 
 
-def test_retrieval_is_skipped_for_a_slow_solver(grid_dataset):
-    slow = SlowSolver(sleep_per_pair=0.01)  # 50 x 25 pairs would take 12.5 s
-    ctx = make_ctx(grid_dataset, slow, options={"n_queries": 50, "n_database": 25, "solver_time_budget_s": 2.0})
-    with pytest.raises(MetricSkipped, match="solver_time_budget_s"):
+def test_retrieval_is_skipped_for_a_solver_above_the_size_limit(grid_dataset):
+    solver = SlowSolver()
+    ctx = make_ctx(grid_dataset, solver, options={"n_queries": 50, "n_database": 25, "solver_max_evaluations": 500})
+    with pytest.raises(MetricSkipped, match=r"needs 725 solver evaluations, above solver_max_evaluations=500"):
         retrieval(ctx)
     values, errs = run_metrics(ctx, {"retrieval": retrieval, "axioms": axioms})
     assert values == {} and errs["retrieval"].startswith("skipped:") and errs["axioms"].startswith("skipped:")
-    assert slow.calls == 1  # one probe of 8 pairs, shared by both metrics
+    assert solver.calls == 0  # decided from sizes: the solver is never called, never timed
     fast = make_ctx(grid_dataset, SlowSolver(), options={"n_queries": 10, "n_database": 25})
     assert retrieval(fast)["retrieval.recall@10"] == pytest.approx(1.0)
+
+
+def test_the_column_set_does_not_depend_on_the_machine_speed(grid_dataset, monkeypatch):
+    """Issue 17 item 16: the same evaluation gives the same columns on a fast and a slow clock."""
+    import wbench.evaluation as evaluation
+
+    def columns(seconds_per_call: float) -> set[str]:
+        now = [0.0]
+
+        def clock() -> float:
+            now[0] += seconds_per_call
+            return now[0]
+
+        monkeypatch.setattr(time, "perf_counter", clock)
+        if hasattr(evaluation, "time"):
+            monkeypatch.setattr(evaluation.time, "perf_counter", clock)
+        options = {"n_queries": 10, "n_database": 25, "n_symmetry": 20, "n_triplets": 50}
+        ctx = make_ctx(grid_dataset, SlowSolver(), options=options)
+        values, _ = run_metrics(ctx, {"retrieval": retrieval, "axioms": axioms})
+        return set(values)
+
+    fast, slow = columns(1e-9), columns(1e3)
+    assert fast == slow and "retrieval.recall@10" in fast and "axioms.triangle_violation_rate" in fast
+
+
+def test_retired_time_budget_option_is_a_clear_error(grid_dataset):
+    ctx = make_ctx(grid_dataset, SlowSolver(), options={"solver_time_budget_s": 30})
+    values, errs = run_metrics(ctx, {"retrieval": retrieval})
+    assert values == {} and "replaced by solver_max_evaluations" in errs["retrieval"]
 
 
 # ----------------------------------------------------------------------------- axioms
@@ -491,3 +520,30 @@ def test_a_third_party_metric_registers_and_runs_like_the_builtin_ones(grid_data
     assert values["test.w2.median"] == pytest.approx(exact_median, abs=1e-12)
     # the centroid surrogate is exact on translations: recomputed through surrogate_distances
     assert values["test.w2.median_again"] == pytest.approx(exact_median, rel=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lot", "sliced"])
+def test_embeddings_get_retrieval_and_axioms_like_learned_methods(grid_dataset, monkeypatch, name):
+    """Issue 17 item 16: an embedding needs one embedding per measure in pairwise mode, so it
+    gets recall@10 and the axiom audit at the default sizes, on any clock (here a slow one)."""
+    from wbench.evaluation import guard_cost, is_embedding
+    from wbench.plugins import make_plugin_manager
+
+    entry = make_plugin_manager().registry.get("surrogate", name)
+    cls = entry.load()
+    solver = cls(**cls.params_for(dict(entry.test_params), grid_dataset.measures))
+    solver.fit(grid_dataset.split("train"), grid_dataset.split("val"), Budget(epochs=1))
+    assert is_embedding(solver)
+    now = [0.0]
+
+    def slow_clock() -> float:
+        now[0] += 1e3
+        return now[0]
+
+    monkeypatch.setattr(time, "perf_counter", slow_clock)
+    ctx = make_ctx(grid_dataset, solver)
+    guard_cost(ctx, 10**9, "anything")  # no size limit for an embedding
+    values, errs = run_metrics(ctx, {"retrieval": retrieval, "axioms": axioms})
+    assert "retrieval" not in errs and "axioms" not in errs, errs
+    assert values["retrieval.recall@10"] > 0.5
+    assert values["axioms.triangle_violation_rate"] == 0.0  # a Euclidean distance of embeddings

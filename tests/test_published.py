@@ -2,13 +2,17 @@
 
 * Every leaderboard file (Markdown and CSV) regenerates byte for byte from the records
   next to it, with the command given in ``results/README.md``.
-* One published cell re-run with the same seed on the CPU gives its metrics within 1e-6.
+* One published cell re-run with the same seed on the CPU gives its metrics within 1e-6 when
+  the numerical libraries are the versions recorded in the cell (bit-for-bit reproduction);
+  with other versions, within :data:`CROSS_VERSION_RTOL` (see there), and the test says so.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,41 @@ def test_results_hold_leaderboards() -> None:
 def test_leaderboard_regenerates_byte_for_byte(path: Path) -> None:
     fmt = "csv" if path.suffix == ".csv" else "md"
     assert leaderboard_text([path.parent], fmt=fmt) == path.read_text()
+
+
+REPRODUCING_PACKAGES = {
+    "torch": "torch", "numpy": "numpy", "pot": "POT", "scikit-learn": "scikit-learn",
+    "torchdiffeq": "torchdiffeq", "geomloss": "geomloss",
+}
+"""Record provenance name -> distribution: the libraries whose version changes the numbers."""
+
+SAME_VERSIONS_RTOL = 1e-6
+"""Same libraries, same seed, same thread count: the same floating-point operations."""
+
+CROSS_VERSION_RTOL = 0.10
+"""Another torch (or NumPy, POT ...) changes kernels and summation orders, so 128 Adam steps
+diverge a little: the `naive` digits cell published with torch 2.15.0 was seen 1-3 % apart
+under torch 2.14.1 (MEASUREMENTS.md; issue 17: `gap.w2.mse_diff` 0.003167 against 0.003253),
+and 5e-6 apart at most (relative; `test.w2.q2.mse`) under torch 2.14.1+cu130 on the shared
+2-core machine of the issue-17 work (also above 1e-6). 10 % keeps a margin over the larger
+spread (recall@k moves in steps of one neighbour, about 1 % here) while still catching a
+broken metric or a changed protocol, which move these numbers by far more."""
+
+CROSS_VERSION_ATOL = 1e-3
+"""Absolute floor for metrics near 0 (a self-distance, a violation rate of 0.002)."""
+
+
+def version_mismatches(recorded: dict[str, Any]) -> list[str]:
+    """``name recorded -> running`` for each reproducing library whose version differs."""
+    out = []
+    for name, dist in REPRODUCING_PACKAGES.items():
+        try:
+            running = version(dist)
+        except PackageNotFoundError:
+            running = None
+        if recorded.get(name) != running:
+            out.append(f"{name} {recorded.get(name)} -> {running}")
+    return out
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -55,8 +94,19 @@ def test_published_digits_cell_reruns_to_its_metrics(tmp_path: Path) -> None:
     assert record.key == cell["key"] and record.status == "ok"
     before, after = _numbers(cell["metrics"]), _numbers(record.outcome.metrics)
     assert before.keys() == after.keys() and len(before) > 10
+    mismatches = version_mismatches(cell["provenance"]["versions"])
+    if mismatches:
+        rtol, atol = CROSS_VERSION_RTOL, CROSS_VERSION_ATOL
+        warnings.warn(
+            f"published cell re-run with other library versions ({'; '.join(mismatches)}): checked within "
+            f"{rtol:.0%} (relative) or {atol:g} (absolute), not bit for bit; the published files reproduce "
+            "exactly only with the versions in their records' provenance",
+            stacklevel=1,
+        )
+    else:
+        rtol = atol = SAME_VERSIONS_RTOL
     for name, value in before.items():
-        assert math.isclose(after[name], value, rel_tol=1e-6, abs_tol=1e-6), (name, value, after[name])
+        assert math.isclose(after[name], value, rel_tol=rtol, abs_tol=atol), (name, value, after[name], mismatches)
 
 
 def test_readme_front_page_is_generated_from_the_committed_records() -> None:

@@ -219,8 +219,10 @@ def _evaluate(
     suite, cls = task.suite, task.surrogate_cls
     surrogate.configure(**{**cls.default_eval_params, **eval_params})  # settings never carry over
     evaluated = _evaluation_dataset(suite, cls, dataset)
+    name = task.surrogate.name
     predictions = {
-        split: predict_pairs(surrogate, evaluated.split(split)) for split in evaluated.pairs
+        split: predict_pairs(surrogate, evaluated.split(split), method=name, call=f"distance ({split} pairs)")
+        for split in evaluated.pairs
     }
     ctx = EvaluationContext(
         surrogate=surrogate,
@@ -229,6 +231,7 @@ def _evaluate(
         exact_block=blocks.function(dataset),
         seed=task.seed,
         options=dict(suite.evaluation.options),
+        method=name,
     )
     metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
     fit = fit_report.as_dict()
@@ -246,7 +249,19 @@ def _evaluate(
         unit=dataset.unit,
         artifacts=tuple(_artifacts(suite, surrogate, fit, predictions, evaluated, ident, artifact_dir)),
         speedup_reference=suite.evaluation.speedup_reference if timed_reference else None,
+        coverage=coverage(predictions.get("test")),
     )
+
+
+def coverage(predicted: np.ndarray | None) -> float | None:
+    """Fraction of test pairs with a value (not NaN) in ``predicted`` ``(P,)``; None without test pairs.
+
+    Below 1 only for a solver that reported unsolved pairs as NaN (a learned method's NaN
+    fails its cell); the leaderboard ranks only rows with full coverage.
+    """
+    if predicted is None or len(predicted) == 0:
+        return None
+    return float(np.isfinite(predicted).sum() / len(predicted))
 
 
 def _throughput(task: CellTask, surrogate: Surrogate, dataset: PairedDataset) -> dict[str, Any]:
@@ -259,6 +274,7 @@ def _throughput(task: CellTask, surrogate: Surrogate, dataset: PairedDataset) ->
         measure_throughput(
             surrogate, dataset.measures, n_independent=ev.independent_pairs, n_pairwise=ev.pairwise_size,
             rounds=ev.timing_rounds, device=suite.device, max_time_s=ev.timing_max_s,
+            method=task.surrogate.name,
         )
     )
     exact = _reference_throughput(task, dataset)
@@ -309,7 +325,7 @@ def _transfer(task: CellTask, surrogate: Surrogate, datasets: Mapping[str, Paire
             out[f"{label}.error"] = str(exc)
             continue
         test = _evaluation_dataset(task.suite, cls, target).split("test")
-        predicted = predict_pairs(surrogate, test)
+        predicted = predict_pairs(surrogate, test, method=task.surrogate.name, call=f"distance (transfer to {label})")
         out.update(pair_metrics(predicted, test.pairs.w2sq, prefix=label))
     return out
 

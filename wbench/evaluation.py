@@ -13,17 +13,23 @@ are in :mod:`wbench.metrics`, for any metric plugin to reuse.
 Helpers for metric authors: :func:`surrogate_distances` (pairs), :func:`surrogate_matrix`
 (``pairwise``), :func:`exact_matrix_w2` (the cached exact blocks), :func:`evaluation_pool`
 (measures to draw from), :func:`split_prediction` (checked predictions of a split),
-:func:`guard_cost` (skip a metric too slow for a solver), :class:`MetricSkipped`.
+:func:`guard_cost` (skip a metric too large for a per-pair solver), :func:`is_embedding`,
+:class:`MetricSkipped`. Every surrogate output a helper returns is checked by
+:func:`wbench.validate.check_predictions`; an invalid one raises
+:class:`~wbench.validate.InvalidPredictionError`, which :func:`run_metrics` lets through so
+that it fails the cell.
 
 Suite-level options (``[evaluation] options = {...}`` in a suite file) read here, with defaults:
 
 * ``eval_seed`` (12345): seeds every draw of measures, pairs and triplets (:meth:`EvaluationContext.rng`).
   It does not depend on the cell's seed, so every method and seed is evaluated on the same
   draws (paired comparisons) and the exact blocks are computed once and cached.
-* ``solver_time_budget_s`` (30): a method with nothing to fit (exact LP, Sinkhorn) can be
-  slow per pair. Before a metric calls one on many pairs, 8 pairs are timed; a metric whose
-  projected time exceeds this budget is skipped and the record's ``metric_errors`` says so
-  (with the projection). Learned surrogates are never skipped.
+* ``solver_max_evaluations`` (1000): a per-pair solver (nothing to fit and no embedding:
+  it solves one transport problem per pair) can be slow per pair. A metric that would call
+  one on more pairs than this is skipped and the record's ``metric_errors`` says so. The
+  decision depends on sizes only, never on a clock, so identical runs produce the same
+  columns on any machine. Learned surrogates and embeddings (a method with an ``embed``
+  method: its pairwise mode embeds each measure once) are never skipped.
 * ``batch_size`` (4096): pairs per ``surrogate.distance`` call.
 """
 
@@ -31,7 +37,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -40,6 +45,7 @@ import numpy as np
 
 from wbench.data import LabelledPairs, PairedDataset, PairSet
 from wbench.errors import WbenchError
+from wbench.validate import InvalidPredictionError, allows_missing, check_predictions
 
 if TYPE_CHECKING:
     from wbench.surrogate import Surrogate
@@ -52,6 +58,7 @@ __all__ = [
     "evaluation_pool",
     "exact_matrix_w2",
     "guard_cost",
+    "is_embedding",
     "is_solver",
     "run_metrics",
     "split_prediction",
@@ -77,6 +84,7 @@ class EvaluationContext:
     :param seed: the cell's seed.
     :param options: suite-level metric options (see the module docstring); each metric
         has its defaults.
+    :param method: the method's name in error messages (default: the surrogate's class name).
     """
 
     surrogate: Surrogate
@@ -85,6 +93,7 @@ class EvaluationContext:
     exact_block: Callable[[np.ndarray, np.ndarray], np.ndarray]
     seed: int
     options: Mapping[str, Any] = field(default_factory=dict)
+    method: str = ""
     cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
     """Scratch space shared by the metrics of one context (e.g. a solver's measured speed)."""
 
@@ -92,6 +101,11 @@ class EvaluationContext:
         """The option ``name`` or ``default`` when it is absent (or None)."""
         value = self.options.get(name)
         return default if value is None else value
+
+    @property
+    def method_name(self) -> str:
+        """The method's name as error messages give it."""
+        return self.method or type(self.surrogate).__name__
 
     def rng(self) -> np.random.Generator:
         """A fresh generator seeded with the ``eval_seed`` option."""
@@ -113,6 +127,9 @@ def run_metrics(ctx: EvaluationContext, metrics: Mapping[str, MetricFunction]) -
         metric name -> message for each metric that raised (the others still run), that
         was skipped (``"skipped: ..."``), or that returned a non-finite or non-numeric
         value (that column is dropped) or a column another metric already returned.
+    :raises wbench.validate.InvalidPredictionError: the surrogate returned an invalid
+        prediction to a metric (wrong shape, negative, infinite, or NaN from a learned
+        method): the method is broken, not the metric, so the cell fails.
     """
     values: dict[str, float] = {}
     errors: dict[str, str] = {}
@@ -123,6 +140,8 @@ def run_metrics(ctx: EvaluationContext, metrics: Mapping[str, MetricFunction]) -
         except MetricSkipped as exc:
             errors[name] = f"skipped: {exc}"
             continue
+        except InvalidPredictionError:
+            raise
         except Exception as exc:  # one broken metric must not lose the others
             errors[name] = f"{type(exc).__name__}: {exc}"
             continue
@@ -150,39 +169,43 @@ def is_solver(surrogate: Surrogate) -> bool:
     return not getattr(type(surrogate), "trainable", True)
 
 
+def is_embedding(surrogate: Surrogate) -> bool:
+    """Whether ``surrogate`` computes its distances from one embedding per measure (it has a
+    callable ``embed``): its pairwise mode costs one embedding per item, not one solve per pair."""
+    return callable(getattr(surrogate, "embed", None))
+
+
+DEFAULT_SOLVER_MAX_EVALUATIONS = 1000
+"""Default of the ``solver_max_evaluations`` option (pair distances a metric may ask of a per-pair solver)."""
+
+
 def guard_cost(ctx: EvaluationContext, n_evaluations: int, what: str) -> None:
-    """Raise :class:`MetricSkipped` when ``n_evaluations`` pair distances of a solver would take
-    longer than the ``solver_time_budget_s`` option (seconds; 8 pairs are timed once per
-    context). Learned surrogates pass. ``what`` names the metric in the message."""
-    if not is_solver(ctx.surrogate):
+    """Raise :class:`MetricSkipped` when a per-pair solver would have to compute more than the
+    ``solver_max_evaluations`` option's number of pair distances (default 1000).
+
+    Decided from sizes only, never from a clock: the same suite gives the same columns on
+    any machine and under any load. Learned surrogates and embeddings (:func:`is_embedding`)
+    always pass. ``what`` names the metric in the message.
+
+    :raises WbenchError: the suite still sets the retired ``solver_time_budget_s`` option.
+    """
+    if "solver_time_budget_s" in ctx.options:
+        raise WbenchError(
+            "option solver_time_budget_s was replaced by solver_max_evaluations (a number of pair "
+            "distances, not seconds): wall-clock decisions made column sets depend on the machine's load"
+        )
+    if not is_solver(ctx.surrogate) or is_embedding(ctx.surrogate):
         return
-    budget = float(ctx.option("solver_time_budget_s", 30.0))
-    per_pair = ctx.cache.get("solver_seconds_per_pair")
-    if per_pair is None:
-        pool = evaluation_pool(ctx.dataset)
-        rng = np.random.default_rng(0)
-        probe = 8
-        left = rng.integers(0, len(pool), size=probe)
-        right = (left + rng.integers(1, max(len(pool), 2), size=probe)) % len(pool)
-        began = time.perf_counter()
-        surrogate_distances(ctx, pool[left], pool[right])
-        per_pair = ctx.cache["solver_seconds_per_pair"] = (time.perf_counter() - began) / probe
-    projected = per_pair * n_evaluations
-    if projected > budget:
+    limit = int(ctx.option("solver_max_evaluations", DEFAULT_SOLVER_MAX_EVALUATIONS))
+    if n_evaluations > limit:
         raise MetricSkipped(
-            f"{what} needs {n_evaluations} solver evaluations, about {projected:.0f} s at {1e3 * per_pair:.1f} ms each, "
-            f"above solver_time_budget_s={budget:g} (raise it in [evaluation] options to run it)"
+            f"{what} needs {n_evaluations} solver evaluations, above solver_max_evaluations={limit} "
+            "(raise it in [evaluation] options to run it)"
         )
 
 
 def _device(surrogate: Surrogate) -> Any:
     return getattr(surrogate, "device", None)
-
-
-def _as_numpy(values: Any) -> np.ndarray:
-    if hasattr(values, "detach"):
-        values = values.detach().cpu().double().numpy()
-    return np.asarray(values, dtype=np.float64)
 
 
 def surrogate_distances(ctx: EvaluationContext, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -192,11 +215,13 @@ def surrogate_distances(ctx: EvaluationContext, left: np.ndarray, right: np.ndar
     from wbench.training import predict_pairs
 
     pairs = LabelledPairs(ctx.dataset.measures, PairSet(np.asarray(left), np.asarray(right)))
-    return predict_pairs(ctx.surrogate, pairs, batch_size=int(ctx.option("batch_size", 4096)))
+    return predict_pairs(ctx.surrogate, pairs, batch_size=int(ctx.option("batch_size", 4096)), method=ctx.method_name)
 
 
 def surrogate_matrix(ctx: EvaluationContext, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """The surrogate's W2 matrix ``(n, m)`` (float64) via ``surrogate.pairwise``."""
+    """The surrogate's W2 matrix ``(n, m)`` (float64) via ``surrogate.pairwise``, checked by
+    :func:`wbench.validate.check_predictions` (shape exactly ``(n, m)``, finite, non-negative;
+    NaN only from a solver)."""
     import torch
 
     measures = ctx.dataset.measures
@@ -205,10 +230,11 @@ def surrogate_matrix(ctx: EvaluationContext, rows: np.ndarray, cols: np.ndarray)
     if device is not None:
         x, y = x.to(device), y.to(device)
     with torch.inference_mode():
-        matrix = _as_numpy(ctx.surrogate.pairwise(x, y))
-    if matrix.shape != (len(rows), len(cols)):
-        raise ValueError(f"surrogate.pairwise returned shape {matrix.shape}, expected {(len(rows), len(cols))}")
-    return matrix
+        matrix = ctx.surrogate.pairwise(x, y)
+    return check_predictions(
+        matrix, n=(len(rows), len(cols)), method=ctx.method_name, call="pairwise",
+        allow_missing=allows_missing(ctx.surrogate),
+    )
 
 
 def exact_matrix_w2(ctx: EvaluationContext, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

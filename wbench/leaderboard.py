@@ -85,6 +85,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
             "device": (r.provenance or {}).get("device_name"),
             "unit": out.unit or "",
         }
+        row["coverage"] = record_coverage(r)
         row.update(out.metrics or {})
         row.update(out.throughput or {})
         row.update({f"transfer.{k}": v for k, v in (out.transfer or {}).items()})
@@ -93,6 +94,24 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         row["fit.wall_time_s"] = fit.get("wall_time_s")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def record_coverage(record: Record) -> float:
+    """Fraction of the record's test pairs with a value: its ``coverage``, or for a record
+    written before wbench stored it, ``1 - test.n_failed / test.n_pairs`` (1.0 when
+    ``test.n_failed`` is 0 or absent). NaN for a record that is not ``ok``."""
+    if not record.ok:
+        return math.nan
+    out = record.outcome or Outcome()
+    if out.coverage is not None:
+        return float(out.coverage)
+    metrics = out.metrics or {}
+    failed, pairs = metrics.get("test.n_failed"), metrics.get("test.n_pairs")
+    if not failed:
+        return 1.0
+    if not pairs:
+        return 0.0
+    return 1.0 - float(failed) / float(pairs)
 
 
 def _format_number(value: float) -> str:
@@ -124,6 +143,11 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     """Per dataset and method: mean (and std over seeds) of each column, ranked by ``primary``.
 
     Failed or unavailable cells are kept as rows with their status and first error line.
+    Only rows with full coverage (every test pair has a value in every seed) and a value of
+    ``primary`` are ranked; a row whose solver left pairs unsolved is listed below them,
+    unranked (rank NaN), with status ``partial (coverage ...)``, then the rows without a
+    value (failed cells), unranked too. The ``coverage`` column (the lowest coverage over the
+    row's seeds) is present when some row lacks full coverage.
     """
     present = resolve_columns(df, columns)
     out_rows = []
@@ -135,8 +159,12 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
             values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
             row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
             row[f"{column.key}.std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+        covered = pd.to_numeric(ok["coverage"], errors="coerce").dropna() if "coverage" in ok and len(ok) else []
+        row["coverage"] = float(min(covered)) if len(covered) else math.nan
         statuses = sorted(set(group["status"]) - {"ok"})
         row["status"] = "ok" if not statuses else ("partial: " if len(ok) else "") + "/".join(statuses)
+        if row["coverage"] < 1.0:
+            row["status"] = f"partial (coverage {row['coverage']:.4g})" + ("" if not statuses else "; " + row["status"])
         errors = [e for e in group["error"] if e]
         row["error"] = errors[0] if errors else ""
         out_rows.append(row)
@@ -147,8 +175,19 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     if key not in table.columns:  # e.g. every cell failed: rank by nothing, render the statuses
         table[key] = math.nan
         table[f"{primary}.std"] = math.nan
-    table = table.sort_values(["dataset", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
-    table.insert(1, "rank", table.groupby("dataset").cumcount() + 1)
+    partial = table["coverage"] < 1.0
+    table["_partial"] = partial
+    # ranked rows first, then partial ones, then rows without the primary metric (failed)
+    table["_group"] = partial.astype(int) + 2 * table[key].isna().astype(int)
+    table = table.sort_values(["dataset", "_group", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
+    rankable = table["_group"] == 0
+    ranks = table[rankable].groupby("dataset").cumcount() + 1
+    table.insert(1, "rank", ranks.reindex(table.index).astype(float))
+    if not table["_partial"].any():
+        table = table.drop(columns=["coverage"])
+    if rankable.all():
+        table["rank"] = table["rank"].astype(int)
+    table = table.drop(columns=["_partial", "_group"])
     labels = significance_labels(df, primary)
     table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
     return table
@@ -189,7 +228,10 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
     ]
     rows = []
     for _, r in summary.iterrows():
-        row = {"dataset": r["dataset"], "rank": int(r["rank"]), "method": r["method"], "seeds": int(r["seeds"])}
+        rank = "" if pd.isna(r["rank"]) else int(r["rank"])
+        row = {"dataset": r["dataset"], "rank": rank, "method": r["method"], "seeds": int(r["seeds"])}
+        if "coverage" in summary.columns:
+            row["coverage"] = _format_number(r["coverage"])
         for c in shown:
             mean, std = r[f"{c.key}.mean"], r[f"{c.key}.std"]
             text = _format_number(mean)
@@ -198,7 +240,7 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
             row[c.header] = text
         if "vs_best" in summary.columns:
             row["vs best learned"] = r["vs_best"]
-        row["status"] = r["status"] if r["status"] == "ok" else f"{r['status']}: {r['error']}"[:120]
+        row["status"] = r["status"] if r["status"] == "ok" or not r["error"] else f"{r['status']}: {r['error']}"[:120]
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -157,6 +157,9 @@ class Outcome:
     :param artifacts: files written, relative to the run directory.
     :param speedup_reference: the surrogate whose throughput is the denominator of the
         speed-ups (None: not timed; records written before wbench stored it have None).
+    :param coverage: fraction of the test pairs with a value (below 1 only for a solver that
+        reported unsolved pairs as NaN); None in records written before wbench stored it
+        (the leaderboard then derives it from ``test.n_failed``).
     """
 
     n_parameters: int | None = None
@@ -170,8 +173,11 @@ class Outcome:
     unit: str = ""
     artifacts: tuple[str, ...] = ()
     speedup_reference: str | None = None
+    coverage: float | None = None
 
 
+_OPTIONAL_OUTCOME_FIELDS = ("speedup_reference", "coverage")
+"""Outcome fields written only when set, so that older records read and write back unchanged."""
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 
 
@@ -238,7 +244,7 @@ class Record:
         if self.outcome is not None:
             for name in _OUTCOME_FIELDS:
                 value = getattr(self.outcome, name)
-                if name != "speedup_reference" or value is not None:
+                if name not in _OPTIONAL_OUTCOME_FIELDS or value is not None:
                     out[name] = _plain(value)
         return out
 

@@ -26,6 +26,7 @@ from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
 from wbench.training import FitReport, train_on_pairs
+from wbench.validate import check_predictions
 
 __all__ = [
     "EmbeddingSurrogate",
@@ -185,8 +186,12 @@ class TorchSurrogate(Surrogate):
         """Scalar loss on one batch; default: MSE between predicted and exact W2 (not squared).
 
         :param w2sq: ``(B,)`` exact W2^2 on the model's device.
+        :raises wbench.validate.InvalidPredictionError: ``predict_w2`` did not return ``(B,)``
+            finite non-negative values (call ``training``).
         """
-        return torch.nn.functional.mse_loss(self.predict_w2(a, b), w2sq.clamp_min(0).sqrt())
+        predicted = self.predict_w2(a, b)
+        check_predictions(predicted, n=len(w2sq), method=type(self).__name__, call="training")
+        return torch.nn.functional.mse_loss(predicted, w2sq.clamp_min(0).sqrt())
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
         """Train with the shared loop (:func:`wbench.training.train_on_pairs`)."""

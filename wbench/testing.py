@@ -27,6 +27,7 @@ from wbench.data import DatasetPlugin, PairedDataset, PairSet
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Surrogate, TorchSurrogate
 from wbench.training import seed_everything
+from wbench.validate import InvalidPredictionError, check_predictions
 
 TINY_BUDGET = Budget(epochs=None, steps=3, batch_size=16, lr=1e-3, seed=0)
 
@@ -74,6 +75,49 @@ def _check(condition: bool, message: str) -> None:
         raise AssertionError(message)
 
 
+def _valid(values: object, n: int | tuple[int, int], name: str, call: str) -> torch.Tensor:
+    """The harness's own output check (:func:`wbench.validate.check_predictions`, no NaN
+    allowed on the toy data), as an ``AssertionError``; the values as a float64 tensor."""
+    try:
+        return torch.from_numpy(check_predictions(values, n=n, method=name, call=call))
+    except InvalidPredictionError as exc:
+        raise AssertionError(str(exc)) from None
+
+
+def check_width(cls: type[Surrogate], params: Mapping[str, Any], measures: MeasureBatch) -> None:
+    """Check that a learned method can be built at a parameter target: it names a width option
+    (``width_param``) and its parameter count grows with that width (the harness searches it
+    by bisection, :func:`wbench.sizing.build_at_parameter_target`).
+
+    :raises AssertionError: no width option, or the count does not grow from the width
+        given (or the class default) to twice it.
+    """
+    name = cls.__name__
+    width_param = cls.width_param
+    _check(
+        width_param is not None,
+        f"{name} is trainable but has no width option (width_param): a suite builds every learned "
+        "method at its parameter target by searching that width; set width_param, or run it with "
+        "match_budget = false",
+    )
+    base = dict(cls.params_for(dict(params), measures))
+    width = base.get(width_param)
+    if width is None:
+        from wbench.params import declared_params
+
+        width = declared_params(cls).get(width_param)
+    _check(
+        isinstance(width, int) and not isinstance(width, bool) and width >= 1,
+        f"{name}: width option {width_param!r} needs a positive int default or test value, got {width!r}",
+    )
+    small = cls(**{**base, width_param: width}).n_parameters
+    large = cls(**{**base, width_param: 2 * width}).n_parameters
+    _check(
+        large > small,
+        f"{name}: the parameter count does not grow with {width_param} ({small} at {width}, {large} at {2 * width})",
+    )
+
+
 def check_surrogate(
     cls: type[Surrogate],
     params: Mapping[str, Any] | None = None,
@@ -81,15 +125,21 @@ def check_surrogate(
     *,
     budget: Budget = TINY_BUDGET,
     rtol: float = 1e-4,
+    match_budget: bool = True,
 ) -> Surrogate:
-    """Check a surrogate class against the interface; return the fitted instance.
+    """Check a surrogate class against what the harness demands; return the fitted instance.
 
     Checked: construction through ``params_for``; ``n_parameters`` (positive when
-    trainable); a fit under a tiny budget returns a :class:`FitReport`; ``distance`` returns
-    ``(B,)`` finite non-negative values in W2 units (solvers: median ratio to the exact W2 in
-    [0.5, 2], which catches squared or halved outputs); symmetry; ``pairwise`` has shape
-    ``(n, m)`` and its entries agree with ``distance``; evaluation parameters are validated;
-    torch surrogates round-trip through save / load.
+    trainable); a learned method has a width option and its parameter count grows with it
+    (:func:`check_width`; skipped with ``match_budget=False``, for a method a suite runs at
+    its own size); a fit under a tiny budget returns a :class:`FitReport`; ``distance``
+    returns exactly ``(B,)`` finite non-negative values in W2 units, by the harness's own
+    check (:func:`wbench.validate.check_predictions`; solvers: median ratio to the exact W2
+    in [0.5, 2], which catches squared or halved outputs); symmetry; ``pairwise`` returns
+    exactly ``(n, m)`` finite non-negative values that agree with ``distance``; evaluation
+    parameters are validated; torch surrogates round-trip through save / load.
+
+    :param match_budget: whether suites build the method at a parameter target (the default).
     """
     name = cls.__name__
     if dataset is None:
@@ -100,19 +150,21 @@ def check_surrogate(
     n_params = surrogate.n_parameters
     _check(isinstance(n_params, int) and n_params >= 0, f"{name}.n_parameters must be a non-negative int, got {n_params!r}")
     _check(n_params > 0 or not cls.trainable, f"{name} is trainable but has 0 parameters")
+    if cls.trainable and match_budget:
+        check_width(cls, dict(params or {}), dataset.measures)
 
-    report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
+    try:
+        report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
+    except InvalidPredictionError as exc:  # the training loop checks outputs as the harness does
+        raise AssertionError(f"{name}.fit: {exc}") from None
     _check(isinstance(report, FitReport), f"{name}.fit must return a FitReport, got {type(report).__name__}")
     if cls.trainable:
         _check(0 < report.steps <= budget.total_steps(len(dataset.pairs["train"])), f"{name}.fit took {report.steps} steps; budget allows {budget.total_steps(len(dataset.pairs['train']))}")
 
     test = dataset.pairs["test"]
     a, b = dataset.measures.index(test.left), dataset.measures.index(test.right)
-    d_ab = torch.as_tensor(surrogate.distance(a, b)).detach().double().cpu()
-    _check(d_ab.shape == (len(test),), f"{name}.distance must return shape ({len(test)},), got {tuple(d_ab.shape)}")
-    _check(bool(torch.isfinite(d_ab).all()), f"{name}.distance returned non-finite values on the toy pairs")
-    _check(bool((d_ab >= 0).all()), f"{name}.distance returned negative values")
-    d_ba = torch.as_tensor(surrogate.distance(b, a)).detach().double().cpu()
+    d_ab = _valid(surrogate.distance(a, b), len(test), name, "distance")
+    d_ba = _valid(surrogate.distance(b, a), len(test), name, "distance")
     _check(torch.allclose(d_ab, d_ba, rtol=1e-3, atol=1e-5), f"{name}.distance is not symmetric: max diff {float((d_ab - d_ba).abs().max()):.3g}")
     if not cls.trainable:
         ratio = float(np.median(d_ab.numpy() / np.maximum(test.w2, 1e-12)))
@@ -120,11 +172,10 @@ def check_surrogate(
 
     x = dataset.measures.index(np.arange(min(5, len(dataset.measures))))
     y = dataset.measures.index(np.arange(min(7, len(dataset.measures))))
-    matrix = torch.as_tensor(surrogate.pairwise(x, y)).detach().double().cpu()
-    _check(matrix.shape == (len(x), len(y)), f"{name}.pairwise must return shape ({len(x)}, {len(y)}), got {tuple(matrix.shape)}")
+    matrix = _valid(surrogate.pairwise(x, y), (len(x), len(y)), name, "pairwise")
     rows = np.repeat(np.arange(len(x)), len(y))
     cols = np.tile(np.arange(len(y)), len(x))
-    aligned = torch.as_tensor(surrogate.distance(x.index(rows), y.index(cols))).detach().double().cpu().reshape(len(x), len(y))
+    aligned = _valid(surrogate.distance(x.index(rows), y.index(cols)), len(rows), name, "distance").reshape(len(x), len(y))
     _check(
         torch.allclose(matrix, aligned, rtol=max(rtol, 1e-3), atol=1e-4),
         f"{name}.pairwise disagrees with distance: max diff {float((matrix - aligned).abs().max()):.3g}",
@@ -143,7 +194,7 @@ def check_surrogate(
             path = Path(tmp) / "model.pt"
             surrogate.save(path)
             loaded = type(surrogate).load(path)
-            again = torch.as_tensor(loaded.distance(a, b)).detach().double().cpu()
+            again = _valid(loaded.distance(a, b), len(test), name, "distance after save / load")
             _check(torch.allclose(d_ab, again, rtol=1e-5, atol=1e-6), f"{name}: distances change after save / load")
     return surrogate
 

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from wbench.measures import MeasureBatch
+from wbench.validate import allows_missing, check_predictions
 
 if TYPE_CHECKING:
     from wbench.surrogate import Surrogate
@@ -153,6 +154,7 @@ def measure_throughput(
     device: str | torch.device | None = None,
     seed: int = 0,
     max_time_s: float | None = 60.0,
+    method: str | None = None,
 ) -> dict[str, float]:
     """Time a surrogate's independent and pairwise throughput on ``measures``.
 
@@ -179,6 +181,13 @@ def measure_throughput(
         Soft wall-time budget per protocol (ramp, warm-up and rounds). With None the batch
         sizes are used as given, without a ramp, and exactly ``warmup`` + ``rounds`` calls
         are made per protocol.
+    method : str, optional
+        The method's name in error messages (default: the class name).
+
+    The output of the last timed call of each protocol is checked (after timing, outside
+    the timed region) by :func:`wbench.validate.check_predictions`: shape exactly ``(B,)``
+    or ``(n, m)``, finite, non-negative (NaN only from a solver); a method that is fast
+    because it returns nonsense is not timed as if it were valid.
 
     Returns
     -------
@@ -190,7 +199,15 @@ def measure_throughput(
         ``throughput.pairwise_rounds``; ``throughput.threads`` (``torch.get_num_threads()``),
         ``throughput.warmup``, and ``throughput.cuda`` (1.0 on a CUDA device, else 0.0).
         A reduced batch (time budget) shows in the batch columns.
+
+    Raises
+    ------
+    wbench.validate.InvalidPredictionError
+        The method returned an invalid output (call ``throughput independent`` or ``throughput pairwise``).
     """
+    name = method or type(surrogate).__name__
+    missing_ok = allows_missing(surrogate)
+    last: dict[str, Any] = {}
     dev = _resolve_device(surrogate, device)
     rng = np.random.default_rng(seed)
     n_measures = len(measures)
@@ -210,12 +227,14 @@ def measure_throughput(
         }
 
         def independent(size: int) -> Any:
-            return independent_step(surrogate, *prepared[size])
+            last["independent"] = (size, independent_step(surrogate, *prepared[size]))
 
         result = _time_mode(
             independent, n_independent, lambda s: s,
             rounds=rounds, warmup=warmup, device=dev, max_time_s=max_time_s, ramp_start=8,
         )
+        size, output = last.pop("independent")
+        check_predictions(output, n=size, method=name, call="throughput independent (distance)", allow_missing=missing_ok)
         out.update({
             "throughput.independent_pairs_per_s": result["pairs_per_s"],
             "throughput.independent_batch": result["n_pairs"],
@@ -239,12 +258,14 @@ def measure_throughput(
             blocks[size] = (x_full.index(slice(0, r)), y_full.index(slice(0, c)))
 
         def pairwise(size: int) -> Any:
-            return pairwise_step(surrogate, *blocks[size])
+            last["pairwise"] = (size, pairwise_step(surrogate, *blocks[size]))
 
         result = _time_mode(
             pairwise, n, lambda s: shape(s)[0] * shape(s)[1],
             rounds=rounds, warmup=warmup, device=dev, max_time_s=max_time_s, ramp_start=2,
         )
+        size, output = last.pop("pairwise")
+        check_predictions(output, n=shape(size), method=name, call="throughput pairwise", allow_missing=missing_ok)
         r, c = shape(int(result["size"]))
         out.update({
             "throughput.pairwise_pairs_per_s": result["pairs_per_s"],

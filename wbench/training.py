@@ -20,6 +20,7 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.progress import progress
+from wbench.validate import allows_missing, check_predictions
 
 if TYPE_CHECKING:
     from wbench.surrogate import Surrogate, TorchSurrogate
@@ -69,14 +70,26 @@ def seed_everything(seed: int) -> None:
 
 
 @torch.inference_mode()
-def predict_pairs(surrogate: Surrogate, pairs: LabelledPairs, *, batch_size: int = 2048) -> np.ndarray:
+def predict_pairs(
+    surrogate: Surrogate, pairs: LabelledPairs, *, batch_size: int = 2048, method: str | None = None,
+    call: str = "distance",
+) -> np.ndarray:
     """W2 predictions ``(P,)`` (float64, ground-cost units) of ``surrogate`` on every pair.
 
     The one batched prediction loop of wbench (the metric helper
     :func:`wbench.evaluation.surrogate_distances` calls it): ``batch_size`` pairs per
     ``surrogate.distance`` call, each batch moved to ``surrogate.device`` when it has one,
-    in inference mode. A method's NaN (a failed pair) is kept.
+    in inference mode. Every batch is checked by :func:`wbench.validate.check_predictions`:
+    shape exactly ``(B,)``, finite, non-negative; a solver's NaN (a pair it failed on) is kept.
+
+    :param method: the method's name in error messages (default: the class name).
+    :param call: what the predictions are for, in error messages (``distance``,
+        ``training (validation)``, ``transfer to X`` ...).
+    :raises wbench.validate.InvalidPredictionError: naming the method, the call and the
+        first bad pair (index within ``pairs``) and its value.
     """
+    name = method or type(surrogate).__name__
+    missing_ok = allows_missing(surrogate)
     device = getattr(surrogate, "device", None)
     out = []
     for start in range(0, len(pairs), batch_size):
@@ -84,9 +97,9 @@ def predict_pairs(surrogate: Surrogate, pairs: LabelledPairs, *, batch_size: int
         if device is not None:
             a, b = a.to(device), b.to(device)
         distances = surrogate.distance(a, b)
-        if hasattr(distances, "detach"):
-            distances = distances.detach().double().cpu().numpy()
-        out.append(np.asarray(distances, dtype=np.float64).reshape(-1))
+        out.append(
+            check_predictions(distances, n=len(a), method=name, call=call, allow_missing=missing_ok, offset=start)
+        )
     return np.concatenate(out) if out else np.zeros(0)
 
 
@@ -94,7 +107,8 @@ def validation_mse(surrogate: Surrogate, val: LabelledPairs) -> float:
     """MSE between predicted and exact W2 on ``val`` (ground-cost units squared)."""
     if len(val) == 0:
         return math.nan
-    return float(np.mean((predict_pairs(surrogate, val) - val.pairs.w2) ** 2))
+    predicted = predict_pairs(surrogate, val, call="training (validation)")
+    return float(np.mean((predicted - val.pairs.w2) ** 2))
 
 
 def train_on_pairs(surrogate: TorchSurrogate, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:

@@ -17,7 +17,7 @@ its target; the array work is in :mod:`wbench.metrics`.
 =====================  ==============================================================
 
 Their options (``[evaluation] options = {...}`` in a suite file; the options every metric
-shares, ``eval_seed``, ``solver_time_budget_s`` and ``batch_size``, are in
+shares, ``eval_seed``, ``solver_max_evaluations`` and ``batch_size``, are in
 :mod:`wbench.evaluation`), with defaults:
 
 * ``range_bins`` (4) or ``range_edges`` (list of W2 edges): the bins of ``error_by_range``.
