@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from wbench.site.figures import learning_curves, loss_chart, seeds_text, speed_charts, weights_chart
 from wbench.site.html import Cell, esc, page, table, text_cell
 from wbench.site.source import RunData, format_number, sections, transfer
@@ -174,7 +176,8 @@ def method_page(run: RunData, page_info: MethodPage, run_href: str, dataset_slug
     parts = []
     if not row.empty:
         r0 = row.iloc[0]
-        parts.append(f"<p>Rank <strong>{int(r0['rank'])}</strong> on <code>{esc(run.primary)}</code> among "
+        rank = f"Rank <strong>{int(r0['rank'])}</strong>" if pd.notna(r0["rank"]) else "Not ranked"
+        parts.append(f"<p>{rank} on <code>{esc(run.primary)}</code> among "
                      f"{int((run.summary['dataset'] == dataset).sum())} methods on {esc(dataset)}; "
                      f"status {esc(r0['status'])}; {seeds_text(int(r0['seeds']))} finished.</p>\n")
         parts.append("<h2>Leaderboard row</h2>\n"

@@ -75,7 +75,9 @@ def leaderboard_table(
         method = str(r["method"])
         href = (method_href or {}).get(method)
         name = f'<a href="{esc(href)}">{esc(method)}</a>' if href else esc(method)
-        cells = [Cell(esc(int(r["rank"])), float(r["rank"])), Cell(name), Cell(esc(int(r["seeds"])), float(r["seeds"]))]
+        ranked = pd.notna(r["rank"])  # partial and failed rows are listed unranked, below the others
+        rank_cell = Cell(esc(int(r["rank"])), float(r["rank"])) if ranked else Cell("", math.inf)
+        cells = [rank_cell, Cell(name), Cell(esc(int(r["seeds"])), float(r["seeds"]))]
         for c in columns:
             cells.append(mean_cell(r[f"{c.key}.mean"], r.get(f"{c.key}.std", math.nan), spread=c.spread))
         if has_vs:
