@@ -60,7 +60,8 @@ def test_corrupt_line_is_reported_with_its_number_and_never_overwritten(tmp_path
     store = RecordStore(tmp_path)
     store.append(_record("a"))
     with open(store.path, "a") as handle:
-        handle.write('{"schema_version": 1, "key": "b", "sta')
+        handle.write('{"schema_version": 1, "key": "b", "sta\n')  # a damaged line in the middle: never dropped
+        handle.write(json.dumps(_record("c")) + "\n")
     before = store.path.read_bytes()
     with pytest.raises(RecordFileError, match=r"records.jsonl:2: not a JSON record"):
         store.load()

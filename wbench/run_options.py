@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wbench.errors import PluginError, SuiteError
 from wbench.suite import DatasetSpec, Suite, SurrogateSpec
 
 
@@ -24,6 +25,8 @@ class RunOptions:
     :param n_jobs: oracle worker processes (-1: all cores).
     :param scheduler: a Dask scheduler address or scheduler file: the ground truth and the
         cells run on that cluster (None: ``$WBENCH_SCHEDULER``, else this machine).
+    :param dataset_params: dataset parameters from the command line (``--param KEY=VALUE``),
+        given to every dataset of the run (transfer targets included) that declares ``KEY``.
     """
 
     out_dir: Path
@@ -35,6 +38,7 @@ class RunOptions:
     cache_dir: Path | None = None
     n_jobs: int = -1
     scheduler: str | None = None
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def select_specs(specs: Sequence[Any], names: Sequence[str] | None, make: Callable[[str], Any]) -> tuple[Any, ...]:
@@ -57,3 +61,40 @@ def resolve_suite(suite: Suite, options: RunOptions) -> Suite:
         seeds=options.seeds or suite.seeds,
         device=options.device or suite.device,
     )
+
+
+def apply_dataset_params(suite: Suite, params: Mapping[str, Any], registry: Any) -> Suite:
+    """Give each ``KEY=VALUE`` of ``params`` to every dataset of ``suite`` (and transfer
+    target) whose class declares ``KEY`` (``wbench run --param root=/data``).
+
+    :param registry: a :class:`wbench.registry.Registry` (reads the declared parameters).
+    :raises SuiteError: a key that no dataset of the run declares, listing theirs.
+    """
+    if not params:
+        return suite
+    declared: dict[str, set[str]] = {}
+
+    def keys_of(name: str) -> set[str]:
+        if name not in declared:
+            try:
+                declared[name] = set(registry.get("dataset", name).params)
+            except PluginError:  # unavailable: its cells are recorded so; nothing to give it
+                declared[name] = set()
+        return declared[name]
+
+    def given(name: str, own: Mapping[str, Any]) -> dict[str, Any]:
+        return {**own, **{k: v for k, v in params.items() if k in keys_of(name)}}
+
+    datasets = tuple(
+        replace(
+            d, params=given(d.name, d.params),
+            transfer_to=tuple(replace(t, params=given(t.name, t.params)) for t in d.transfer_to),
+        )
+        for d in suite.datasets
+    )
+    names = {d.name for d in suite.datasets} | {t.name for d in suite.datasets for t in d.transfer_to}
+    for key in params:
+        if not any(key in keys_of(n) for n in names):
+            listing = "; ".join(f"{n}: {', '.join(sorted(keys_of(n))) or '(none)'}" for n in sorted(names))
+            raise SuiteError(f"--param {key}: no dataset of this run has a parameter {key!r} ({listing})")
+    return replace(suite, datasets=datasets)
