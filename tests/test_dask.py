@@ -138,6 +138,66 @@ def test_unreachable_scheduler_fails_fast_naming_the_address(always_parallel, ca
     assert time.monotonic() - began < 10
 
 
+def _serve(handler) -> tuple[str, socket.socket]:
+    """A TCP server on 127.0.0.1 answering each connection with ``handler(conn)`` (a thread)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                handler(conn)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return f"tcp://127.0.0.1:{server.getsockname()[1]}", server
+
+
+def test_an_address_that_answers_but_is_not_a_scheduler_says_what_answered(capsys) -> None:
+    from wbench.executor_dask import NotADaskSchedulerError
+
+    def banner(conn: socket.socket) -> None:  # speaks first, like an SSH server
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        time.sleep(0.5)
+
+    def web(conn: socket.socket) -> None:  # waits for a request, like a web server
+        conn.settimeout(10)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(1024)
+            if not chunk:
+                return
+            request += chunk
+        conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    address, server = _serve(banner)
+    with server:
+        host_port = address.removeprefix("tcp://")
+        with pytest.raises(NotADaskSchedulerError, match=re.escape(f"{host_port} answered but is not a Dask scheduler (got b'SSH-2.0")):
+            DaskExecutor(address, timeout=3)
+    address, server = _serve(web)
+    with server:
+        assert main(["prepare", "--dataset", "digits", "--scheduler", address]) == 2
+        err = capsys.readouterr().err
+        assert "answered but is not a Dask scheduler (got an HTTP response: 'HTTP/1.0 404 Not Found')" in err
+        assert "MemoryError" not in err
+
+
+def test_prepare_says_a_small_job_ran_in_this_process_not_on_the_cluster(tmp_path, capsys) -> None:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None,
+    ) as cluster:
+        argv = ["prepare", "--plugin", LOCAL, "--dataset", "toy-blobs", "--param", "n=6", "n_pairs=10",
+                "--scheduler", cluster.scheduler_address, "--cache-dir", str(tmp_path)]
+        assert main(argv) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("oracle")]
+    assert "in this process: about" in line and "dask" not in line
+
+
 @pytest.mark.slow
 def test_a_failing_task_names_the_pair_and_carries_the_worker_traceback(client, always_parallel) -> None:
     def break_workers() -> None:  # runs on each worker (nested: it travels by value)

@@ -65,25 +65,27 @@ def resolve_suite(suite: Suite, options: RunOptions) -> Suite:
 
 def apply_dataset_params(suite: Suite, params: Mapping[str, Any], registry: Any) -> Suite:
     """Give each ``KEY=VALUE`` of ``params`` to every dataset of ``suite`` (and transfer
-    target) whose class declares ``KEY`` (``wbench run --param root=/data``).
+    target) whose class declares ``KEY`` (``wbench run --param root=/data``); a dataset
+    class that declares no parameter at all takes every key.
 
     :param registry: a :class:`wbench.registry.Registry` (reads the declared parameters).
-    :raises SuiteError: a key that no dataset of the run declares, listing theirs.
+    :raises SuiteError: a key that no dataset of the run takes, listing their parameters.
     """
     if not params:
         return suite
-    declared: dict[str, set[str]] = {}
+    declared: dict[str, set[str] | None] = {}
 
-    def keys_of(name: str) -> set[str]:
+    def takes(name: str, key: str) -> bool:
         if name not in declared:
             try:
-                declared[name] = set(registry.get("dataset", name).params)
+                declared[name] = set(registry.get("dataset", name).params) or None  # None: declares nothing
             except PluginError:  # unavailable: its cells are recorded so; nothing to give it
                 declared[name] = set()
-        return declared[name]
+        keys = declared[name]
+        return keys is None or key in keys
 
     def given(name: str, own: Mapping[str, Any]) -> dict[str, Any]:
-        return {**own, **{k: v for k, v in params.items() if k in keys_of(name)}}
+        return {**own, **{k: v for k, v in params.items() if takes(name, k)}}
 
     datasets = tuple(
         replace(
@@ -92,9 +94,9 @@ def apply_dataset_params(suite: Suite, params: Mapping[str, Any], registry: Any)
         )
         for d in suite.datasets
     )
-    names = {d.name for d in suite.datasets} | {t.name for d in suite.datasets for t in d.transfer_to}
+    names = sorted({d.name for d in suite.datasets} | {t.name for d in suite.datasets for t in d.transfer_to})
     for key in params:
-        if not any(key in keys_of(n) for n in names):
-            listing = "; ".join(f"{n}: {', '.join(sorted(keys_of(n))) or '(none)'}" for n in sorted(names))
+        if not any(takes(n, key) for n in names):
+            listing = "; ".join(f"{n}: {', '.join(sorted(declared[n] or ())) or '(none)'}" for n in names)
             raise SuiteError(f"--param {key}: no dataset of this run has a parameter {key!r} ({listing})")
     return replace(suite, datasets=datasets)
