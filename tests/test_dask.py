@@ -158,8 +158,6 @@ def _serve(handler) -> tuple[str, socket.socket]:
 
 
 def test_an_address_that_answers_but_is_not_a_scheduler_says_what_answered(capsys) -> None:
-    from wbench.executor_dask import NotADaskSchedulerError
-
     def banner(conn: socket.socket) -> None:  # speaks first, like an SSH server
         conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
         time.sleep(0.5)
@@ -177,7 +175,7 @@ def test_an_address_that_answers_but_is_not_a_scheduler_says_what_answered(capsy
     address, server = _serve(banner)
     with server:
         host_port = address.removeprefix("tcp://")
-        with pytest.raises(NotADaskSchedulerError, match=re.escape(f"{host_port} answered but is not a Dask scheduler (got b'SSH-2.0")):
+        with pytest.raises(SchedulerUnreachableError, match=re.escape(f"{host_port} answered but is not a Dask scheduler (got b'SSH-2.0")):
             DaskExecutor(address, timeout=3)
     address, server = _serve(web)
     with server:
@@ -191,7 +189,7 @@ def test_prepare_says_a_small_job_ran_in_this_process_not_on_the_cluster(tmp_pat
     with distributed.LocalCluster(
         n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None,
     ) as cluster:
-        argv = ["prepare", "--plugin", LOCAL, "--dataset", "toy-blobs", "--param", "n=6", "n_pairs=10",
+        argv = ["prepare", "--plugin", LOCAL, "--dataset", "toy-blobs", "--param", "n=6", "--param", "n_pairs=10",
                 "--scheduler", cluster.scheduler_address, "--cache-dir", str(tmp_path)]
         assert main(argv) == 0
     (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("oracle")]

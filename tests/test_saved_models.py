@@ -11,7 +11,7 @@ import torch
 
 from wbench.cli import main
 from wbench.plugins import make_plugin_manager
-from wbench.surrogate import SavedModelError, TorchSurrogate
+from wbench.surrogate import TorchSurrogate
 from wbench_plugins.dwe.models import DWEMatched
 
 
@@ -44,6 +44,8 @@ def test_crafted_model_header_runs_no_code_through_the_dwe_cli(tmp_path, capsys)
 
 
 def test_load_refuses_names_and_classes_that_are_not_registered(tmp_path) -> None:
+    from wbench.surrogate import SavedModelError
+
     registry = make_plugin_manager().registry
     path, marker = tmp_path / "evil.pt", tmp_path / "PWNED"
     _crafted(path, marker, surrogate="subprocess:run")
