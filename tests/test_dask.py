@@ -27,6 +27,7 @@ from wbench.executor import DaskExecutor, SchedulerUnreachableError, TaskFailedE
 from wbench.groundtruth import compute_ground_truth
 from wbench.measures import MeasureBatch
 from wbench.oracle import OracleError, exact_w2sq
+from wbench.records import RecordStore
 
 distributed = pytest.importorskip("distributed", reason='the Dask backend needs distributed: pip install "wbench[dask]"')
 
@@ -273,8 +274,9 @@ def test_a_small_run_through_the_cluster_gives_the_local_records(cluster, tmp_pa
     suite = tmp_path / "toy.toml"
     suite.write_text(TOY_SUITE)
     local_dir, dask_dir = tmp_path / "local", tmp_path / "dask"
-    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(local_dir)]) == 0
-    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address]) == 0
+    # the "failing" fixture fails its cells, so each run exits with status 1
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(local_dir)]) == 1
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address]) == 1
     local, remote = _records(local_dir), _records(dask_dir)
     assert set(local) == set(remote) == {
         ("local-centroid", 0), ("naive", 0), ("naive", 1), ("failing", 0), ("failing", 1)
@@ -296,5 +298,7 @@ def test_a_small_run_through_the_cluster_gives_the_local_records(cluster, tmp_pa
             assert (dask_dir / artifact).is_file()
         assert got["provenance"]["dask_worker"]["threads"] == 1 and "dask_worker" not in want["provenance"]
         assert got["provenance"]["torch_threads"] == 1
-    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address, "--resume"]) == 0
-    assert len((dask_dir / "records.jsonl").read_text().splitlines()) == 5  # resume: failed cells re-run, nothing duplicated
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address, "--resume"]) == 1
+    # resume: the 2 failed cells re-run and their new lines are appended; each cell still reads as one record
+    assert len((dask_dir / "records.jsonl").read_text().splitlines()) == 7
+    assert len(RecordStore(dask_dir).load()) == 5
