@@ -12,6 +12,7 @@ import pytest
 from conftest import FIXTURES, REPO
 
 from wbench.cli import main
+from wbench.records import RecordStore
 
 LOCAL = str(FIXTURES / "local_plugin.py")
 TINY = str(FIXTURES / "tiny_suite.toml")
@@ -41,9 +42,11 @@ def test_plugins_command_lists_distributions(capsys) -> None:
 
 def test_run_writes_records_and_prints_leaderboard(tmp_path, capsys) -> None:
     out_dir = tmp_path / "run"
-    assert main(["run", TINY, "--plugin", LOCAL, "--out", str(out_dir)]) == 0
-    printed = capsys.readouterr().out
+    assert main(["run", TINY, "--plugin", LOCAL, "--out", str(out_dir)]) == 1  # a cell failed: non-zero status
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "local-centroid" in printed and "failed: RuntimeError: deliberate failure during fit" in printed
+    assert "wbench run: 3 cells: 1 ok, 2 failed, 0 unavailable" in captured.err.splitlines()[-1]
     records = [json.loads(line) for line in (out_dir / "records.jsonl").read_text().splitlines()]
     assert len(records) == 3  # the solver runs once (first seed); the failing model once per seed
     by_method = {(r["method"], r["seed"]): r for r in records}
@@ -66,11 +69,11 @@ def test_killed_run_resumes_with_exactly_one_record_per_cell(tmp_path) -> None:
     again = wbench("run", TINY, "--plugin", LOCAL, "--out", str(out_dir))
     assert again.returncode == 2 and "--resume" in again.stderr
     resumed = wbench("run", TINY, "--plugin", LOCAL, "--out", str(out_dir), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
-    records = [json.loads(line) for line in (out_dir / "records.jsonl").read_text().splitlines()]
-    keys = [r["key"] for r in records]
+    assert resumed.returncode == 1, resumed.stderr  # the failing fixture fails again: non-zero status
+    records = RecordStore(out_dir).load()  # append-only: a re-run cell's newer line supersedes its older one
+    keys = [r.key for r in records]
     assert len(keys) == len(set(keys)) == 3
-    assert {(r["method"], r["seed"]) for r in records} == {("local-centroid", 0), ("failing", 0), ("failing", 1)}
+    assert {(r.method, r.seed) for r in records} == {("local-centroid", 0), ("failing", 0), ("failing", 1)}
 
 
 def test_unknown_surrogate_lists_known_names_and_writes_nothing(tmp_path, capsys) -> None:

@@ -27,6 +27,7 @@ from wbench.executor import DaskExecutor, SchedulerUnreachableError, TaskFailedE
 from wbench.groundtruth import compute_ground_truth
 from wbench.measures import MeasureBatch
 from wbench.oracle import OracleError, exact_w2sq
+from wbench.records import RecordStore
 
 distributed = pytest.importorskip("distributed", reason='the Dask backend needs distributed: pip install "wbench[dask]"')
 
@@ -138,6 +139,64 @@ def test_unreachable_scheduler_fails_fast_naming_the_address(always_parallel, ca
     assert time.monotonic() - began < 10
 
 
+def _serve(handler) -> tuple[str, socket.socket]:
+    """A TCP server on 127.0.0.1 answering each connection with ``handler(conn)`` (a thread)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def loop() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                handler(conn)
+
+    threading.Thread(target=loop, daemon=True).start()
+    return f"tcp://127.0.0.1:{server.getsockname()[1]}", server
+
+
+def test_an_address_that_answers_but_is_not_a_scheduler_says_what_answered(capsys) -> None:
+    def banner(conn: socket.socket) -> None:  # speaks first, like an SSH server
+        conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+        time.sleep(0.5)
+
+    def web(conn: socket.socket) -> None:  # waits for a request, like a web server
+        conn.settimeout(10)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(1024)
+            if not chunk:
+                return
+            request += chunk
+        conn.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    address, server = _serve(banner)
+    with server:
+        host_port = address.removeprefix("tcp://")
+        with pytest.raises(SchedulerUnreachableError, match=re.escape(f"{host_port} answered but is not a Dask scheduler (got b'SSH-2.0")):
+            DaskExecutor(address, timeout=3)
+    address, server = _serve(web)
+    with server:
+        assert main(["prepare", "--dataset", "digits", "--scheduler", address]) == 2
+        err = capsys.readouterr().err
+        assert "answered but is not a Dask scheduler (got an HTTP response: 'HTTP/1.0 404 Not Found')" in err
+        assert "MemoryError" not in err
+
+
+def test_prepare_says_a_small_job_ran_in_this_process_not_on_the_cluster(tmp_path, capsys) -> None:
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp", dashboard_address=None,
+    ) as cluster:
+        argv = ["prepare", "--plugin", LOCAL, "--dataset", "toy-blobs", "--param", "n=6", "--param", "n_pairs=10",
+                "--scheduler", cluster.scheduler_address, "--cache-dir", str(tmp_path)]
+        assert main(argv) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("oracle")]
+    assert "in this process: about" in line and "dask" not in line
+
+
 @pytest.mark.slow
 def test_a_failing_task_names_the_pair_and_carries_the_worker_traceback(client, always_parallel) -> None:
     def break_workers() -> None:  # runs on each worker (nested: it travels by value)
@@ -215,8 +274,9 @@ def test_a_small_run_through_the_cluster_gives_the_local_records(cluster, tmp_pa
     suite = tmp_path / "toy.toml"
     suite.write_text(TOY_SUITE)
     local_dir, dask_dir = tmp_path / "local", tmp_path / "dask"
-    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(local_dir)]) == 0
-    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address]) == 0
+    # the "failing" fixture fails its cells, so each run exits with status 1
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(local_dir)]) == 1
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address]) == 1
     local, remote = _records(local_dir), _records(dask_dir)
     assert set(local) == set(remote) == {
         ("local-centroid", 0), ("naive", 0), ("naive", 1), ("failing", 0), ("failing", 1)
@@ -238,5 +298,7 @@ def test_a_small_run_through_the_cluster_gives_the_local_records(cluster, tmp_pa
             assert (dask_dir / artifact).is_file()
         assert got["provenance"]["dask_worker"]["threads"] == 1 and "dask_worker" not in want["provenance"]
         assert got["provenance"]["torch_threads"] == 1
-    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address, "--resume"]) == 0
-    assert len((dask_dir / "records.jsonl").read_text().splitlines()) == 5  # resume: failed cells re-run, nothing duplicated
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(dask_dir), "--scheduler", cluster.scheduler_address, "--resume"]) == 1
+    # resume: the 2 failed cells re-run and their new lines are appended; each cell still reads as one record
+    assert len((dask_dir / "records.jsonl").read_text().splitlines()) == 7
+    assert len(RecordStore(dask_dir).load()) == 5

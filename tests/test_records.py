@@ -60,7 +60,8 @@ def test_corrupt_line_is_reported_with_its_number_and_never_overwritten(tmp_path
     store = RecordStore(tmp_path)
     store.append(_record("a"))
     with open(store.path, "a") as handle:
-        handle.write('{"schema_version": 1, "key": "b", "sta')
+        handle.write('{"schema_version": 1, "key": "b", "sta\n')  # a damaged line in the middle: never dropped
+        handle.write(json.dumps(_record("c")) + "\n")
     before = store.path.read_bytes()
     with pytest.raises(RecordFileError, match=r"records.jsonl:2: not a JSON record"):
         store.load()
@@ -138,3 +139,52 @@ def test_a_line_that_is_not_a_record_is_named(tmp_path) -> None:
     store.path.write_text('{"schema_version": 1, "key": "a", "status": "finished"}\n')
     with pytest.raises(RecordFileError, match=r"records.jsonl:1: record a: status 'finished'"):
         store.load()
+
+
+# --------------------------------------------------------------------------- integrity (issue 17)
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_number_in_a_line_is_refused_at_load_naming_file_and_line(tmp_path, number) -> None:
+    store = RecordStore(tmp_path)
+    store.append(_record("a"))
+    with open(store.path, "a") as handle:
+        handle.write(json.dumps(_record("b")).replace('"m": 1.0', f'"m": {number}') + "\n")
+    with pytest.raises(RecordFileError, match=rf"records.jsonl:2: non-finite number {number}"):
+        store.load()
+
+
+def test_append_only_one_fsynced_write_per_record_never_rewrites(tmp_path, monkeypatch) -> None:
+    import wbench.records as records
+
+    store = RecordStore(tmp_path)
+    store.append(_record("a"))
+    inode, before = store.path.stat().st_ino, store.path.read_bytes()
+    synced: list[int] = []
+    real_fsync = records.os.fsync
+    monkeypatch.setattr(records.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    store.append(_record("b"))
+    store.append(_record("a", 5.0))  # a later line of a key supersedes the earlier one at load
+    assert store.path.stat().st_ino == inode  # the same file, appended to, not replaced
+    assert store.path.read_bytes().startswith(before) and len(store.path.read_text().splitlines()) == 3
+    assert len(synced) == 2
+    assert [(r.key, r.outcome.metrics["m"]) for r in store.load()] == [("b", 1.0), ("a", 5.0)]
+
+
+def test_torn_last_line_is_reported_then_dropped_alone_and_kept_in_a_backup(tmp_path) -> None:
+    store = RecordStore(tmp_path)
+    store.append(_record("a"))
+    store.append(_record("b"))
+    whole = store.path.read_bytes()
+    torn = (json.dumps(_record("c")) + "\n").encode()[:25]  # a kill in the middle of the write
+    with open(store.path, "ab") as handle:
+        handle.write(torn)
+    with pytest.raises(RecordFileError, match=r"records.jsonl:3: torn last line \(25 bytes"):
+        store.load()
+    with pytest.raises(RecordFileError, match="torn last line"):
+        store.append(_record("d"))  # never glued onto the torn bytes
+    assert store.drop_torn_tail() == torn
+    assert store.path.read_bytes() == whole  # only the torn line went
+    assert (tmp_path / "records.jsonl.torn").read_bytes() == torn + b"\n"
+    assert [r.key for r in store.load()] == ["a", "b"]
+    assert store.drop_torn_tail() == b""  # nothing left to drop

@@ -92,3 +92,38 @@ def test_cells_are_seed_major_across_datasets_and_respect_method_subsets(tmp_pat
         ("digits", "naive", 1), ("digits", "dwe", 1),
         ("shapes", "naive", 1),
     ]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[budget]\nparam_target = 0\n", r"\[budget\]: budget param_target must be a positive integer .*got 0"),
+        ("[budget]\nparam_target = -5\n", r"\[budget\]: budget param_target must be a positive integer .*got -5"),
+        ("[evaluation]\ntiming_rounds = 0\n", r"\[evaluation\].timing_rounds must be at least 1, got 0"),
+        ("[evaluation]\nindependent_pairs = 0\n", r"\[evaluation\].independent_pairs must be at least 1, got 0"),
+        ("[evaluation]\npairwise_size = -1\n", r"\[evaluation\].pairwise_size must be at least 1, got -1"),
+        ("[evaluation]\ntiming_max_s = 0.0\n", r"\[evaluation\].timing_max_s must be positive, got 0.0"),
+    ],
+)
+def test_sizes_that_cannot_work_are_errors_at_load_naming_the_key(table: str, message: str) -> None:
+    with pytest.raises(SuiteError, match=message):
+        parse_suite(table + MINIMAL, source="s.toml")
+
+
+def test_builtin_suites_pass_the_checks_against_the_installed_plugins() -> None:
+    from wbench.plugins import make_plugin_manager
+    from wbench.suite_check import check_primary, check_suite, known_metric_columns
+
+    registry = make_plugin_manager().registry
+    for name in builtin_suites():
+        suite = load_suite(name)
+        check_suite(suite, registry)  # raises naming the key of any undeclared parameter
+        check_primary(suite.primary_metric, known_metric_columns(), where=name)
+
+
+def test_known_metrics_include_every_pair_statistic_of_each_split() -> None:
+    from wbench.suite_check import known_metric_columns, pair_metric_columns
+
+    columns = pair_metric_columns()
+    assert {"test.w2.mae", "train.w2sq.pearson", "val.w2.rel_mae", "test.n_failed"} <= columns
+    assert "test.w2.rel_mae" in known_metric_columns() and "bogus.metric" not in known_metric_columns()

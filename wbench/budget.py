@@ -39,6 +39,12 @@ class Budget:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"budget {name} must be a positive integer, got {value!r}")
+        if self.param_target is not None and (
+            isinstance(self.param_target, bool) or not isinstance(self.param_target, int) or self.param_target < 1
+        ):
+            raise ValueError(f"budget param_target must be a positive integer (a parameter count), got {self.param_target!r}")
+        if self.time_limit_s is not None and not self.time_limit_s > 0:
+            raise ValueError(f"budget time_limit_s must be positive, got {self.time_limit_s!r}")
         if not self.lr > 0:
             raise ValueError(f"budget lr must be positive, got {self.lr!r}")
         if not 0 <= self.param_tolerance < 1:

@@ -352,7 +352,7 @@ def _artifacts(
         paths.extend(Path(p) for p in surrogate.write_artifacts(out_dir / "plots" / stem))
     if ev.save_models and isinstance(surrogate, TorchSurrogate) and type(surrogate).trainable:
         model_path = out_dir / "models" / f"{stem}.pt"
-        surrogate.save(model_path)
+        surrogate.save(model_path, name=ident["method"])
         paths.append(model_path)
     return [str(p.relative_to(out_dir)) for p in paths]
 

@@ -17,8 +17,8 @@ PRIMARY_DEFAULT = DEFAULT_PRIMARY_METRIC  # kept for callers of the old name
 
 def _plugin_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--plugin", action="append", default=[], metavar="FILE",
-        help="load a local plugin file (repeatable), e.g. --plugin my_surrogate.py",
+        "--plugin", action="extend", nargs="+", default=[], metavar="FILE",
+        help="load local plugin files (repeatable, or several after one flag), e.g. --plugin my_surrogate.py",
     )
 
 
@@ -45,9 +45,23 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", parents=[common], help="run a suite and print its leaderboard")
     p_run.add_argument("suite", nargs="?", default=None, help="suite file (.toml) or built-in suite name (default: quick)")
-    p_run.add_argument("--surrogate", nargs="+", metavar="NAME", help="run only these methods")
-    p_run.add_argument("--dataset", nargs="+", metavar="NAME", help="run only these datasets")
-    p_run.add_argument("--seeds", nargs="+", type=int, metavar="SEED", help="override the suite's seeds")
+    p_run.add_argument(
+        "--surrogate", action="extend", nargs="+", metavar="NAME",
+        help="run only these methods (repeatable, or several after one flag)",
+    )
+    p_run.add_argument(
+        "--dataset", action="extend", nargs="+", metavar="NAME",
+        help="run only these datasets (repeatable, or several after one flag)",
+    )
+    p_run.add_argument(
+        "--seeds", action="extend", nargs="+", type=int, metavar="SEED",
+        help="override the suite's seeds (repeatable, or several after one flag)",
+    )
+    p_run.add_argument(
+        "--param", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+        help="dataset parameter for every dataset of the run that has it, e.g. --param root=/data "
+        "(repeatable); VALUE is read as JSON when it can be, else as a string",
+    )
     p_run.add_argument("--device", help="cpu, cuda or cuda:N (overrides the suite)")
     p_run.add_argument("--out", type=Path, help="run directory (default runs/SUITE_NAME)")
     p_run.add_argument("--resume", action="store_true", help="continue a run, skipping finished cells")
@@ -65,6 +79,11 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     p_lb.add_argument("--primary", default=PRIMARY_DEFAULT, help=f"ranking metric (default {PRIMARY_DEFAULT})")
     p_lb.add_argument("--plots", type=Path, metavar="DIR", help="also write speed-against-accuracy charts (PNG) into DIR")
     p_lb.add_argument("--columns", metavar="KEY,KEY", help="show only these columns (record keys), without the claims and transfer tables")
+    p_lb.add_argument(
+        "--keep-newest", action="store_true",
+        help="when run directories share a cell (same key), keep its newest record with a warning "
+        "instead of stopping with an error",
+    )
     p_lb.set_defaults(handler=cmd_leaderboard)
 
     p_site = sub.add_parser("site", parents=[common], help="build the static results website from run directories")
@@ -134,7 +153,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite, write records and leaderboards into the run directory, print the leaderboard."""
+    from wbench.cli_prepare import parse_assignments
     from wbench.leaderboard import leaderboard_text
+    from wbench.records import RecordStore
     from wbench.runner import RunOptions, run_suite
     from wbench.suite import load_suite
 
@@ -146,13 +167,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         surrogates=tuple(args.surrogate) if args.surrogate else None,
         datasets=tuple(args.dataset) if args.dataset else None,
         cache_dir=args.cache_dir, n_jobs=args.jobs, scheduler=args.scheduler,
+        dataset_params=parse_assignments(args.param),
     )
     run_suite(suite, args.plugins, options)
     for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
         (out_dir / name).write_text(leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric, plugins=args.plugins))
     print(leaderboard_text([out_dir], fmt="md", primary=suite.primary_metric, plugins=args.plugins))
-    print(f"records: {out_dir / 'records.jsonl'}", file=sys.stderr)
-    return 0
+    records = RecordStore(out_dir).load()
+    counts = {status: sum(r.status == status for r in records) for status in ("ok", "failed", "unavailable")}
+    print(
+        f"wbench run: {len(records)} cells: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['unavailable']} unavailable (records: {out_dir / 'records.jsonl'})",
+        file=sys.stderr,
+    )
+    return 1 if counts["failed"] else 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -162,12 +190,13 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
     text = leaderboard_text(
         args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
-        plugins=args.plugins,
+        plugins=args.plugins, keep_newest=args.keep_newest,
     )
     if args.plots:
         from wbench.leaderboard import write_speed_accuracy_plots
 
-        for path in write_speed_accuracy_plots(args.run_dirs, args.plots, primary=args.primary):
+        plots = write_speed_accuracy_plots(args.run_dirs, args.plots, primary=args.primary, keep_newest=args.keep_newest)
+        for path in plots:
             print(f"wrote {path}", file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

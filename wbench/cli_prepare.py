@@ -70,8 +70,9 @@ def add_prepare_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParse
     )
     parser.add_argument("--dataset", required=True, metavar="NAME", help="dataset name (see `wbench list`)")
     parser.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="dataset parameter (repeatable); VALUE is read as JSON when it can be, else as a string",
+        "--param", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+        help="dataset parameters (repeatable, or several after one flag); VALUE is read as JSON when it "
+        "can be, else as a string",
     )
     parser.add_argument("--cache-dir", type=Path, help="ground-truth cache (default $WBENCH_CACHE_DIR or ~/.cache/wbench)")
     parser.add_argument("--jobs", type=int, default=-1, metavar="N", help="oracle worker processes (default -1: all cores)")
@@ -137,7 +138,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         rate = gt.n_pairs / gt.cache.seconds if gt.cache.seconds > 0 else float("inf")
         print(
             f"oracle    computed {gt.n_pairs:,} pairs in {gt.cache.seconds:.2f} s ({rate:,.0f} pairs/s, "
-            f"{backend}); total {gt.seconds:.2f} s",
+            f"{gt.backend or backend}); total {gt.seconds:.2f} s",
             file=out,
         )
     print(f"cache     {gt.cache.path if gt.cache.path else '(not written)'} ({'hit' if gt.cache.hit else 'miss'})", file=out)

@@ -24,7 +24,7 @@ from wbench.executor import (
     _run_task,
 )
 
-__all__ = ["DaskExecutor"]
+__all__ = ["DaskExecutor", "NotADaskSchedulerError"]
 
 
 def _shared_value(value: Any) -> Any:
@@ -187,8 +187,71 @@ def _probe(address: str, timeout: float, hint: str) -> None:
             f"not a Dask scheduler address: {address!r} (expected tcp://HOST:PORT, or the path of an existing scheduler file)"
         )
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        connection = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise SchedulerUnreachableError(
             f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc}); {hint}"
         ) from exc
+    with connection:
+        found = _not_a_scheduler(connection, min(timeout, GREETING_WAIT_S))
+    if found is not None:
+        raise NotADaskSchedulerError(
+            f"{host}:{port} answered but is not a Dask scheduler ({found}); is the address (or port) right? "
+            f"A Dask scheduler listens on port {DEFAULT_PORT} by default"
+        )
+
+
+GREETING_WAIT_S = 3.0
+"""Seconds to wait for a server's first bytes: a Dask scheduler sends its handshake at once."""
+
+_MAX_HANDSHAKE_BYTES = 1 << 26
+"""A Dask handshake is a few hundred bytes; a length prefix above this (64 MiB) is not one."""
+
+
+class NotADaskSchedulerError(SchedulerUnreachableError):
+    """Something answers at the address, but not a Dask scheduler (the message says what)."""
+
+
+def _not_a_scheduler(connection: Any, wait: float) -> str | None:
+    """What a server that accepted ``connection`` turned out to be, or None when it greets
+    like a Dask scheduler (the 8-byte length prefix of its handshake message comes first).
+
+    A server that sends nothing is asked ``GET / HTTP/1.0``, so that a web server names itself.
+    """
+    import struct
+
+    def first_bytes(deadline: float) -> bytes:
+        connection.settimeout(deadline)
+        data = b""
+        try:
+            while len(data) < 8:
+                chunk = connection.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+        except TimeoutError:
+            pass
+        except OSError as exc:
+            return f"<{type(exc).__name__}: {exc}>".encode()
+        return data
+
+    def described(data: bytes) -> str:
+        if data.startswith(b"HTTP/"):
+            status = data.splitlines()[0].decode("latin-1")[:80]
+            return f"got an HTTP response: {status!r}"
+        return f"got {data[:40]!r}"
+
+    data = first_bytes(wait)
+    if len(data) >= 8:
+        (length,) = struct.unpack("<Q", data[:8])
+        return None if 0 < length <= _MAX_HANDSHAKE_BYTES else described(data)
+    if data:
+        return described(data)
+    try:
+        connection.sendall(b"GET / HTTP/1.0\r\nHost: wbench-probe\r\n\r\n")
+    except OSError:
+        return "it closed the connection without the handshake a Dask scheduler sends"
+    data = first_bytes(wait)
+    if data:
+        return described(data)
+    return f"it sent nothing within {wait:g} s, where a Dask scheduler sends its handshake at once"

@@ -37,12 +37,15 @@ class GroundTruth:
     :param cache: the cache lookup (``cache.hit``, ``cache.path``, ``cache.seconds``).
     :param n_pairs: pairs over all splits (before de-duplication).
     :param seconds: wall time of the whole call (support extraction, hashing, lookup, solve).
+    :param backend: where the pairs were solved (:func:`wbench.oracle.solve_pairs`'s
+        ``on_backend``); ``""`` when nothing was solved (a cache hit).
     """
 
     dataset: PairedDataset
     cache: CacheResult
     n_pairs: int
     seconds: float
+    backend: str = ""
 
 
 def oracle_key(table: SupportTable, left: np.ndarray, right: np.ndarray, *, kind: str) -> str:
@@ -85,11 +88,12 @@ def compute_ground_truth(
     ids, local = np.unique(np.concatenate([left, right]), return_inverse=True)
     table = support_table(dataset.measures, ids, what=f"dataset {dataset.name!r}")
     local_left, local_right = local[: len(left)], local[len(left) :]
+    backend: list[str] = []
     result = load_or_compute(
         oracle_key(table, local_left, local_right, kind="pairs"),
         lambda: solve_pairs(
             table, local_left, local_right, n_jobs=n_jobs, progress=progress,
-            desc=f"exact W2 ({dataset.name})", names=(left, right), scheduler=scheduler,
+            desc=f"exact W2 ({dataset.name})", names=(left, right), scheduler=scheduler, on_backend=backend.append,
         ),
         cache_dir=cache_dir,
         shape=(len(left),),
@@ -99,7 +103,7 @@ def compute_ground_truth(
     pairs = {
         name: dataset.pairs[name].with_w2sq(result.values[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names)
     }
-    return GroundTruth(dataset.with_pairs(pairs), result, len(left), time.perf_counter() - start)
+    return GroundTruth(dataset.with_pairs(pairs), result, len(left), time.perf_counter() - start, "; ".join(backend))
 
 
 def attach_ground_truth(

@@ -7,11 +7,13 @@ leaderboard from the same records gives the same bytes.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -51,16 +53,51 @@ COLUMNS: tuple[Column, ...] = (
 """The columns shown by default, in order (absent ones are skipped)."""
 
 
-def load_records(run_dirs: Iterable[str | Path]) -> list[Record]:
-    """All records of the given run directories (or ``records.jsonl`` files), in order."""
-    records: list[Record] = []
+class DuplicateCellError(WbenchError):
+    """Two run directories hold a record of the same cell (same key)."""
+
+
+class DuplicateCellWarning(UserWarning):
+    """A cell held by several run directories: only its newest record is kept (``keep_newest``)."""
+
+
+def load_records(run_dirs: Iterable[str | Path], *, keep_newest: bool = False) -> list[Record]:
+    """All records of the given run directories (or ``records.jsonl`` files), in order.
+
+    A cell (record key) held by two of the directories would count twice: that is a
+    :class:`DuplicateCellError` naming the key and both files, unless ``keep_newest``, which
+    keeps the record finished last (the later directory on a tie) with a
+    :class:`DuplicateCellWarning`. A directory given twice is read once.
+    """
+    found: dict[str, tuple[Record, Path]] = {}
+    seen: set[Path] = set()
     for run_dir in run_dirs:
         path = Path(run_dir)
         store = RecordStore(path.parent if path.name.endswith(".jsonl") else path)
         if not store.path.exists():
             raise FileNotFoundError(f"no records at {store.path}")
-        records.extend(store.load())
-    return records
+        if store.path.resolve() in seen:
+            continue
+        seen.add(store.path.resolve())
+        for record in store.load():
+            if record.key not in found:
+                found[record.key] = (record, store.path)
+                continue
+            other, other_path = found[record.key]
+            cell = f"cell {record.key} ({record.dataset_label or record.dataset} / {record.label or record.method} / seed {record.seed})"
+            if not keep_newest:
+                raise DuplicateCellError(
+                    f"{cell} is in both {other_path} and {store.path}: it would count twice; "
+                    f"pass --keep-newest to keep only its newest record"
+                )
+            newer = (record.finished_at or "") >= (other.finished_at or "")
+            kept, dropped = (store.path, other_path) if newer else (other_path, store.path)
+            warnings.warn(f"{cell} is in both {other_path} and {store.path}: kept the newest ({kept}), dropped {dropped}",
+                          DuplicateCellWarning, stacklevel=2)
+            if newer:
+                del found[record.key]  # re-inserted below, at its new position
+                found[record.key] = (record, store.path)
+    return [record for record, _ in found.values()]
 
 
 def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame:
@@ -148,13 +185,21 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     unranked (rank NaN), with status ``partial (coverage ...)``, then the rows without a
     value (failed cells), unranked too. The ``coverage`` column (the lowest coverage over the
     row's seeds) is present when some row lacks full coverage.
+
+    ``seeds`` counts the seeds whose ``primary`` value is finite: the values its mean averages.
+
+    :raises wbench.suite_check.UnknownMetricError: ``primary`` is not a column of any
+        finished record (listing those that are).
     """
+    _check_primary_column(df, primary)
     present = resolve_columns(df, columns)
     out_rows = []
     for (dataset, method), group in df.groupby(["dataset", "method"], sort=True, dropna=False):
         ok = group[group["status"] == "ok"]
         units = sorted({u for u in group["unit"] if u}) if "unit" in group else []
-        row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": len(ok), "unit": "/".join(units)}
+        averaged = pd.to_numeric(ok[primary], errors="coerce") if primary in ok else pd.Series(dtype=float)
+        n_seeds = int(np.isfinite(averaged.to_numpy(dtype=float)).sum())
+        row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": n_seeds, "unit": "/".join(units)}
         for column in present:
             values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
             row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
@@ -191,6 +236,18 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     labels = significance_labels(df, primary)
     table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
     return table
+
+
+_NOT_METRICS = frozenset({"dataset", "method", "method_name", "seed", "status", "error", "trainable", "device", "unit"})
+
+
+def _check_primary_column(df: pd.DataFrame, primary: str) -> None:
+    """Refuse ranking by a column no finished record has (it would rank by nothing)."""
+    from wbench.suite_check import check_primary
+
+    if primary in df.columns or "status" not in df.columns or not (df["status"] == "ok").any():
+        return  # nothing finished: the rows show their statuses, whatever the metric
+    check_primary(primary, [c for c in df.columns if c not in _NOT_METRICS], where="ranking metric (--primary)")
 
 
 def significance_labels(df: pd.DataFrame, primary: str) -> dict[tuple[str, str], str]:
@@ -310,6 +367,7 @@ def leaderboard_text(
     columns: Sequence[Column] = COLUMNS,
     extras: bool = True,
     plugins: Plugins | None = None,
+    keep_newest: bool = False,
 ) -> str:
     """Load records, summarise and render: the whole ``wbench leaderboard`` command.
 
@@ -318,10 +376,11 @@ def leaderboard_text(
 
     :param plugins: the loaded plugins asked for sections; default
         :func:`wbench.plugins.make_plugin_manager` (entry points, ``$WBENCH_DISABLE_PLUGINS``).
+    :param keep_newest: see :func:`load_records` (default: a cell in two directories is an error).
 
     HTML is a complete standalone page (:mod:`wbench.site.standalone`) with the same sections.
     """
-    df = records_frame(load_records(run_dirs))
+    df = records_frame(load_records(run_dirs, keep_newest=keep_newest))
     if df.empty:
         return "no records\n"
     if fmt == "html":  # a complete standalone page, with the same sections as the Markdown
@@ -336,14 +395,17 @@ def leaderboard_text(
     return text
 
 
-def write_speed_accuracy_plots(run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC) -> list[Path]:
+def write_speed_accuracy_plots(
+    run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC, keep_newest: bool = False
+) -> list[Path]:
     """One speed against accuracy chart per dataset: independent and pairwise pairs/s against relative MAE.
 
+    :param keep_newest: see :func:`load_records`.
     :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.
     """
     from wbench.plots import plot_speed_accuracy
 
-    df = records_frame(load_records(run_dirs))
+    df = records_frame(load_records(run_dirs, keep_newest=keep_newest))
     summary = summarise(df, primary=primary)
     independent, pairwise = "throughput.independent_pairs_per_s.mean", "throughput.pairwise_pairs_per_s.mean"
     error = "test.w2.rel_mae.mean"

@@ -140,6 +140,7 @@ def solve_pairs(
     num_iter_max: int = DEFAULT_NUM_ITER_MAX,
     names: tuple[np.ndarray, np.ndarray] | None = None,
     scheduler: str | None = None,
+    on_backend: Callable[[str], None] | None = None,
 ) -> np.ndarray:
     """Exact W2^2 ``(P,)`` for the pairs ``(left[p], right[p])`` of measures of ``table``.
 
@@ -156,6 +157,8 @@ def solve_pairs(
         pair in the error message (default: ``left``, ``right``).
     :param scheduler: a Dask scheduler address or scheduler file; None: the current
         executor (:func:`wbench.executor.use_executor`), else ``$WBENCH_SCHEDULER``, else local.
+    :param on_backend: called once with where the pairs are solved (the executor's
+        description, or this process for a small job), when any pair needs solving.
     :raises OracleError: a pair's LP is not optimal even after the retry, or a task failed
         (the message names the pair and carries the worker's traceback).
     :raises wbench.executor.SchedulerUnreachableError: the scheduler does not answer.
@@ -185,6 +188,11 @@ def solve_pairs(
     codes = np.empty(n_unique, dtype=np.int8)
     small = estimated < PARALLEL_MIN_SECONDS  # in this process: no pool to start, no cluster to reach
     with contextlib.nullcontext(LocalExecutor(1)) if small else executor_for(scheduler, n_jobs) as executor:
+        if on_backend is not None:
+            on_backend(
+                f"in this process: about {estimated:.2g} s of work, below the {PARALLEL_MIN_SECONDS:g} s "
+                f"that starting workers or a cluster needs to pay off" if small else executor.describe()
+            )
         starts, results = _dispatch(executor, table, ulo, uhi, estimated, num_iter_max)
         bar = progress_bar(total=n_unique, desc=desc, unit="pair") if progress else None
         try:

@@ -2,9 +2,16 @@
 
 A record holds a schema version, the cell's identity and key, its status (``ok``,
 ``failed`` or ``unavailable``) and error, every metric, every throughput figure, the fit
-report and the provenance needed to reproduce it. The file is rewritten atomically
-(temporary file, fsync, ``os.replace``) under an exclusive lock for every new record, so an
-interrupted or concurrent run never leaves a partial line nor loses a finished record.
+report and the provenance needed to reproduce it.
+
+The file is append-only: each record is one line written, flushed and fsynced under an
+exclusive lock (:meth:`RecordStore.append`), so a finished record is never rewritten nor
+lost. A record whose key is already in the file supersedes the earlier line (the last line
+of a key wins when loading). A run killed mid-write can leave a torn last line (no final
+newline, not valid JSON): loading reports it, and :meth:`RecordStore.drop_torn_tail`
+(``wbench run --resume``) removes only that line, keeping its bytes in
+``records.jsonl.torn``. A line holding ``NaN`` or an infinity is refused at load, naming
+the file and line.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from wbench.errors import WbenchError
 
 SCHEMA_VERSION = 1
 RECORDS_FILENAME = "records.jsonl"
+TORN_SUFFIX = ".torn"
+"""Torn bytes dropped from the end of ``records.jsonl`` are kept in ``records.jsonl.torn``."""
 STATUSES = ("ok", "failed", "unavailable")
 Status = Literal["ok", "failed", "unavailable"]
 IDENTITY_FIELDS = (
@@ -279,6 +288,43 @@ class RecordFileError(WbenchError):
     """A records file has a line that is not a valid record."""
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite number {text}")
+    return value
+
+
+def parse_record_line(line: str, where: str) -> dict[str, Any]:
+    """One line of ``records.jsonl`` as a checked JSON object.
+
+    :param where: ``file:line``, the prefix of every error message.
+    :raises RecordFileError: not JSON, a ``NaN`` / ``Infinity`` (or a number that overflows
+        to one), not a wbench record, a newer schema, or a bad key or status.
+    """
+    try:
+        record = json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise RecordFileError(f"{where}: not a JSON record ({exc.msg})") from exc
+    except ValueError as exc:  # from the two hooks above
+        raise RecordFileError(f"{where}: {exc}: records never hold NaN or infinities (a damaged or hand-edited file?)") from exc
+    if not isinstance(record, dict) or "schema_version" not in record:
+        raise RecordFileError(f"{where}: not a wbench record (no schema_version)")
+    if not isinstance(record["schema_version"], int) or record["schema_version"] > SCHEMA_VERSION:
+        raise RecordFileError(
+            f"{where}: schema version {record['schema_version']!r} is newer than this wbench ({SCHEMA_VERSION})"
+        )
+    try:
+        Record.from_dict(record)
+    except (RecordFileError, TypeError) as exc:
+        raise RecordFileError(f"{where}: {exc}") from exc
+    return record
+
+
 class RecordStore:
     """The ``records.jsonl`` file of one run directory."""
 
@@ -288,36 +334,82 @@ class RecordStore:
         self._lock_path = self.run_dir / ".records.lock"
 
     def exists(self) -> bool:
+        """Whether the run directory holds a non-empty ``records.jsonl``."""
         return self.path.exists() and self.path.stat().st_size > 0
 
     def load(self) -> list[Record]:
-        """All records in file order; raises :class:`RecordFileError` naming a bad line."""
+        """The records in file order, one per key (the last line of a key wins).
+
+        :raises RecordFileError: naming the file and line of a line that is not a valid
+            record, holds a non-finite number, or is a torn last line.
+        """
         return [Record.from_dict(data) for data in self._load_objects()]
 
     def _load_objects(self) -> list[dict[str, Any]]:
-        """The JSON objects of the file, each checked to be a readable record."""
+        """The JSON objects of the file, each checked to be a readable record, one per key."""
         if not self.path.exists():
             return []
-        records = []
-        for number, line in enumerate(self.path.read_text().splitlines(), start=1):
+        data = self.path.read_bytes()
+        torn = self.torn_tail(data)
+        by_key: dict[str, dict[str, Any]] = {}
+        lines = data.decode("utf-8", errors="replace").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordFileError(f"{self.path}:{number}: not a JSON record ({exc.msg})") from exc
-            if not isinstance(record, dict) or "schema_version" not in record:
-                raise RecordFileError(f"{self.path}:{number}: not a wbench record (no schema_version)")
-            if record["schema_version"] > SCHEMA_VERSION:
+            if torn and number == len(lines):
                 raise RecordFileError(
-                    f"{self.path}:{number}: schema version {record['schema_version']} is newer than this wbench ({SCHEMA_VERSION})"
+                    f"{self.path}:{number}: torn last line ({len(torn)} bytes without a final newline: a run "
+                    f"was killed while writing it); `wbench run --resume` drops it and keeps the bytes in "
+                    f"{self.path.name}{TORN_SUFFIX}"
                 )
-            try:
-                Record.from_dict(record)
-            except (RecordFileError, TypeError) as exc:
-                raise RecordFileError(f"{self.path}:{number}: {exc}") from exc
-            records.append(record)
-        return records
+            record = parse_record_line(line, f"{self.path}:{number}")
+            by_key.pop(record["key"], None)  # the later line of a key supersedes the earlier one
+            by_key[record["key"]] = record
+        return list(by_key.values())
+
+    @staticmethod
+    def torn_tail(data: bytes) -> bytes:
+        """The bytes after the last newline of ``data`` when they are not a whole JSON line
+        (what a kill in the middle of a write leaves), else ``b""``."""
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        if not tail.strip():
+            return b""
+        try:
+            json.loads(tail)
+        except ValueError:
+            return tail
+        return b""
+
+    def drop_torn_tail(self) -> bytes:
+        """Remove a torn last line (only that line) and keep its bytes in ``records.jsonl.torn``.
+
+        A complete last line that lacks only its newline gets the newline instead.
+
+        :returns: the torn bytes removed (``b""``: nothing was torn).
+        """
+        if not self.path.exists():
+            return b""
+        with self._locked():
+            data = self.path.read_bytes()
+            torn = self.torn_tail(data)
+            if torn:
+                with open(self.path.with_name(self.path.name + TORN_SUFFIX), "ab") as backup:
+                    backup.write(torn + b"\n")
+                    backup.flush()
+                    os.fsync(backup.fileno())
+                with open(self.path, "r+b") as handle:
+                    handle.truncate(len(data) - len(torn))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            elif data and not data.endswith(b"\n"):
+                with open(self.path, "ab") as handle:
+                    handle.write(b"\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        return torn
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -330,25 +422,27 @@ class RecordStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def append(self, record: Record | Mapping[str, Any]) -> Record:
-        """Add one record atomically; a record with the same ``key`` replaces the old one.
+        """Append one record as one line (write, flush, fsync) under an exclusive lock.
+
+        A record whose ``key`` is already in the file supersedes the earlier line when the
+        file is loaded; nothing already written is rewritten.
 
         :param record: a :class:`Record` (a mapping is read with :meth:`Record.from_dict`).
         :returns: the record as stored (non-finite floats replaced by None).
+        :raises RecordFileError: the file ends in a torn line (drop it first with
+            :meth:`drop_torn_tail`) or holds an invalid line; nothing is written then.
         """
         if not isinstance(record, Record):
             record = Record.from_dict(record)
         data = clean_floats(record.as_dict())
         stored = Record.from_dict(data)
-        line = json.dumps(data, sort_keys=True, allow_nan=False)
+        line = json.dumps(data, sort_keys=True, allow_nan=False) + "\n"
         with self._locked():
-            kept = [r for r in self._load_objects() if r.get("key") != stored.key]
-            lines = [json.dumps(r, sort_keys=True, allow_nan=False) for r in kept] + [line]
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            with open(tmp, "w") as handle:
-                handle.write("\n".join(lines) + "\n")
+            self._load_objects()  # refuse to append after a torn or invalid line
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(line)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
         return stored
 
     def finished_keys(self) -> set[str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from wbench.errors import PluginError, SuiteError
 from wbench.suite import DatasetSpec, Suite, SurrogateSpec
 
 
@@ -24,6 +25,8 @@ class RunOptions:
     :param n_jobs: oracle worker processes (-1: all cores).
     :param scheduler: a Dask scheduler address or scheduler file: the ground truth and the
         cells run on that cluster (None: ``$WBENCH_SCHEDULER``, else this machine).
+    :param dataset_params: dataset parameters from the command line (``--param KEY=VALUE``),
+        given to every dataset of the run (transfer targets included) that declares ``KEY``.
     """
 
     out_dir: Path
@@ -35,6 +38,7 @@ class RunOptions:
     cache_dir: Path | None = None
     n_jobs: int = -1
     scheduler: str | None = None
+    dataset_params: Mapping[str, Any] = field(default_factory=dict)
 
 
 def select_specs(specs: Sequence[Any], names: Sequence[str] | None, make: Callable[[str], Any]) -> tuple[Any, ...]:
@@ -57,3 +61,42 @@ def resolve_suite(suite: Suite, options: RunOptions) -> Suite:
         seeds=options.seeds or suite.seeds,
         device=options.device or suite.device,
     )
+
+
+def apply_dataset_params(suite: Suite, params: Mapping[str, Any], registry: Any) -> Suite:
+    """Give each ``KEY=VALUE`` of ``params`` to every dataset of ``suite`` (and transfer
+    target) whose class declares ``KEY`` (``wbench run --param root=/data``); a dataset
+    class that declares no parameter at all takes every key.
+
+    :param registry: a :class:`wbench.registry.Registry` (reads the declared parameters).
+    :raises SuiteError: a key that no dataset of the run takes, listing their parameters.
+    """
+    if not params:
+        return suite
+    declared: dict[str, set[str] | None] = {}
+
+    def takes(name: str, key: str) -> bool:
+        if name not in declared:
+            try:
+                declared[name] = set(registry.get("dataset", name).params) or None  # None: declares nothing
+            except PluginError:  # unavailable: its cells are recorded so; nothing to give it
+                declared[name] = set()
+        keys = declared[name]
+        return keys is None or key in keys
+
+    def given(name: str, own: Mapping[str, Any]) -> dict[str, Any]:
+        return {**own, **{k: v for k, v in params.items() if takes(name, k)}}
+
+    datasets = tuple(
+        replace(
+            d, params=given(d.name, d.params),
+            transfer_to=tuple(replace(t, params=given(t.name, t.params)) for t in d.transfer_to),
+        )
+        for d in suite.datasets
+    )
+    names = sorted({d.name for d in suite.datasets} | {t.name for d in suite.datasets for t in d.transfer_to})
+    for key in params:
+        if not any(takes(n, key) for n in names):
+            listing = "; ".join(f"{n}: {', '.join(sorted(declared[n] or ())) or '(none)'}" for n in names)
+            raise SuiteError(f"--param {key}: no dataset of this run has a parameter {key!r} ({listing})")
+    return replace(suite, datasets=datasets)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -38,8 +39,9 @@ from wbench.exact_blocks import ExactBlocks
 from wbench.executor import Executor, TaskFailedError, executor_for, use_executor
 from wbench.plugins import Plugins
 from wbench.progress import progress
-from wbench.records import Record, RecordStore, canonical_json, cell_key, utc_now
-from wbench.run_options import RunOptions, resolve_suite, select_specs
+from wbench.records import TORN_SUFFIX, Record, RecordStore, canonical_json, cell_key, utc_now
+from wbench.run_options import RunOptions, apply_dataset_params, resolve_suite, select_specs
+from wbench.runlock import check_writable, run_dir_lock
 from wbench.suite import DatasetSpec, Suite, SurrogateSpec
 from wbench.surrogate import Surrogate
 
@@ -59,7 +61,7 @@ class Runner:
     """
 
     def __init__(self, suite: Suite, plugins: Plugins, options: RunOptions):
-        self.suite = resolve_suite(suite, options)
+        self.suite = apply_dataset_params(resolve_suite(suite, options), options.dataset_params, plugins.registry)
         self.plugins = plugins
         self.options = options
         self.store = RecordStore(options.out_dir)
@@ -67,24 +69,25 @@ class Runner:
 
     # ----------------------------------------------------------------- checks
     def check(self) -> None:
-        """Fail early, before any work: unknown names, existing results without resume."""
-        registry = self.plugins.registry
-        for spec in self.suite.datasets:
-            registry.get("dataset", spec.name)
-            for target in spec.transfer_to:
-                registry.get("dataset", target.name)
-        for spec in self.suite.surrogates:
-            registry.get("surrogate", spec.name)
-        registry.get("surrogate", self.suite.evaluation.speedup_reference)  # must be a registered surrogate
-        if self.suite.evaluation.metrics is not None:
-            for name in self.suite.evaluation.metrics:
-                registry.get("metric", name)
-        if self.store.exists() and not self.options.resume:
+        """Fail early, before any work: unknown names, parameters the plugins do not declare,
+        an unknown ranking metric, existing results without resume, a corrupt records file."""
+        from wbench.suite_check import check_primary, check_suite, known_metric_columns
+
+        check_suite(self.suite, self.plugins.registry)
+        existing = self.store.exists()
+        if existing and not self.options.resume:
             raise ResultsExistError(
                 f"{self.store.path} already holds records; pass --resume to continue that run "
                 f"or --out to write a new one (nothing was overwritten)"
             )
-        self.store.load()  # a corrupt records file stops the run before anything is written
+        columns: set[str] = set()
+        if existing:
+            for record in self.store.load():  # a corrupt records file stops the run before anything is written
+                if record.outcome is not None:
+                    columns.update(record.outcome.metrics or {})
+                    columns.update(record.outcome.throughput or {})
+        known = known_metric_columns(self._metric_functions(), columns)
+        check_primary(self.suite.primary_metric, known, where=f"{self.suite.source or 'suite'}: [suite].primary_metric")
 
     # ----------------------------------------------------------------- data
     def dataset(self, name: str, params: Mapping[str, Any]) -> PairedDataset:
@@ -124,11 +127,30 @@ class Runner:
         cluster (``options.scheduler`` or ``$WBENCH_SCHEDULER``), as cluster tasks, one per
         worker at a time; either way each record is written here as its cell finishes.
         """
-        self.check()
-        self.options.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.options.out_dir / "suite.json").write_text(
-            canonical_json({"suite": dataclasses.asdict(self.suite)}) + "\n"
-        )
+        from wbench.suite_check import check_suite
+
+        check_suite(self.suite, self.plugins.registry)  # names and parameters: before touching the disk
+        check_writable(self.options.out_dir)  # before any compute: a clear error, not a traceback after a cell
+        with run_dir_lock(self.options.out_dir):  # a second run on this directory stops here, naming our PID
+            if self.options.resume:
+                self._drop_torn_tail()
+            self.check()
+            (self.options.out_dir / "suite.json").write_text(
+                canonical_json({"suite": dataclasses.asdict(self.suite)}) + "\n"
+            )
+            return self._run_cells()
+
+    def _drop_torn_tail(self) -> None:
+        """On resume: drop a torn last line of ``records.jsonl`` (kept in ``records.jsonl.torn``), saying so."""
+        torn = self.store.drop_torn_tail()
+        if torn:
+            print(
+                f"wbench: {self.store.path}: dropped a torn last line ({len(torn)} bytes, a write interrupted "
+                f"by a kill; its cell runs again); the bytes are kept in {self.store.path}{TORN_SUFFIX}",
+                file=sys.stderr,
+            )
+
+    def _run_cells(self) -> list[Record]:
         with executor_for(self.options.scheduler, self.options.n_jobs) as executor, use_executor(executor):
             if executor.kind == "dask":
                 return self._run_on_cluster(executor)

@@ -235,7 +235,18 @@ def _evaluation(table: Mapping[str, Any], source: str) -> EvaluationSpec:
         default = getattr(defaults, key)
         expected = type(default) if default is not None else (int, type(None))
         _expect(value, expected, f"{source}: [evaluation].{key}")
+        if key in _EVALUATION_MINIMUM and value is not None and not value >= _EVALUATION_MINIMUM[key]:
+            raise SuiteError(f"{source}: [evaluation].{key} must be at least {_EVALUATION_MINIMUM[key]}, got {value!r}")
+    if "timing_max_s" in values and not values["timing_max_s"] > 0:
+        raise SuiteError(f"{source}: [evaluation].timing_max_s must be positive, got {values['timing_max_s']!r}")
     return EvaluationSpec(**values)
+
+
+_EVALUATION_MINIMUM = {
+    "independent_pairs": 1, "pairwise_size": 1, "exact_independent_pairs": 1, "exact_pairwise_size": 1,
+    "timing_rounds": 1, "solver_eval_pairs": 1,
+}
+"""The smallest value each size of ``[evaluation]`` accepts (a count of pairs, measures or rounds)."""
 
 
 def parse_suite(text: str, *, source: str = "<suite>") -> Suite:

@@ -24,6 +24,7 @@ import torch
 
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
+from wbench.errors import WbenchError
 from wbench.measures import MeasureBatch
 from wbench.training import FitReport, train_on_pairs
 from wbench.validate import check_predictions
@@ -197,13 +198,20 @@ class TorchSurrogate(Surrogate):
         """Train with the shared loop (:func:`wbench.training.train_on_pairs`)."""
         return train_on_pairs(self, train, val, budget)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, name: str | None = None) -> None:
         """Write the fitted model: ``path`` (tensors, ``torch.save`` of a state dict) and
-        ``path.json`` (class, fit-time and evaluation-time parameters)."""
+        ``path.json`` (registered name, class, fit-time and evaluation-time parameters).
+
+        :param name: the name the class is registered under (``wbench list``); what
+            :meth:`load` resolves, through the registry, when called on ``TorchSurrogate``.
+            The runner passes it; without it, loading matches the recorded ``class`` against
+            the registered surrogates' targets.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = {
             "format_version": SAVE_FORMAT_VERSION,
+            "surrogate": name,
             "class": f"{type(self).__module__}:{type(self).__qualname__}",
             "params": self.params,
             "eval_params": self.eval_params,
@@ -215,27 +223,95 @@ class TorchSurrogate(Surrogate):
         Path(f"{path}.json").write_text(json.dumps(header, indent=2, sort_keys=True))
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "cpu") -> TorchSurrogate:
-        """Load a model written by :meth:`save` (tensors only: ``weights_only=True``)."""
+    def load(cls, path: str | Path, *, device: str = "cpu", registry: Any = None) -> TorchSurrogate:
+        """Load a model written by :meth:`save` (tensors only: ``weights_only=True``).
+
+        Called on a subclass, the file must hold that class. Called on ``TorchSurrogate``,
+        the class is found only among the registered surrogates (:func:`resolve_saved_class`):
+        a file never names code to import.
+
+        :param registry: a :class:`wbench.registry.Registry` (default: the installed plugins').
+        :raises SavedModelError: the file names no registered surrogate, or another class.
+        """
         path = Path(path)
         header = json.loads(Path(f"{path}.json").read_text())
-        if header.get("format_version") != SAVE_FORMAT_VERSION:
-            raise ValueError(f"{path}: unsupported save format {header.get('format_version')!r}")
-        expected = f"{cls.__module__}:{cls.__qualname__}"
-        if cls is not TorchSurrogate and header["class"] != expected:
-            raise ValueError(f"{path} holds a {header['class']}, not a {expected}")
-        target_cls = cls
+        if not isinstance(header, dict) or header.get("format_version") != SAVE_FORMAT_VERSION:
+            version = header.get("format_version") if isinstance(header, dict) else None
+            raise SavedModelError(f"{path}: unsupported save format {version!r}")
         if cls is TorchSurrogate:
-            import importlib
-
-            module_name, _, qualname = header["class"].partition(":")
-            target_cls = getattr(importlib.import_module(module_name), qualname)
-        surrogate = target_cls(**header["params"])
+            target_cls = resolve_saved_class(header, registry, where=f"{path}.json")
+        else:
+            expected = f"{cls.__module__}:{cls.__qualname__}"
+            if header.get("class") != expected:
+                raise SavedModelError(f"{path} holds a {header.get('class')}, not a {expected}")
+            target_cls = cls
+        params, eval_params = header.get("params", {}), header.get("eval_params", {})
+        if not isinstance(params, dict) or not isinstance(eval_params, dict):
+            raise SavedModelError(f"{path}.json: 'params' and 'eval_params' must be JSON objects")
+        surrogate = target_cls(**params)
         state = torch.load(path, map_location=device, weights_only=True)
         surrogate.model.load_state_dict(state)
         surrogate.to(device)
-        surrogate.configure(**header.get("eval_params", {}))
+        surrogate.configure(**eval_params)
         return surrogate
+
+
+class SavedModelError(WbenchError, ValueError):
+    """A saved model's header names no registered surrogate, or is malformed."""
+
+
+def resolve_saved_class(header: Mapping[str, Any], registry: Any = None, *, where: str = "model") -> type[TorchSurrogate]:
+    """The class of a saved model, found only through the registry, never by importing a
+    path the file names.
+
+    The header's ``surrogate`` (the registered name :meth:`TorchSurrogate.save` writes) is
+    looked up in the registry; a file without one (written before wbench stored it) is
+    matched by its ``class`` against the registered surrogates' targets and their classes'
+    ``module:qualname``. Only code that a plugin registered is ever imported.
+
+    :param registry: a :class:`wbench.registry.Registry` (default: the installed plugins').
+    :raises SavedModelError: no registered surrogate matches, or the match is not a
+        :class:`TorchSurrogate`, or name and class disagree.
+    """
+    from wbench.errors import PluginError
+
+    if registry is None:
+        from wbench.plugins import make_plugin_manager
+
+        registry = make_plugin_manager().registry
+    name, recorded = header.get("surrogate"), header.get("class")
+    known = ", ".join(registry.names("surrogate")) or "(none)"
+    if name is not None:
+        if not isinstance(name, str) or name not in registry.names("surrogate"):
+            raise SavedModelError(f"{where}: {name!r} is not a registered surrogate; known: {known}")
+        found = registry.get("surrogate", name).load()
+        if isinstance(recorded, str) and recorded != f"{found.__module__}:{found.__qualname__}":
+            raise SavedModelError(
+                f"{where}: class {recorded!r} is not the class of the registered surrogate {name!r} "
+                f"({found.__module__}:{found.__qualname__}); refusing to load it"
+            )
+    else:
+        if not isinstance(recorded, str):
+            raise SavedModelError(f"{where}: names no surrogate (no 'surrogate' and no 'class' key)")
+        entries = list(registry.entries("surrogate"))
+        matches = [e for e in entries if e.target == recorded]
+        if not matches:
+            for entry in entries:  # registered code only: importing it runs nothing the user did not install
+                try:
+                    loaded = entry.load()
+                except PluginError:
+                    continue
+                if f"{loaded.__module__}:{loaded.__qualname__}" == recorded:
+                    matches.append(entry)
+        if not matches:
+            raise SavedModelError(
+                f"{where}: class {recorded!r} is not a registered surrogate; refusing to import it "
+                f"(a saved model can only name a registered surrogate; known: {known})"
+            )
+        found = matches[0].load()
+    if not (isinstance(found, type) and issubclass(found, TorchSurrogate)):
+        raise SavedModelError(f"{where}: the registered surrogate {name or recorded!r} is not a TorchSurrogate")
+    return found
 
 
 class EmbeddingSurrogate(TorchSurrogate):

@@ -55,14 +55,17 @@ def wbench_add_cli_commands(subparsers: Any) -> None:
     sub = parser.add_subparsers(dest="dwe_command", metavar="TOOL")
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a local plugin file (repeatable)")
+    common.add_argument(
+        "--plugin", action="extend", nargs="+", default=[], metavar="FILE",
+        help="load local plugin files (repeatable, or several after one flag)",
+    )
     common.add_argument("--model", required=True, metavar="PATH", help="a DWE model written by TorchSurrogate.save")
     source = common.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", metavar="NAME", help="dataset whose images are used (see `wbench list`)")
     source.add_argument("--images", metavar="NPY", help="a .npy array of images (n, H, W) instead of a dataset")
     common.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="dataset parameter (repeatable); VALUE is read as JSON when it can be",
+        "--param", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+        help="dataset parameters (repeatable, or several after one flag); VALUE is read as JSON when it can be",
     )
     common.add_argument("--indices", metavar="LIST", help="image indices, e.g. 0,5,10-19")
     common.add_argument("--label", type=int, metavar="L", help="use the images of this class (labelled datasets)")

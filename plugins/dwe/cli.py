@@ -60,16 +60,27 @@ def _assignments(items: list[str]) -> dict[str, Any]:
     return parse_assignments(items)
 
 
-def load_model(path: str, device: str = "cpu") -> Any:
-    """A DWE written by ``TorchSurrogate.save`` (any DWE subclass)."""
+def load_model(path: str, device: str = "cpu", registry: Any = None) -> Any:
+    """A DWE written by ``TorchSurrogate.save`` (any DWE subclass), its class found only
+    among the registered surrogates (``registry``; default: the installed plugins')."""
     from wbench.surrogate import TorchSurrogate
     from wbench_plugins.dwe.models import DWE
 
-    model = TorchSurrogate.load(path, device=device)
+    model = TorchSurrogate.load(path, device=device, registry=registry)
     if not isinstance(model, DWE):
         raise WbenchError(f"{path} holds a {type(model).__name__}, not a DWE model")
     model.model.eval()
     return model
+
+
+def _registry(args: argparse.Namespace) -> Any:
+    """The registry of the command's plugins (entry points and ``--plugin`` files)."""
+    plugins = getattr(args, "plugins", None)
+    if plugins is None:
+        from wbench.plugins import make_plugin_manager
+
+        plugins = make_plugin_manager(getattr(args, "plugin", []) or [])
+    return plugins.registry
 
 
 def select_images(args: argparse.Namespace) -> tuple[Any, list[int]]:
@@ -117,7 +128,7 @@ def run_barycenter(args: argparse.Namespace) -> int:
     """Decode the barycenter of the selected images; optionally compare it with POT's."""
     from wbench_plugins.dwe import tools
 
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, _registry(args))
     images, chosen = select_images(args)
     _check_grid(model, images)
     weights = parse_floats(args.weights, "--weights")
@@ -145,7 +156,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
     """Decode the interpolation between two selected images."""
     from wbench_plugins.dwe import tools
 
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, _registry(args))
     images, chosen = select_images(args)
     if len(chosen) != 2:
         print(f"wbench dwe interpolate: select exactly two images (got {len(chosen)})", file=sys.stderr)
@@ -165,7 +176,7 @@ def run_pga(args: argparse.Namespace) -> int:
     """Principal geodesic analysis of the selected images."""
     from wbench_plugins.dwe import tools
 
-    model = load_model(args.model, args.device)
+    model = load_model(args.model, args.device, _registry(args))
     images, chosen = select_images(args)
     _check_grid(model, images)
     result = tools.pga(model, images, n_components=args.components, n_steps=args.steps, span=args.span)
