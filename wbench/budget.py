@@ -20,6 +20,8 @@ class Budget:
     :param time_limit_s: stop training after this many seconds of wall time (None: no limit).
     :param param_target: parameter count every learned surrogate is built at (None: its default).
     :param param_tolerance: relative tolerance on ``param_target`` (0.01 = 1 %).
+    :param param_count: which count ``param_target`` matches: ``"inference"`` (the
+        parameters that compute distances, the default) or ``"trained"`` (all trained ones).
     :param milestones: points of one training run at which it is evaluated, increasing, in
         the budget's unit (steps when ``steps`` is set, else epochs); the last equals
         ``steps`` (or ``epochs``). None: one evaluation, at the end. A milestone's numbers
@@ -35,6 +37,7 @@ class Budget:
     time_limit_s: float | None = None
     param_target: int | None = None
     param_tolerance: float = 0.01
+    param_count: str = "inference"
     milestones: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
@@ -48,6 +51,8 @@ class Budget:
             raise ValueError(f"budget lr must be positive, got {self.lr!r}")
         if not 0 <= self.param_tolerance < 1:
             raise ValueError(f"budget param_tolerance must be in [0, 1), got {self.param_tolerance!r}")
+        if self.param_count not in ("inference", "trained"):
+            raise ValueError(f"budget param_count must be 'inference' or 'trained', got {self.param_count!r}")
         if self.milestones is not None:
             self._check_milestones()
 
@@ -101,10 +106,12 @@ class Budget:
     def as_dict(self) -> dict[str, Any]:
         """The budget as a JSON-ready dict (for records and cell keys).
 
-        ``milestones`` appears only when set, so a budget without milestones keeps the dict
-        (and the cell keys) of wbench before milestones.
+        ``milestones`` appears only when set and ``param_count`` only when not the default
+        ``"inference"``, so such budgets keep the dict (and the cell keys) of earlier wbench.
         """
         out = asdict(self)
+        if self.param_count == "inference":
+            del out["param_count"]
         if self.milestones is None:
             del out["milestones"]
         else:

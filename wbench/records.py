@@ -145,6 +145,9 @@ class Outcome:
     """What an evaluated cell produced (present on ``ok`` records, absent on failed ones).
 
     :param n_parameters: trainable parameters of the fitted model (count).
+    :param n_parameters_inference: parameters used to compute distances (count; None in
+        records written before wbench stored it).
+    :param n_parameters_trained: parameters training updates (count; None likewise).
     :param trainable: whether the method learns (False: a solver or embedding).
     :param fit: the fit report (:meth:`wbench.surrogate.FitReport.as_dict`).
     :param describe: the model's own description.
@@ -160,6 +163,8 @@ class Outcome:
     """
 
     n_parameters: int | None = None
+    n_parameters_inference: int | None = None
+    n_parameters_trained: int | None = None
     trainable: bool | None = None
     fit: Mapping[str, Any] = field(default_factory=dict)
     describe: Mapping[str, Any] = field(default_factory=dict)
@@ -173,6 +178,8 @@ class Outcome:
 
 
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+_OPTIONAL_OUTCOME_FIELDS = ("speedup_reference", "n_parameters_inference", "n_parameters_trained")
+"""Outcome keys written only when set, so records read from older files write back unchanged."""
 
 
 @dataclass(frozen=True)
@@ -238,7 +245,7 @@ class Record:
         if self.outcome is not None:
             for name in _OUTCOME_FIELDS:
                 value = getattr(self.outcome, name)
-                if name != "speedup_reference" or value is not None:
+                if name not in _OPTIONAL_OUTCOME_FIELDS or value is not None:
                     out[name] = _plain(value)
         return out
 

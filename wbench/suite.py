@@ -8,7 +8,7 @@ Example::
     primary_metric = "test.w2.rel_mae"
 
     [budget]            # every learned method gets exactly this
-    epochs = 5
+    epochs = 5          # or milestones of one run: steps = [400, 2000] (epochs = [1, 5])
     param_target = 20000
 
     [evaluation]
@@ -214,10 +214,27 @@ def _optional_seeds(table: Mapping[str, Any], where: str) -> tuple[int, ...] | N
 
 
 def _budget(table: Mapping[str, Any], source: str) -> Budget:
-    allowed = {f.name for f in fields(Budget)} - {"seed", "device"}
+    """The suite's budget; ``steps = [400, 2000]`` (or ``epochs = [...]``) states milestones:
+    one run per (method, seed), evaluated at each (the last is the budget's length)."""
+    allowed = {f.name for f in fields(Budget)} - {"seed", "device", "milestones"}
     _check_keys(table, allowed, f"{source}: [budget]")
+    values = dict(table)
+    listed = [name for name in ("steps", "epochs") if isinstance(values.get(name), list)]
+    if len(listed) > 1:
+        raise SuiteError(f"{source}: [budget]: milestones go in steps or in epochs, not both")
+    if listed == ["epochs"] and values.get("steps") is not None:
+        raise SuiteError(f"{source}: [budget]: epochs milestones count epochs; leave steps out")
+    if listed:
+        name = listed[0]
+        milestones = values[name]
+        if not milestones:
+            raise SuiteError(f"{source}: [budget].{name} is an empty list of milestones")
+        values[name] = milestones[-1]
+        values["milestones"] = tuple(milestones)
+        if name == "epochs":
+            values.setdefault("steps", None)
     try:
-        return Budget(**table)
+        return Budget(**values)
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"{source}: [budget]: {exc}") from exc
 

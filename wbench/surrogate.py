@@ -115,6 +115,20 @@ class Surrogate(ABC):
         """Number of trainable parameters (0 for solvers)."""
         return 0
 
+    @property
+    def n_parameters_trained(self) -> int:
+        """Parameters that training updates (count): :attr:`n_parameters`."""
+        return self.n_parameters
+
+    @property
+    def n_parameters_inference(self) -> int:
+        """Parameters used to compute distances (count); default :attr:`n_parameters`.
+
+        A model with parts only training uses (DWE's decoder) counts less here; matched
+        budgets match this count by default (``[budget] param_count``).
+        """
+        return self.n_parameters
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready method-specific facts for the record (learned weights, solver settings)."""
         return {}
@@ -161,10 +175,30 @@ class TorchSurrogate(Surrogate):
     """
 
     model: torch.nn.Module
+    inference_modules: ClassVar[tuple[str, ...] | None] = None
+    """Names of the sub-modules of ``model`` that compute distances (None: all of it)."""
 
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    @property
+    def n_parameters_inference(self) -> int:
+        """Trainable parameters of the :attr:`inference_modules` (all of ``model`` when None)."""
+        if self.inference_modules is None:
+            return self.n_parameters
+        modules = dict(self.model.named_modules())
+        missing = [name for name in self.inference_modules if name not in modules]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.inference_modules names no sub-module {missing} of its model")
+        seen: set[int] = set()
+        total = 0
+        for name in self.inference_modules:
+            for p in modules[name].parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+        return total
 
     @property
     def device(self) -> torch.device:

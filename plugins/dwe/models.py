@@ -21,8 +21,10 @@ with ``KL(x || r) = sum_p x_p log(x_p / r_p)`` after clipping both to ``[1e-7, 1
 paper writes ``KL(psi(phi(x)), x)``; the authors' code computes this direction, the only
 finite one for sparse images) and ``|r|_{1/2}^{1/2} = sum_p sqrt(r_p + 1e-7)``.
 
-Parameter counts: ``n_parameters`` counts every trainable parameter, encoder **and**
-decoder, because the decoder is part of what is trained (its loss shapes the encoder). At
+Parameter counts: ``n_parameters`` (= ``n_parameters_trained``) counts every trainable
+parameter, encoder **and** decoder, because the decoder is part of what is trained (its loss
+shapes the encoder); ``n_parameters_inference`` counts the encoder alone, the part that
+computes distances, and is what matched budgets match by default. At
 28x28 the paper's network has 399,855 encoder + 403,721 decoder = 803,576 parameters (the
 paper's "about 400k" is the encoder); at 8x8, 39,855 + 40,121 = 79,976.
 
@@ -156,6 +158,8 @@ class DWE(EmbeddingSurrogate):
 
     input_kind: ClassVar[str] = "grid"
     width_param: ClassVar[str | None] = None
+    inference_modules: ClassVar[tuple[str, ...] | None] = ("encoder",)
+    """Distances use the encoder ``phi`` only: ``n_parameters_inference`` counts it alone."""
 
     def __init__(
         self,
