@@ -15,7 +15,13 @@ import pytest
 import torch
 
 from wbench.budget import Budget
-from wbench.checkpoint import CheckpointError, MilestoneHooks, load_checkpoint, milestone_hooks, save_checkpoint
+from wbench.checkpoint import (
+    CheckpointError,
+    MilestoneHooks,
+    load_checkpoint,
+    milestone_hooks,
+    save_checkpoint,
+)
 from wbench.testing import toy_dataset
 from wbench.training import FitReport, predict_pairs, seed_everything
 from wbench_plugins.kenn.models import DeepKENN

@@ -191,12 +191,11 @@ def compute_cell(
 
     try:
         surrogate = _build(cls, s, dataset, budget)
-        box: list[Surrogate] = [surrogate]
 
         def evaluate_milestone(index: int, fit_report: Any) -> None:
             saved = dict(surrogate.eval_params)  # evaluation settings never reach training's validation
             try:
-                made = evaluate(index, fit_report, box[0])
+                made = evaluate(index, fit_report, surrogate)
             finally:
                 surrogate.eval_params = saved
             if emit is not None:

@@ -34,6 +34,7 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("n_parameters", "params", None, spread=False),
+    Column("n_parameters_trained", "trained params", None, spread=False),
     Column("test.w2.mse", "MSE W2"),
     Column("test.w2.rel_mae", "rel. MAE W2"),
     Column("test.w2sq.mse", "MSE W2²"),
@@ -80,8 +81,9 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
             "seed": r.seed,
             "status": r.status,
             "error": r.error.splitlines()[0] if r.error else "",
-            "n_parameters": out.n_parameters,
+            "n_parameters": out.n_parameters if out.n_parameters_inference is None else out.n_parameters_inference,
             "trainable": out.trainable,
+            "milestone": _milestone(r.budget),
             "device": (r.provenance or {}).get("device_name"),
             "unit": out.unit or "",
         }
@@ -91,8 +93,18 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         fit = out.fit or {}
         row["fit.steps"] = fit.get("steps")
         row["fit.wall_time_s"] = fit.get("wall_time_s")
+        if out.n_parameters_trained is not None:  # records before issue 18 lack both: no empty columns
+            row["n_parameters_trained"] = out.n_parameters_trained
+        if "cost" in fit:
+            row["fit.pairs_seen"] = fit["cost"].get("pairs_seen")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _milestone(budget: Mapping[str, Any]) -> int | None:
+    """A record's milestone: the length of its budget in the budget's unit (steps, else epochs)."""
+    value = budget.get("steps") if budget.get("steps") is not None else budget.get("epochs")
+    return int(value) if value is not None else None
 
 
 def _format_number(value: float) -> str:
@@ -267,8 +279,13 @@ def leaderboard_text(
     columns: Sequence[Column] = COLUMNS,
     extras: bool = True,
     plugins: Plugins | None = None,
+    milestone: int | None = None,
 ) -> str:
     """Load records, summarise and render: the whole ``wbench leaderboard`` command.
+
+    Records of a run with budget milestones are shown at ``milestone`` (default: the
+    last; :func:`wbench.learning_curves.select_milestone`), with the learning-curve
+    summary section in Markdown.
 
     Markdown also carries (``extras``) the sections plugins contribute, e.g. the papers'
     claims, and the transfer matrix when the records allow.
@@ -276,25 +293,56 @@ def leaderboard_text(
     :param plugins: the loaded plugins asked for sections; default
         :func:`wbench.plugins.make_plugin_manager` (entry points, ``$WBENCH_DISABLE_PLUGINS``).
     """
-    df = records_frame(load_records(run_dirs))
-    if df.empty:
+    from wbench.learning_curves import budget_section, select_milestone
+
+    full = records_frame(load_records(run_dirs))
+    if full.empty:
         return "no records\n"
+    df, chosen = select_milestone(full, milestone)
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
+    if fmt == "md":
+        text = _header(full, chosen) + text
     if fmt == "md" and extras:
         if plugins is None:
             plugins = make_plugin_manager()
         text += sections_markdown(df, plugins, primary=primary)
+        text += "".join(render_section(section, "md") for section in budget_section(full, primary))
     return text
 
 
-def write_speed_accuracy_plots(run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC) -> list[Path]:
+def _header(df: pd.DataFrame, milestone: int | None) -> str:
+    """The lines above a Markdown table: its milestone, and which parameters ``params`` counts
+    (only for records that say: published leaderboards of older records stay unchanged)."""
+    from wbench.learning_curves import milestone_values
+
+    lines = []
+    if milestone is not None:
+        shown = ", ".join(f"{m:,}" for m in milestone_values(df))
+        lines.append(
+            f"At training milestone {milestone:,} (budget length in its unit, steps unless the suite counts epochs; "
+            f"milestones of this run: {shown}). Methods with nothing to fit are evaluated once.\n"
+        )
+    if "n_parameters_trained" in df.columns:
+        lines.append(
+            "`params`: parameters used to compute distances (matched budgets match this count); "
+            "`trained params`: all parameters training updates (e.g. DWE's decoder too).\n"
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def write_speed_accuracy_plots(
+    run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC, milestone: int | None = None
+) -> list[Path]:
     """One speed against accuracy chart per dataset: independent and pairwise pairs/s against relative MAE.
+
+    A run with milestones is drawn at ``milestone`` (default: the last).
 
     :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.
     """
+    from wbench.learning_curves import select_milestone
     from wbench.plots import plot_speed_accuracy
 
-    df = records_frame(load_records(run_dirs))
+    df, _ = select_milestone(records_frame(load_records(run_dirs)), milestone)
     summary = summarise(df, primary=primary)
     independent, pairwise = "throughput.independent_pairs_per_s.mean", "throughput.pairwise_pairs_per_s.mean"
     error = "test.w2.rel_mae.mean"
