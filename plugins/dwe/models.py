@@ -36,8 +36,9 @@ so the parameter count is strictly increasing in it. ``bottleneck`` (the second 
 conv's filters, 5 in the paper, also the decoder's reshape depth) is held fixed: changing
 it rescales both big dense layers at once. The matched variant (``dwe-matched``) uses
 ``bottleneck=1``: at 28x28 a width step then adds at most 835 parameters, so any target
-above about 45k is reachable within 1 % (55,430 -> width 77, 55,531 parameters); on 8x8
-grids any target above about 10k.
+above about 45k is reachable within 1 %: matched on the encoder (the default), 55,430 ->
+width 157, 55,616 encoder parameters; matched on everything trained, width 77, 55,531
+parameters. On 8x8 grids any target above about 10k.
 
 The images are multiplied by ``H*W`` inside ``phi`` (a uniform image becomes all ones): a
 fixed rescaling for conditioning, no parameter; unit-mass histograms alone have pixels of
@@ -247,7 +248,10 @@ class DWE(EmbeddingSurrogate):
 class DWEMatched(DWE):
     """DWE resized for matched parameter budgets: ``width`` is searched, ``bottleneck`` defaults to 1.
 
-    ``n_parameters`` (the matched quantity) includes the decoder.
+    Matched budgets match ``n_parameters_inference`` (the encoder) by default: 55,430 ->
+    width 157, 55,616 encoder parameters (111,131 trained with the decoder). With
+    ``[budget] param_count = "trained"`` they match ``n_parameters`` (encoder and decoder):
+    width 77, 55,531, of which the encoder has 27,816.
     """
 
     width_param: ClassVar[str | None] = "width"
