@@ -76,6 +76,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         out = r.outcome or Outcome()
         row: dict[str, Any] = {
             "dataset": r.dataset_label or r.dataset,
+            "dataset_name": r.dataset,
             "method": r.label or r.method,
             "method_name": r.method,
             "seed": r.seed,
@@ -84,6 +85,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
             "n_parameters": out.n_parameters if out.n_parameters_inference is None else out.n_parameters_inference,
             "trainable": out.trainable,
             "milestone": _milestone(r.budget),
+            "batch_size": (r.budget or {}).get("batch_size"),
             "device": (r.provenance or {}).get("device_name"),
             "unit": out.unit or "",
         }
