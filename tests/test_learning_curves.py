@@ -92,3 +92,25 @@ def test_learning_curve_plots_are_written(run_dir: Path, tmp_path: Path) -> None
     assert main(["leaderboard", str(run_dir), "--milestone", "100", "--plots", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "learning-curves-toy.png").exists()
     assert main(["leaderboard", str(run_dir), "--milestone", "7"]) != 0
+
+
+def test_axiom_audit_only_where_it_can_fail(tmp_path: Path) -> None:
+    """Euclidean embeddings show "metric by construction"; solvers show their audit."""
+    from wbench_plugins.kenn.models import DeepKENN
+    from wbench_plugins.references.exact import ExactLP
+    from wbench_plugins.references.lot import LOT
+    from wbench_plugins.references.sinkhorn import Sinkhorn
+
+    assert DeepKENN.metric_by_construction and LOT.metric_by_construction
+    assert not ExactLP.metric_by_construction and not Sinkhorn.metric_by_construction
+    store = RecordStore(tmp_path / "run")
+    for method, by_construction, rate in (("embedded", True, 0.0), ("solver", False, 0.125)):
+        record = _record(method, 0, 100, 0.1, trainable=by_construction)
+        record["metric_by_construction"] = by_construction
+        record["metrics"] = {**record["metrics"], "axioms.triangle_violation_rate": rate, "axioms.symmetry_error": rate}
+        store.append(record)
+    text = leaderboard_text([tmp_path / "run"], extras=False)
+    embedded = next(line for line in text.splitlines() if "| embedded" in line)
+    solver = next(line for line in text.splitlines() if "| solver" in line)
+    assert embedded.count("metric by construction") == 2
+    assert "metric by construction" not in solver and solver.count("| 0.125 ") == 2

@@ -347,6 +347,7 @@ def _evaluate(
         n_parameters=surrogate.n_parameters,
         n_parameters_inference=surrogate.n_parameters_inference,
         n_parameters_trained=surrogate.n_parameters_trained,
+        metric_by_construction=bool(getattr(cls, "metric_by_construction", False)),
         trainable=cls.trainable,
         fit=fit,
         describe=surrogate.describe(),

@@ -44,12 +44,17 @@ COLUMNS: tuple[Column, ...] = (
     Column("fit.wall_time_s", "fit s"),
     Column("retrieval.recall@", "recall@k", False),
     Column("axioms.triangle_violation_rate", "triangle viol."),
+    Column("axioms.symmetry_error", "symmetry err."),
     Column("throughput.independent_pairs_per_s", "indep. pairs/s", False),
     Column("throughput.pairwise_pairs_per_s", "pairwise pairs/s", False),
     Column("speedup.independent", "speed-up indep.", False),
     Column("speedup.pairwise", "speed-up pairwise", False),
 )
 """The columns shown by default, in order (absent ones are skipped)."""
+
+BY_CONSTRUCTION = "metric by construction"
+"""What the axiom columns show for a method whose records say its distances are Euclidean
+distances between embeddings (``metric_by_construction``)."""
 
 
 def load_records(run_dirs: Iterable[str | Path]) -> list[Record]:
@@ -95,6 +100,8 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         fit = out.fit or {}
         row["fit.steps"] = fit.get("steps")
         row["fit.wall_time_s"] = fit.get("wall_time_s")
+        if out.metric_by_construction is not None:
+            row["metric_by_construction"] = out.metric_by_construction
         if out.n_parameters_trained is not None:  # records before issue 18 lack both: no empty columns
             row["n_parameters_trained"] = out.n_parameters_trained
         if "cost" in fit:
@@ -145,6 +152,9 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
         ok = group[group["status"] == "ok"]
         units = sorted({u for u in group["unit"] if u}) if "unit" in group else []
         row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": len(ok), "unit": "/".join(units)}
+        if "metric_by_construction" in group.columns:
+            flags = ok["metric_by_construction"].dropna()
+            row["metric_by_construction"] = bool(len(flags)) and bool(flags.astype(bool).all())
         for column in present:
             values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
             row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
@@ -204,11 +214,14 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
     rows = []
     for _, r in summary.iterrows():
         row = {"dataset": r["dataset"], "rank": int(r["rank"]), "method": r["method"], "seeds": int(r["seeds"])}
+        by_construction = bool(r.get("metric_by_construction", False) is True)
         for c in shown:
             mean, std = r[f"{c.key}.mean"], r[f"{c.key}.std"]
             text = _format_number(mean)
             if c.spread and text and not math.isnan(std):
                 text += f" ± {_format_number(std)}"
+            if by_construction and c.key.startswith("axioms."):
+                text = BY_CONSTRUCTION  # Euclidean embeddings: the audit can only show round-off
             row[c.header] = text
         if "vs_best" in summary.columns:
             row["vs best learned"] = r["vs_best"]

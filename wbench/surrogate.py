@@ -53,6 +53,10 @@ class Surrogate(ABC):
     :cvar width_param: name of the constructor keyword that scales the parameter count
         (searched for matched budgets), or None.
     :cvar default_eval_params: evaluation-time parameters and their defaults.
+    :cvar metric_by_construction: True when every distance is a Euclidean distance between
+        embeddings (symmetric, zero on the diagonal, triangle inequality by construction):
+        the leaderboard then shows "metric by construction" instead of the axiom audit,
+        which measures nothing there. :class:`EmbeddingSurrogate` sets it.
     :cvar evaluate_on_all_pairs: a method that is not trainable is evaluated on the suite's
         seeded subset of test pairs (``solver_eval_pairs``) unless this is True (a solver
         fast enough for every test pair, e.g. an embedding); trainable methods always see
@@ -64,6 +68,7 @@ class Surrogate(ABC):
     width_param: ClassVar[str | None] = None
     default_eval_params: ClassVar[Mapping[str, Any]] = {}
     evaluate_on_all_pairs: ClassVar[bool] = False
+    metric_by_construction: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -275,6 +280,7 @@ class EmbeddingSurrogate(TorchSurrogate):
     """
 
     pairwise_chunk: ClassVar[int] = 4096
+    metric_by_construction: ClassVar[bool] = True
 
     @abstractmethod
     def embed(self, x: MeasureBatch) -> torch.Tensor:
