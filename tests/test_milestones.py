@@ -202,3 +202,40 @@ def test_budget_milestones_are_checked_and_keep_old_keys() -> None:
         Budget(epochs=None, steps=10, milestones=(0, 10))
     with pytest.raises(ValueError, match="not a milestone"):
         staged.at_milestone(1000)
+
+
+def test_suite_milestones_and_a_methods_own_budget() -> None:
+    from wbench.errors import SuiteError
+    from wbench.suite import budget_for, load_suite, parse_suite
+
+    text = """
+[budget]
+steps = [400, 2000]
+batch_size = 256
+[[datasets]]
+name = "digits"
+[[surrogates]]
+name = "naive"
+[[surrogates]]
+name = "dwe"
+budget = { steps = [400] }
+[[surrogates]]
+name = "deepkenn"
+budget = { epochs = [1, 3] }
+"""
+    suite = parse_suite(text, source="s.toml")
+    assert suite.budget.milestones == (400, 2000) and suite.budget.steps == 2000
+    naive, dwe, deepkenn = (budget_for(suite, spec) for spec in suite.surrogates)
+    assert naive is suite.budget
+    assert dwe.milestones == (400,) and dwe.steps == 400 and dwe.batch_size == 256
+    assert deepkenn.steps is None and deepkenn.epochs == 3 and deepkenn.milestone_steps(512) == (2, 6)
+    with pytest.raises(SuiteError, match=r"surrogate naive: budget: budget milestones must be strictly increasing"):
+        parse_suite(text.replace('name = "naive"', 'name = "naive"\nbudget = { steps = [5, 5] }'), source="s.toml")
+    with pytest.raises(SuiteError, match=r"budget.*'lr'"):
+        parse_suite(text.replace("{ steps = [400] }", "{ lr = 0.1 }"), source="s.toml")
+    with pytest.raises(SuiteError, match="not both"):
+        parse_suite("[budget]\nsteps = [1, 2]\nepochs = [1, 2]\n", source="s.toml")
+    mnist = load_suite("mnist")
+    assert mnist.budget.milestones == (400, 2000, 10000, 20000) and mnist.budget.param_count == "inference"
+    paper_dwe = next(spec for spec in mnist.surrogates if spec.label == "dwe (paper size)")
+    assert budget_for(mnist, paper_dwe).milestones == (400, 2000)

@@ -33,7 +33,7 @@ from wbench.records import (
     provenance,
     utc_now,
 )
-from wbench.suite import DatasetSpec, Suite, SurrogateSpec
+from wbench.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate, TorchSurrogate
 from wbench.training import predict_pairs, seed_everything
 
@@ -166,7 +166,7 @@ def compute_cell(
         the result. None: every record is in the result.
     """
     suite, s, d, seed = task.suite, task.surrogate, task.dataset, task.seed
-    budget = replace(suite.budget, seed=seed, device=suite.device)
+    budget = replace(budget_for(suite, s), seed=seed, device=suite.device)
     started = utc_now()
     records: list[Record] = []
     done: set[int] = set()
@@ -435,8 +435,9 @@ def _artifacts(
 
     ev = suite.evaluation
     stem = f"{ident['dataset_label']}-{method_label(SurrogateSpec(name=ident['method'], params=ident['method_params']), ident['eval_params'])}-seed{ident['seed']}"
-    if suite.budget.milestones and len(suite.budget.milestones) > 1:
-        stem += f"-{ident['budget'][suite.budget.unit]}{suite.budget.unit}"
+    milestone = fit.get("milestone")
+    if milestone and len(milestone["of"]) > 1:  # one run, several milestones: one set of files each
+        stem += f"-{milestone['value']}{milestone['unit']}"
     stem = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem)
     paths: list[Path] = []
     if ev.plots:

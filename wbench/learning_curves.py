@@ -48,7 +48,8 @@ def select_milestone(df: pd.DataFrame, milestone: int | None = None) -> tuple[pd
     """The records frame at one milestone (default: the last) and that milestone.
 
     Methods evaluated at one milestone only (nothing to fit, or a run without milestones)
-    are kept whatever the milestone. A frame without several milestones is returned as it
+    are kept whatever the milestone; a method whose own milestones stop before it (a
+    per-method budget) shows its last one up to it, named ``"<method> (at <milestone>)"``. A frame without several milestones is returned as it
     is, with None (unless ``milestone`` is asked for).
 
     :raises UnknownMilestoneError: ``milestone`` is not one of the records' milestones.
@@ -62,8 +63,18 @@ def select_milestone(df: pd.DataFrame, milestone: int | None = None) -> tuple[pd
         raise UnknownMilestoneError(
             f"no records at milestone {milestone}; the records have milestones {values or 'none'}"
         )
-    keep = ~_staged(df) | (df["milestone"] == milestone)
-    return df[keep].reset_index(drop=True), milestone
+    staged = _staged(df)
+    parts = [df[~staged]]
+    for _, group in df[staged].groupby(["dataset", "method"], sort=False):
+        reached = [m for m in group["milestone"].dropna().unique() if m <= milestone]
+        if not reached:
+            continue
+        own = max(reached)
+        rows = group[group["milestone"] == own]
+        if own != milestone:  # a method whose own milestones stop earlier: its last one, said in its name
+            rows = rows.assign(method=rows["method"] + f" (at {int(own):,})")
+        parts.append(rows)
+    return pd.concat(parts).sort_index().reset_index(drop=True), milestone
 
 
 def curve_table(df: pd.DataFrame, primary: str) -> pd.DataFrame:

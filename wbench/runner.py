@@ -41,7 +41,7 @@ from wbench.plugins import Plugins
 from wbench.progress import progress
 from wbench.records import Record, RecordStore, canonical_json, cell_key, utc_now
 from wbench.run_options import RunOptions, resolve_suite, select_specs
-from wbench.suite import DatasetSpec, Suite, SurrogateSpec
+from wbench.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate
 
 __all__ = ["ResultsExistError", "RunOptions", "Runner", "resolve_suite", "run_suite", "select_specs"]
@@ -156,7 +156,7 @@ class Runner:
 
     def _prepare(self, d: DatasetSpec, s: SurrogateSpec, seed: int) -> CellTask | list[Record]:
         """The cell's task, or the records written instead (nothing to do, unavailable, no data)."""
-        budget = replace(self.suite.budget, seed=seed, device=self.suite.device)
+        budget = replace(budget_for(self.suite, s), seed=seed, device=self.suite.device)
         done = self.store.finished_keys() if self.options.resume else set()
         todo = tuple(
             (index, e, ident)
