@@ -315,8 +315,9 @@ def leaderboard_text(
         return "no records\n"
     df, chosen = select_milestone(full, milestone)
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
-    if fmt == "md":
-        text = _header(full, chosen) + text
+    if fmt == "md":  # the milestone and parameter notes follow the "Ranked by" line
+        first, _, rest = text.partition("\n")
+        text = first + "\n" + _header(full, chosen) + rest
     if fmt == "md" and extras:
         if plugins is None:
             plugins = make_plugin_manager()
