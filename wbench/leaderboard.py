@@ -317,7 +317,8 @@ def leaderboard_text(
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
     if fmt == "md":  # the milestone and parameter notes follow the "Ranked by" line
         first, _, rest = text.partition("\n")
-        text = first + "\n" + _header(full, chosen) + rest
+        header = _header(full, chosen)
+        text = first + "\n" + ("\n" + header if header else "") + rest
     if fmt == "md" and extras:
         if plugins is None:
             plugins = make_plugin_manager()

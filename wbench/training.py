@@ -153,7 +153,7 @@ class _TrainingRun:
     def run(self) -> FitReport:
         budget, report = self.budget, self.report
         total_steps = self.milestones[-1]
-        started = time.perf_counter() - report.wall_time_s
+        self.started = time.perf_counter() - report.wall_time_s
         bar = progress(total=total_steps, initial=report.steps, desc=f"train {type(self.surrogate).__name__}", unit="step")
         try:
             while self.final is None and report.steps < total_steps and report.stopped_by != "time_limit":
@@ -165,7 +165,7 @@ class _TrainingRun:
                 self.position += len(idx)
                 self._step(idx)
                 bar.update(1)
-                report.wall_time_s = time.perf_counter() - started
+                report.wall_time_s = time.perf_counter() - self.started
                 if budget.time_limit_s is not None and report.wall_time_s > budget.time_limit_s:
                     report.stopped_by = "time_limit"
                 if report.steps in self.milestones:
@@ -177,6 +177,7 @@ class _TrainingRun:
             if self.final is None:  # stopped by the time limit between milestones (or resumed past the end)
                 if self.order is not None:
                     self._end_epoch()
+                report.wall_time_s = time.perf_counter() - self.started
                 self.final = (copy.deepcopy(report), self.best_state)
         finally:
             bar.close()
@@ -184,7 +185,6 @@ class _TrainingRun:
         if state is not None:
             self.model.load_state_dict(state)
         self.model.eval()
-        final_report.wall_time_s = time.perf_counter() - started
         return final_report
 
     def _step(self, idx: np.ndarray) -> None:
@@ -236,12 +236,15 @@ class _TrainingRun:
                 chosen.best_epoch = chosen.epochs - 1
                 chosen_state = copy.deepcopy(self.model.state_dict())
         hooks = self.hooks
+        chosen.wall_time_s = self.report.wall_time_s = time.perf_counter() - self.started
+        paused = time.perf_counter()  # evaluating and checkpointing are not training time
         if last:
             self.final = (chosen, chosen_state)
         elif hooks is not None and hooks.evaluate is not None:
             self._evaluate_with(index, chosen, chosen_state)
         if hooks is not None and hooks.checkpoint is not None:
             hooks.checkpoint(index, self._state())
+        self.started += time.perf_counter() - paused
 
     def _evaluate_with(self, index: int, chosen: FitReport, state: dict[str, Any] | None) -> None:
         """Run ``hooks.evaluate`` on the milestone's weights, then put the training state back."""
