@@ -90,6 +90,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
             "n_parameters": out.n_parameters if out.n_parameters_inference is None else out.n_parameters_inference,
             "trainable": out.trainable,
             "milestone": _milestone(r.budget),
+            "milestone_unit": "steps" if (r.budget or {}).get("steps") is not None else "epochs",
             "batch_size": (r.budget or {}).get("batch_size"),
             "device": (r.provenance or {}).get("device_name"),
             "unit": out.unit or "",
@@ -323,7 +324,9 @@ def leaderboard_text(
         if plugins is None:
             plugins = make_plugin_manager()
         text += sections_markdown(df, plugins, primary=primary)
-        text += "".join(render_section(section, "md") for section in budget_section(full, primary))
+        units = sorted(set(full["milestone_unit"].dropna()))
+        unit = units[0] if len(units) == 1 else "steps or epochs"
+        text += "".join(render_section(section, "md") for section in budget_section(full, primary, unit=unit))
     return text
 
 
