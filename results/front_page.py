@@ -23,6 +23,7 @@ from wbench.leaderboard import (
     select_columns,
     summarise,
 )
+from wbench.learning_curves import select_milestone
 from wbench.plugins import make_plugin_manager
 from wbench.suite import DEFAULT_PRIMARY_METRIC
 
@@ -42,7 +43,7 @@ def front_page_block() -> str:
     records = load_records([RUN])
     suite = json.loads((RUN / "suite.json").read_text())["suite"]
     budget = suite["budget"]
-    df = records_frame(records)
+    df, _ = select_milestone(records_frame(records))  # a run with milestones: at its last one
     mnist = df[df["dataset"] == "mnist"]
     devices = sorted({str(d) for d in mnist["device"].dropna()})
     commits = sorted({(r.provenance or {}).get("git_commit", "")[:7] for r in records if r.dataset == "mnist"})

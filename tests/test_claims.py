@@ -12,7 +12,7 @@ from wbench.errors import PluginError
 from wbench.leaderboard import leaderboard_text, records_frame, sections_markdown
 from wbench.plugins import make_plugin_manager
 from wbench.records import SCHEMA_VERSION, RecordStore
-from wbench_plugins.claims.table import claims_table
+from wbench_plugins.claims.table import EXTENSION, claims_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -57,7 +57,7 @@ def verdicts(table: pd.DataFrame) -> dict[str, str]:
 
 def test_claims_hold_on_crafted_records():
     table = claims_table(paper_like_records())
-    assert list(table.columns) == ["claim", "dataset", "method", "paper_value", "our_value", "verdict", "note"]
+    assert list(table.columns) == ["claim", "dataset", "method", "paper_value", "our_value", "verdict", "budget", "note"]
     assert verdicts(table) == {"a": "holds", "b": "holds", "c_independent": "holds", "c_pairwise": "does not hold"}
     a = table[table["claim"].str.contains("ODE-KENN")].iloc[0]
     assert "20.0% below" in a["our_value"] and "p=" in a["note"]
@@ -113,6 +113,29 @@ def test_lot_baseline_claim_one_row_per_learned_method():
     assert "p=" in rows.loc["naive", "note"]
     without_lot = claims_table(records({"deepkenn": [0.04]}, trainable={"deepkenn": True}))
     assert not without_lot["claim"].str.contains("LOT").any()
+
+
+def test_paper_claims_on_other_datasets_are_extensions_without_verdicts():
+    mnist = paper_like_records()
+    shapes = paper_like_records(ode=1.05).assign(dataset="shapes", method_name=lambda d: d["method"])
+    table = claims_table(pd.concat([mnist, shapes], ignore_index=True))
+    on_shapes = table[table["dataset"] == "shapes"]
+    assert len(on_shapes) == 4 and set(on_shapes["verdict"]) == {EXTENSION}
+    assert "above" in on_shapes[on_shapes["claim"].str.contains("ODE-KENN")].iloc[0]["our_value"]  # numbers kept
+    assert verdicts(table[table["dataset"] == "mnist"])["a"] == "holds"
+
+
+def test_claims_state_their_budget_and_a_small_share_of_the_papers_training():
+    df = paper_like_records(ode=1.05).assign(trainable=True, batch_size=256)
+    df["fit.steps"] = 400
+    table = claims_table(df)
+    a = table[table["claim"].str.contains("ODE-KENN")].iloc[0]
+    # 400 x 256 = 102,400 pairs of the paper's 2,000 x 49,500 = 99,000,000: about 0.1 %
+    assert a["budget"] == "102,400 training pairs seen (steps x batch size); 0.10% of the paper's 99,000,000"
+    assert a["verdict"] == "does not hold at 0.1 % of the paper's training"
+    df["fit.steps"] = 200_000  # 51.2M pairs: over half the paper's, the verdict stands alone
+    assert claims_table(df).iloc[0]["verdict"] == "does not hold"
+    assert set(claims_table(paper_like_records())["budget"]) == {"not recorded"}
 
 
 # ----------------------------------------------------------------------------- sections

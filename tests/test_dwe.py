@@ -49,7 +49,8 @@ def test_native_parameter_counts_are_the_papers_network() -> None:
     assert native.model.encoder_parameters() == 399_855
     # decoder: dense 50->100 (5,100) + dense 100->3920 (395,920) + conv 5->20 5x5 (2,520) + conv 20->1 3x3 (181)
     assert native.model.decoder_parameters() == 403_721
-    assert native.n_parameters == 803_576  # the matched quantity counts the decoder too
+    assert native.n_parameters == native.n_parameters_trained == 803_576  # training updates the decoder too
+    assert native.n_parameters_inference == 399_855  # distances use the encoder only
     assert DWE(grid_shape=(8, 8)).n_parameters == 79_976
     assert native.describe()["parameter_count_includes_decoder"] is True
 
@@ -64,12 +65,20 @@ def test_width_apportionment_is_house_monotone() -> None:
 
 
 def test_matched_parameter_count_is_monotone_and_reaches_targets() -> None:
-    counts = [DWEMatched(grid_shape=(28, 28), width=w).n_parameters for w in range(1, 200)]
-    assert all(b >= a for a, b in zip(counts, counts[1:], strict=False))
+    for attribute in ("n_parameters", "n_parameters_inference"):
+        counts = [getattr(DWEMatched(grid_shape=(28, 28), width=w), attribute) for w in range(1, 200)]
+        assert all(b >= a for a, b in zip(counts, counts[1:], strict=False))
     for grid, target in (((28, 28), 55_430), ((28, 28), 100_000), ((8, 8), 20_000), ((8, 8), 55_430)):
         model = build_at_parameter_target(DWEMatched, {"grid_shape": list(grid)}, target, tolerance=0.01)
-        assert abs(model.n_parameters - target) <= 0.01 * target, (grid, target, model.n_parameters)
-    assert build_at_parameter_target(DWEMatched, {"grid_shape": [28, 28]}, 55_430).n_parameters == 55_531
+        assert abs(model.n_parameters_inference - target) <= 0.01 * target, (grid, target, model.n_parameters_inference)
+    # matched on the encoder by default (width 157: 55,616 encoder + 55,515 decoder) ...
+    matched = build_at_parameter_target(DWEMatched, {"grid_shape": [28, 28]}, 55_430)
+    assert (matched.params["width"], matched.n_parameters_inference, matched.n_parameters_trained) == (157, 55_616, 111_131)
+    # ... or, as before issue 18, on everything trained (width 77: the encoder has 27,816)
+    whole = build_at_parameter_target(DWEMatched, {"grid_shape": [28, 28]}, 55_430, count="trained")
+    assert (whole.params["width"], whole.n_parameters_inference, whole.n_parameters) == (77, 27_816, 55_531)
+    with pytest.raises(ValueError, match="parameter count 'all'"):
+        build_at_parameter_target(DWEMatched, {"grid_shape": [28, 28]}, 55_430, count="all")
     with pytest.raises(ValueError, match="no width option"):
         build_at_parameter_target(DWE, {"grid_shape": [28, 28]}, 55_430)
 

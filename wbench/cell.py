@@ -8,6 +8,7 @@ client or as a task on a Dask cluster (:mod:`wbench.cluster_task`); only the cli
 
 from __future__ import annotations
 
+import hashlib
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from wbench.budget import Budget
+from wbench.checkpoint import MilestoneHooks, load_checkpoint, milestone_hooks, save_checkpoint
 from wbench.data import PairedDataset
 from wbench.errors import WbenchError
 from wbench.exact_blocks import ExactBlocks
@@ -31,7 +33,7 @@ from wbench.records import (
     provenance,
     utc_now,
 )
-from wbench.suite import DatasetSpec, Suite, SurrogateSpec
+from wbench.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate, TorchSurrogate
 from wbench.training import predict_pairs, seed_everything
 
@@ -62,25 +64,31 @@ class CellTask:
         it and its transfer targets, ground truth attached.
     :param surrogate: the method spec.
     :param seed: the cell's seed.
-    :param todo: ``(eval_params, identity)`` of each record still to compute.
+    :param todo: ``(milestone_index, eval_params, identity)`` of each record still to
+        compute (the index into ``suite.budget.milestone_list``; 0 when it has none).
     :param surrogate_cls: the loaded surrogate class.
     :param metrics: metric name -> loaded metric function.
     :param reference_cls: the suite's speed-up reference (``[evaluation] speedup_reference``,
         the denominator of the speed-ups), or None when unavailable.
     :param cache_dir: the ground-truth cache (exact blocks of the metrics).
     :param n_jobs: local processes for those blocks (bounded by the worker's threads on a worker).
+    :param checkpoint_dir: where the training run is checkpointed at each milestone (None:
+        not checkpointed, e.g. on a cluster, whose workers never write the run directory).
+    :param resume: continue from this cell's latest checkpoint before its first missing record.
     """
 
     suite: Suite
     dataset: DatasetSpec
     surrogate: SurrogateSpec
     seed: int
-    todo: tuple[tuple[Mapping[str, Any], dict[str, Any]], ...]
+    todo: tuple[tuple[int, Mapping[str, Any], dict[str, Any]], ...]
     surrogate_cls: type[Surrogate]
     metrics: Mapping[str, Callable[..., Mapping[str, float]]]
     reference_cls: type[Surrogate] | None
     cache_dir: str | None = None
     n_jobs: int = -1
+    checkpoint_dir: str | None = None
+    resume: bool = False
 
     def describe(self) -> str:
         """``dataset / method / seed N``, as messages name the cell."""
@@ -139,54 +147,154 @@ def _provenance(device: str) -> dict[str, Any]:
 
 
 def compute_cell(
-    task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks
+    task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks,
+    emit: Callable[[list[Record]], None] | None = None,
 ) -> CellResult:
-    """Fit one method once for a seed and evaluate it: one record per evaluation setting.
+    """Fit one method once for a seed and evaluate it at each budget milestone: one record
+    per (milestone, evaluation setting) still to do.
 
     A pure function of its inputs (where it runs changes only the provenance and the
-    timings). Failures of the fit or of an evaluation become ``failed`` records.
+    timings), except for the checkpoints written to ``task.checkpoint_dir``. Failures of
+    the fit or of an evaluation become ``failed`` records.
 
     :param datasets: :func:`dataset_memo` -> dataset with ground truth, for the cell's
         dataset and its transfer targets.
     :param artifact_dir: where plots and models are written (paths in the records are relative to it).
     :param blocks: the exact blocks the metrics ask for.
+    :param emit: called with the records of each milestone but the last as soon as they
+        exist (so that an interrupted long run keeps them); those records are then not in
+        the result. None: every record is in the result.
     """
     suite, s, d, seed = task.suite, task.surrogate, task.dataset, task.seed
-    budget = replace(suite.budget, seed=seed, device=suite.device)
+    budget = replace(budget_for(suite, s), seed=seed, device=suite.device)
     started = utc_now()
     records: list[Record] = []
+    done: set[int] = set()
     cls = task.surrogate_cls
     dataset = datasets[dataset_memo(d.name, d.params)]
+    n_train = len(dataset.split("train"))
+
+    def evaluate(index: int, fit_report: Any, surrogate: Surrogate) -> list[Record]:
+        out = []
+        for milestone, eval_params, ident in task.todo:
+            if milestone != index:
+                continue
+            fit = milestone_fit(fit_report, budget, index, n_train)
+            try:
+                outcome = _evaluate(task, surrogate, dataset, datasets, eval_params, fit, ident, artifact_dir, blocks,
+                                    timed=index == len(budget.milestone_list) - 1)
+                out.append(make_record(suite, s, ident, "ok", started, outcome=outcome))
+            except Exception as exc:
+                out.append(make_record(suite, s, ident, "failed", started, error=describe_error(exc)))
+        done.add(index)
+        return out
+
     try:
-        surrogate, fit_report = _build_and_fit(cls, s, dataset, budget)
+        surrogate = _build(cls, s, dataset, budget)
+
+        def evaluate_milestone(index: int, fit_report: Any) -> None:
+            saved = dict(surrogate.eval_params)  # evaluation settings never reach training's validation
+            try:
+                made = evaluate(index, fit_report, surrogate)
+            finally:
+                surrogate.eval_params = saved
+            if emit is not None:
+                emit(made)
+            else:
+                records.extend(made)
+
+        hooks = _milestone_hooks(task, budget, n_train, evaluate_milestone)
+        with milestone_hooks(hooks):
+            fit_report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
     except Exception as exc:
         error = describe_error(exc)
-        records = [make_record(suite, s, ident, "failed", started, error=error) for _, ident in task.todo]
+        records.extend(
+            make_record(suite, s, ident, "failed", started, error=error) for m, _, ident in task.todo if m not in done
+        )
         return CellResult(records, blocks=blocks.computed)
-    for eval_params, ident in task.todo:
-        try:
-            outcome = _evaluate(task, surrogate, dataset, datasets, eval_params, fit_report, ident, artifact_dir, blocks)
-            records.append(make_record(suite, s, ident, "ok", started, outcome=outcome))
-        except Exception as exc:
-            records.append(make_record(suite, s, ident, "failed", started, error=describe_error(exc)))
+    # the last milestone, and any the run did not reach (stopped by its time limit): the final weights
+    for index in sorted({m for m, _, _ in task.todo} - done):
+        records.extend(evaluate(index, fit_report, surrogate))
     return CellResult(records, blocks=blocks.computed)
 
 
-def _build_and_fit(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> tuple[Surrogate, Any]:
-    """Build the method (at the budget's parameter target when it learns) and fit it under the budget."""
+def milestone_fit(fit_report: Any, budget: Budget, index: int, n_train: int) -> dict[str, Any]:
+    """The fit report of one milestone as stored in its record (``fit``), with the
+    milestone (``fit["milestone"]``: index, value, unit, all milestones) and the training
+    cost of the milestone's budget (``fit["cost"]``: steps x batch size = pairs seen)."""
+    fit = dict(fit_report.as_dict())
+    if fit.get("stopped_by") == "nothing to fit":
+        return fit
+    milestones = budget.milestone_list
+    fit["milestone"] = {
+        "index": index, "value": milestones[index], "unit": budget.unit, "of": list(milestones),
+        "throughput_timed": "at the last milestone only",
+    }
+    fit["cost"] = budget.at_milestone(milestones[index]).cost(n_train)
+    return fit
+
+
+def checkpoint_identity(ident: Mapping[str, Any]) -> str:
+    """What a training run is, whatever its length: the cell identity without the
+    evaluation setting and the budget's length (steps, epochs, milestones, time limit)."""
+    budget = {k: v for k, v in ident["budget"].items() if k not in ("steps", "epochs", "milestones", "time_limit_s")}
+    keep = {k: v for k, v in ident.items() if k not in ("eval_params", "budget", "dataset_label")}
+    return canonical_json({**keep, "budget": budget})
+
+
+def checkpoint_stem(task: CellTask, ident: Mapping[str, Any]) -> str:
+    """File-name prefix of this cell's checkpoints: method, dataset, seed and a hash of
+    :func:`checkpoint_identity`; each file adds ``-step<N>.pt``."""
+    digest = hashlib.sha256(checkpoint_identity(ident).encode()).hexdigest()[:12]
+    stem = f"{ident['dataset_label']}-{task.surrogate.label or task.surrogate.name}-seed{task.seed}-{digest}"
+    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem)
+
+
+def _milestone_hooks(
+    task: CellTask, budget: Budget, n_train: int, evaluate: Callable[[int, Any], None]
+) -> MilestoneHooks:
+    """The training hooks of a cell: evaluate at each milestone, checkpoint, and on resume
+    the latest checkpoint before the first milestone still to evaluate."""
+    if not task.todo or task.checkpoint_dir is None:
+        return MilestoneHooks(evaluate=evaluate)
+    ident = task.todo[0][2]
+    identity = checkpoint_identity(ident)
+    folder = Path(task.checkpoint_dir)
+    stem = checkpoint_stem(task, ident)
+    steps = budget.milestone_steps(n_train)
+
+    def checkpoint(index: int, state: dict[str, Any]) -> None:
+        save_checkpoint(folder / f"{stem}-step{steps[index]:09d}.pt", state, identity=identity)
+
+    resume = None
+    if task.resume:
+        first_missing = steps[min(m for m, _, _ in task.todo)]
+        candidates = sorted(
+            (int(p.stem.rsplit("-step", 1)[1]), p) for p in folder.glob(f"{stem}-step*.pt")
+            if p.stem.rsplit("-step", 1)[1].isdigit()
+        )
+        usable = [p for step, p in candidates if step < first_missing]
+        if usable:
+            resume = load_checkpoint(usable[-1], identity=identity)
+    return MilestoneHooks(evaluate=evaluate, checkpoint=checkpoint, resume=resume)
+
+
+def _build(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> Surrogate:
+    """Build the method (at the budget's parameter target when it learns), seeded, on the budget's device."""
     from wbench.sizing import build_at_parameter_target
 
     check_compatible(cls, s.name, dataset)
     params = cls.params_for(s.params, dataset.measures)
     seed_everything(budget.seed)
     if cls.trainable and budget.param_target is not None and s.match_budget:
-        surrogate = build_at_parameter_target(cls, params, budget.param_target, tolerance=budget.param_tolerance)
+        surrogate = build_at_parameter_target(
+            cls, params, budget.param_target, tolerance=budget.param_tolerance, count=budget.param_count
+        )
     else:
         surrogate = cls(**params)
     if isinstance(surrogate, TorchSurrogate):
         surrogate.to(budget.device)
-    fit_report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
-    return surrogate, fit_report
+    return surrogate
 
 
 def _evaluation_dataset(suite: Suite, cls: type[Surrogate], dataset: PairedDataset) -> PairedDataset:
@@ -208,10 +316,12 @@ def _evaluate(
     dataset: PairedDataset,
     datasets: Mapping[str, PairedDataset],
     eval_params: Mapping[str, Any],
-    fit_report: Any,
+    fit: Mapping[str, Any],
     ident: Mapping[str, Any],
     artifact_dir: Path,
     blocks: ExactBlocks,
+    *,
+    timed: bool = True,
 ) -> Outcome:
     """The outcome of one evaluation setting of a fitted model: metrics, throughput, transfer, artifacts."""
     from wbench.evaluation import EvaluationContext, run_metrics
@@ -234,11 +344,13 @@ def _evaluate(
         method=name,
     )
     metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
-    fit = fit_report.as_dict()
-    throughput = _throughput(task, surrogate, dataset) if suite.evaluation.throughput else {}
+    throughput = _throughput(task, surrogate, dataset) if suite.evaluation.throughput and timed else {}
     timed_reference = any(k.startswith("exact.") for k in throughput)
     return Outcome(
         n_parameters=surrogate.n_parameters,
+        n_parameters_inference=surrogate.n_parameters_inference,
+        n_parameters_trained=surrogate.n_parameters_trained,
+        metric_by_construction=bool(getattr(cls, "metric_by_construction", False)),
         trainable=cls.trainable,
         fit=fit,
         describe=surrogate.describe(),
@@ -339,6 +451,9 @@ def _artifacts(
 
     ev = suite.evaluation
     stem = f"{ident['dataset_label']}-{method_label(SurrogateSpec(name=ident['method'], params=ident['method_params']), ident['eval_params'])}-seed{ident['seed']}"
+    milestone = fit.get("milestone")
+    if milestone and len(milestone["of"]) > 1:  # one run, several milestones: one set of files each
+        stem += f"-{milestone['value']}{milestone['unit']}"
     stem = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem)
     paths: list[Path] = []
     if ev.plots:

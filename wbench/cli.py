@@ -77,7 +77,14 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     p_lb.add_argument("--format", choices=["md", "csv", "html"], default="md")
     p_lb.add_argument("--out", type=Path, help="write to this file instead of standard output")
     p_lb.add_argument("--primary", default=PRIMARY_DEFAULT, help=f"ranking metric (default {PRIMARY_DEFAULT})")
-    p_lb.add_argument("--plots", type=Path, metavar="DIR", help="also write speed-against-accuracy charts (PNG) into DIR")
+    p_lb.add_argument(
+        "--plots", type=Path, metavar="DIR",
+        help="also write speed-against-accuracy charts and, for runs with milestones, learning curves (PNG) into DIR",
+    )
+    p_lb.add_argument(
+        "--milestone", type=int, metavar="N",
+        help="show the table at this training milestone of a run with milestones (default: the last)",
+    )
     p_lb.add_argument("--columns", metavar="KEY,KEY", help="show only these columns (record keys), without the claims and transfer tables")
     p_lb.add_argument(
         "--keep-newest", action="store_true",
@@ -190,13 +197,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
     text = leaderboard_text(
         args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
-        plugins=args.plugins, keep_newest=args.keep_newest,
+        plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone,
     )
     if args.plots:
-        from wbench.leaderboard import write_speed_accuracy_plots
+        from wbench.leaderboard import load_records, records_frame, write_speed_accuracy_plots
+        from wbench.learning_curves import write_learning_curve_plots
 
-        plots = write_speed_accuracy_plots(args.run_dirs, args.plots, primary=args.primary, keep_newest=args.keep_newest)
-        for path in plots:
+        paths = write_speed_accuracy_plots(
+            args.run_dirs, args.plots, primary=args.primary, milestone=args.milestone, keep_newest=args.keep_newest
+        )
+        frame = records_frame(load_records(args.run_dirs, keep_newest=args.keep_newest))
+        paths += write_learning_curve_plots(frame, args.plots, primary=args.primary)
+        for path in paths:
             print(f"wrote {path}", file=sys.stderr)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

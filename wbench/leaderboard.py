@@ -36,6 +36,7 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("n_parameters", "params", None, spread=False),
+    Column("n_parameters_trained", "trained params", None, spread=False),
     Column("test.w2.mse", "MSE W2"),
     Column("test.w2.rel_mae", "rel. MAE W2"),
     Column("test.w2sq.mse", "MSE W2²"),
@@ -45,12 +46,17 @@ COLUMNS: tuple[Column, ...] = (
     Column("fit.wall_time_s", "fit s"),
     Column("retrieval.recall@", "recall@k", False),
     Column("axioms.triangle_violation_rate", "triangle viol."),
+    Column("axioms.symmetry_error", "symmetry err."),
     Column("throughput.independent_pairs_per_s", "indep. pairs/s", False),
     Column("throughput.pairwise_pairs_per_s", "pairwise pairs/s", False),
     Column("speedup.independent", "speed-up indep.", False),
     Column("speedup.pairwise", "speed-up pairwise", False),
 )
 """The columns shown by default, in order (absent ones are skipped)."""
+
+BY_CONSTRUCTION = "metric by construction"
+"""What the axiom columns show for a method whose records say its distances are Euclidean
+distances between embeddings (``metric_by_construction``)."""
 
 
 class DuplicateCellError(WbenchError):
@@ -112,13 +118,17 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         out = r.outcome or Outcome()
         row: dict[str, Any] = {
             "dataset": r.dataset_label or r.dataset,
+            "dataset_name": r.dataset,
             "method": r.label or r.method,
             "method_name": r.method,
             "seed": r.seed,
             "status": r.status,
             "error": r.error.splitlines()[0] if r.error else "",
-            "n_parameters": out.n_parameters,
+            "n_parameters": out.n_parameters if out.n_parameters_inference is None else out.n_parameters_inference,
             "trainable": out.trainable,
+            "milestone": _milestone(r.budget),
+            "milestone_unit": "steps" if (r.budget or {}).get("steps") is not None else "epochs",
+            "batch_size": (r.budget or {}).get("batch_size"),
             "device": (r.provenance or {}).get("device_name"),
             "unit": out.unit or "",
         }
@@ -129,6 +139,12 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         fit = out.fit or {}
         row["fit.steps"] = fit.get("steps")
         row["fit.wall_time_s"] = fit.get("wall_time_s")
+        if out.metric_by_construction is not None:
+            row["metric_by_construction"] = out.metric_by_construction
+        if out.n_parameters_trained is not None:  # records before issue 18 lack both: no empty columns
+            row["n_parameters_trained"] = out.n_parameters_trained
+        if "cost" in fit:
+            row["fit.pairs_seen"] = fit["cost"].get("pairs_seen")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -149,6 +165,12 @@ def record_coverage(record: Record) -> float:
     if not pairs:
         return 0.0
     return 1.0 - float(failed) / float(pairs)
+
+
+def _milestone(budget: Mapping[str, Any]) -> int | None:
+    """A record's milestone: the length of its budget in the budget's unit (steps, else epochs)."""
+    value = budget.get("steps") if budget.get("steps") is not None else budget.get("epochs")
+    return int(value) if value is not None else None
 
 
 def _format_number(value: float) -> str:
@@ -200,6 +222,9 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
         averaged = pd.to_numeric(ok[primary], errors="coerce") if primary in ok else pd.Series(dtype=float)
         n_seeds = int(np.isfinite(averaged.to_numpy(dtype=float)).sum())
         row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": n_seeds, "unit": "/".join(units)}
+        if "metric_by_construction" in group.columns:
+            flags = ok["metric_by_construction"].dropna()
+            row["metric_by_construction"] = bool(len(flags)) and bool(flags.astype(bool).all())
         for column in present:
             values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
             row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
@@ -289,11 +314,14 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
         row = {"dataset": r["dataset"], "rank": rank, "method": r["method"], "seeds": int(r["seeds"])}
         if "coverage" in summary.columns:
             row["coverage"] = _format_number(r["coverage"])
+        by_construction = bool(r.get("metric_by_construction", False) is True)
         for c in shown:
             mean, std = r[f"{c.key}.mean"], r[f"{c.key}.std"]
             text = _format_number(mean)
             if c.spread and text and not math.isnan(std):
                 text += f" ± {_format_number(std)}"
+            if by_construction and c.key.startswith("axioms."):
+                text = BY_CONSTRUCTION  # Euclidean embeddings: the audit can only show round-off
             row[c.header] = text
         if "vs_best" in summary.columns:
             row["vs best learned"] = r["vs_best"]
@@ -368,8 +396,13 @@ def leaderboard_text(
     extras: bool = True,
     plugins: Plugins | None = None,
     keep_newest: bool = False,
+    milestone: int | None = None,
 ) -> str:
     """Load records, summarise and render: the whole ``wbench leaderboard`` command.
+
+    Records of a run with budget milestones are shown at ``milestone`` (default: the
+    last; :func:`wbench.learning_curves.select_milestone`), with the learning-curve
+    summary section in Markdown.
 
     Markdown also carries (``extras``) the sections plugins contribute, e.g. the papers'
     claims, and the transfer matrix when the records allow.
@@ -380,32 +413,66 @@ def leaderboard_text(
 
     HTML is a complete standalone page (:mod:`wbench.site.standalone`) with the same sections.
     """
-    df = records_frame(load_records(run_dirs, keep_newest=keep_newest))
-    if df.empty:
+    from wbench.learning_curves import budget_section, select_milestone
+
+    full = records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    if full.empty:
         return "no records\n"
+    df, chosen = select_milestone(full, milestone)
     if fmt == "html":  # a complete standalone page, with the same sections as the Markdown
         from wbench.site.standalone import leaderboard_page
 
         return leaderboard_page(df, primary=primary, columns=columns, extras=extras)
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
+    if fmt == "md":  # the milestone and parameter notes follow the "Ranked by" line
+        first, _, rest = text.partition("\n")
+        header = _header(full, chosen)
+        text = first + "\n" + ("\n" + header if header else "") + rest
     if fmt == "md" and extras:
         if plugins is None:
             plugins = make_plugin_manager()
         text += sections_markdown(df, plugins, primary=primary)
+        units = sorted(set(full["milestone_unit"].dropna()))
+        unit = units[0] if len(units) == 1 else "steps or epochs"
+        text += "".join(render_section(section, "md") for section in budget_section(full, primary, unit=unit))
     return text
 
 
+def _header(df: pd.DataFrame, milestone: int | None) -> str:
+    """The lines above a Markdown table: its milestone, and which parameters ``params`` counts
+    (only for records that say: published leaderboards of older records stay unchanged)."""
+    from wbench.learning_curves import milestone_values
+
+    lines = []
+    if milestone is not None:
+        shown = ", ".join(f"{m:,}" for m in milestone_values(df))
+        lines.append(
+            f"At training milestone {milestone:,} (budget length in its unit, steps unless the suite counts epochs; "
+            f"milestones of this run: {shown}). Methods with nothing to fit are evaluated once.\n"
+        )
+    if "n_parameters_trained" in df.columns:
+        lines.append(
+            "`params`: parameters used to compute distances (matched budgets match this count); "
+            "`trained params`: all parameters training updates (e.g. DWE's decoder too).\n"
+        )
+    return "".join(line + "\n" for line in lines)
+
+
 def write_speed_accuracy_plots(
-    run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC, keep_newest: bool = False
+    run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC, milestone: int | None = None,
+    keep_newest: bool = False,
 ) -> list[Path]:
     """One speed against accuracy chart per dataset: independent and pairwise pairs/s against relative MAE.
 
+    A run with milestones is drawn at ``milestone`` (default: the last).
     :param keep_newest: see :func:`load_records`.
+
     :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.
     """
+    from wbench.learning_curves import select_milestone
     from wbench.plots import plot_speed_accuracy
 
-    df = records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    df, _ = select_milestone(records_frame(load_records(run_dirs, keep_newest=keep_newest)), milestone)
     summary = summarise(df, primary=primary)
     independent, pairwise = "throughput.independent_pairs_per_s.mean", "throughput.pairwise_pairs_per_s.mean"
     error = "test.w2.rel_mae.mean"

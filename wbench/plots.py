@@ -109,3 +109,37 @@ def plot_speed_accuracy(
     """Write :func:`speed_accuracy_figure` to ``path`` (PNG, 120 dpi)."""
     fig = speed_accuracy_figure(labels, independent, pairwise, rel_error, title=title)
     return _save(_pyplot(), fig, path, rect=_LEGEND_MARGIN)
+
+
+def plot_learning_curves(
+    curves: dict[str, dict[str, list[float]]], references: dict[str, float], path: Path, *, metric: str, title: str = ""
+) -> Path:
+    """``metric`` against training steps (left) and training seconds (right), log-log.
+
+    :param curves: method -> ``{"steps", "seconds", "mean", "min", "max"}`` per milestone
+        (the mean over seeds and its min-max band).
+    :param references: untrained method -> its value, drawn as a horizontal line.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (method, c) in enumerate(sorted(curves.items())):
+        colour = colours[k % len(colours)]
+        for ax, x in zip(axes, ("steps", "seconds"), strict=True):
+            ax.plot(c[x], c["mean"], marker="o", color=colour, label=method)
+            ax.fill_between(c[x], c["min"], c["max"], color=colour, alpha=0.2, linewidth=0)
+    for k, (method, value) in enumerate(sorted(references.items())):
+        for ax in axes:
+            ax.axhline(value, color="0.3", linestyle=("--", ":", "-.")[k % 3], linewidth=1,
+                       label=f"{method} (untrained)")
+    axes[0].set_xlabel("training steps")
+    axes[1].set_xlabel("training wall time (s)")
+    axes[0].set_ylabel(metric)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[1].legend(fontsize=7, loc="best")
+    if title:
+        fig.suptitle(title)
+    return _save(plt, fig, path)

@@ -154,6 +154,11 @@ class Outcome:
     """What an evaluated cell produced (present on ``ok`` records, absent on failed ones).
 
     :param n_parameters: trainable parameters of the fitted model (count).
+    :param n_parameters_inference: parameters used to compute distances (count; None in
+        records written before wbench stored it).
+    :param n_parameters_trained: parameters training updates (count; None likewise).
+    :param metric_by_construction: whether the method's distances are Euclidean distances
+        between embeddings (the axiom audit then measures nothing; None: not recorded).
     :param trainable: whether the method learns (False: a solver or embedding).
     :param fit: the fit report (:meth:`wbench.surrogate.FitReport.as_dict`).
     :param describe: the model's own description.
@@ -172,6 +177,9 @@ class Outcome:
     """
 
     n_parameters: int | None = None
+    n_parameters_inference: int | None = None
+    n_parameters_trained: int | None = None
+    metric_by_construction: bool | None = None
     trainable: bool | None = None
     fit: Mapping[str, Any] = field(default_factory=dict)
     describe: Mapping[str, Any] = field(default_factory=dict)
@@ -188,6 +196,10 @@ class Outcome:
 _OPTIONAL_OUTCOME_FIELDS = ("speedup_reference", "coverage")
 """Outcome fields written only when set, so that older records read and write back unchanged."""
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
+_OPTIONAL_OUTCOME_FIELDS = (
+    "speedup_reference", "n_parameters_inference", "n_parameters_trained", "metric_by_construction",
+)
+"""Outcome keys written only when set, so records read from older files write back unchanged."""
 
 
 @dataclass(frozen=True)

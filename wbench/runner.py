@@ -32,6 +32,7 @@ from wbench.cell import (
     describe_error,
     make_record,
 )
+from wbench.checkpoint import CHECKPOINT_DIR
 from wbench.cluster_task import CELL_RESOURCE, dump_task, run_cell_task
 from wbench.data import PairedDataset
 from wbench.errors import CacheError, PluginError, WbenchError
@@ -42,7 +43,7 @@ from wbench.progress import progress
 from wbench.records import TORN_SUFFIX, Record, RecordStore, canonical_json, cell_key, utc_now
 from wbench.run_options import RunOptions, apply_dataset_params, resolve_suite, select_specs
 from wbench.runlock import check_writable, run_dir_lock
-from wbench.suite import DatasetSpec, Suite, SurrogateSpec
+from wbench.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate
 
 __all__ = ["ResultsExistError", "RunOptions", "Runner", "resolve_suite", "run_suite", "select_specs"]
@@ -167,32 +168,49 @@ class Runner:
         if isinstance(task, list):
             return task
         blocks = ExactBlocks(self.options.cache_dir, self.options.n_jobs, remote=False)
-        return self._store_result(compute_cell(task, self.cell_datasets(d), self.options.out_dir, blocks))
+        early: list[Record] = []
+
+        def emit(records: list[Record]) -> None:  # a milestone's records, stored as it finishes
+            early.extend(self._store(record) for record in records)
+
+        result = compute_cell(task, self.cell_datasets(d), self.options.out_dir, blocks, emit=emit)
+        return early + self._store_result(result)
 
     def _prepare(self, d: DatasetSpec, s: SurrogateSpec, seed: int) -> CellTask | list[Record]:
         """The cell's task, or the records written instead (nothing to do, unavailable, no data)."""
-        budget = replace(self.suite.budget, seed=seed, device=self.suite.device)
-        identities = [self._identity(d, s, seed, e, budget) for e in s.eval]
+        budget = replace(budget_for(self.suite, s), seed=seed, device=self.suite.device)
         done = self.store.finished_keys() if self.options.resume else set()
-        todo = tuple((e, ident) for e, ident in zip(s.eval, identities, strict=True) if cell_key(**ident) not in done)
+        todo = tuple(
+            (index, e, ident)
+            for index, milestone in enumerate(budget.milestone_list)
+            for e in s.eval
+            for ident in [self._identity(d, s, seed, e, budget.at_milestone(milestone))]
+            if cell_key(**ident) not in done
+        )
         if not todo:
             return []
         started = utc_now()
         try:
             cls = self.plugins.registry.get("surrogate", s.name).load()
         except PluginError as exc:
-            return [self._store(make_record(self.suite, s, ident, "unavailable", started, error=str(exc))) for _, ident in todo]
+            return [self._store(make_record(self.suite, s, ident, "unavailable", started, error=str(exc))) for _, _, ident in todo]
         if not cls.trainable and seed != self.suite.seeds[0]:
             return []  # solvers have no seed-dependent training: evaluated once, at the first seed
+        if not cls.trainable:  # nothing to fit: one evaluation, keyed by the last milestone
+            last = len(budget.milestone_list) - 1
+            todo = tuple(item for item in todo if item[0] == last)
+            if not todo:
+                return []
         try:
             self.cell_datasets(d)
         except Exception as exc:
             error = describe_error(exc)
-            return [self._store(make_record(self.suite, s, ident, "failed", started, error=error)) for _, ident in todo]
+            return [self._store(make_record(self.suite, s, ident, "failed", started, error=error)) for _, _, ident in todo]
         return CellTask(
             suite=self.suite, dataset=d, surrogate=s, seed=seed, todo=todo, surrogate_cls=cls,
             metrics=self._metric_functions(), reference_cls=self._reference_class(),
             cache_dir=None if self.options.cache_dir is None else str(self.options.cache_dir), n_jobs=self.options.n_jobs,
+            checkpoint_dir=str(self.options.out_dir / CHECKPOINT_DIR), resume=self.options.resume,
         )
 
     def _run_on_cluster(self, executor: Executor) -> list[Record]:
@@ -203,8 +221,8 @@ class Runner:
             task = self._prepare(d, s, seed)
             if isinstance(task, list):
                 written.extend(task)
-            else:
-                tasks.append(task)
+            else:  # workers never write the run directory: no checkpoints on a cluster
+                tasks.append(replace(task, checkpoint_dir=None))
         if not tasks:
             return written
         shared: dict[str, Any] = {}
@@ -228,7 +246,7 @@ class Runner:
                     started = utc_now()
                     written.extend(
                         self._store(make_record(self.suite, task.surrogate, ident, "failed", started, error=error))
-                        for _, ident in task.todo
+                        for _, _, ident in task.todo
                     )
                 else:
                     written.extend(self._store_result(result))

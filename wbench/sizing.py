@@ -9,6 +9,9 @@ from typing import Any
 
 from wbench.surrogate import Surrogate
 
+PARAM_COUNTS = {"inference": "n_parameters_inference", "trained": "n_parameters"}
+"""``[budget] param_count`` -> the surrogate property a matched budget matches."""
+
 
 def build_at_parameter_target(
     factory: Callable[..., Surrogate],
@@ -18,8 +21,13 @@ def build_at_parameter_target(
     tolerance: float = 0.01,
     width_param: str | None = None,
     max_width: int = 1 << 16,
+    count: str = "inference",
 ) -> Surrogate:
-    """Build ``factory(**params, width_param=w)`` with ``n_parameters`` within ``tolerance`` of ``target``.
+    """Build ``factory(**params, width_param=w)`` with a parameter count within ``tolerance`` of ``target``.
+
+    :param count: which count is matched: ``"inference"`` (``n_parameters_inference``, the
+        parameters that compute distances; the default) or ``"trained"`` (``n_parameters``,
+        everything training updates, e.g. DWE's decoder too).
 
     The parameter count is assumed non-decreasing in the integer width; the width is
     found by bisection and the closest count wins. Building is cheap (no training).
@@ -31,23 +39,27 @@ def build_at_parameter_target(
     if width_param is None:
         raise ValueError(f"{getattr(factory, '__name__', factory)} has no width option; cannot match {target} parameters")
 
-    def count(width: int) -> int:
-        return factory(**{**params, width_param: width}).n_parameters
+    if count not in PARAM_COUNTS:
+        raise ValueError(f"parameter count {count!r} is not one of {', '.join(PARAM_COUNTS)}")
+    attribute = PARAM_COUNTS[count]
+
+    def count_at(width: int) -> int:
+        return getattr(factory(**{**params, width_param: width}), attribute)
 
     lo, hi = 1, 2
-    while count(hi) < target and hi < max_width:
+    while count_at(hi) < target and hi < max_width:
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if count(mid) < target:
+        if count_at(mid) < target:
             lo = mid
         else:
             hi = mid
-    best = min((lo, hi), key=lambda w: abs(count(w) - target))
-    achieved = count(best)
+    best = min((lo, hi), key=lambda w: abs(count_at(w) - target))
+    achieved = count_at(best)
     if abs(achieved - target) > tolerance * target:
         raise ValueError(
-            f"{getattr(factory, '__name__', factory)}: no {width_param} gives {target} parameters within "
+            f"{getattr(factory, '__name__', factory)}: no {width_param} gives {target} {count} parameters within "
             f"{tolerance:.1%}; closest is {achieved} at {width_param}={best}"
         )
     return factory(**{**params, width_param: best})

@@ -8,7 +8,7 @@ Example::
     primary_metric = "test.w2.rel_mae"
 
     [budget]            # every learned method gets exactly this
-    epochs = 5
+    epochs = 5          # or milestones of one run: steps = [400, 2000] (epochs = [1, 5])
     param_target = 20000
 
     [evaluation]
@@ -73,6 +73,9 @@ class SurrogateSpec:
     seeds: tuple[int, ...] | None = None
     datasets: tuple[str, ...] | None = None
     """Labels (or names) of the suite's datasets this method runs on; None: all of them."""
+    budget: Mapping[str, Any] = field(default_factory=dict)
+    """This method's own training length: ``steps`` or ``epochs`` (a number or milestones),
+    replacing the suite's; every other budget setting stays the suite's. Empty: the suite's."""
 
     def runs_on(self, dataset: DatasetSpec) -> bool:
         """Whether this method has cells on ``dataset``."""
@@ -171,7 +174,9 @@ def _transfer_spec(item: Any, where: str) -> TransferSpec:
 
 
 def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
-    _check_keys(table, {"name", "params", "eval", "match_budget", "label", "seeds", "datasets"}, where)
+    _check_keys(table, {"name", "params", "eval", "match_budget", "label", "seeds", "datasets", "budget"}, where)
+    own_budget = dict(_expect(table.get("budget", {}), dict, f"{where}.budget"))
+    _check_keys(own_budget, {"steps", "epochs"}, f"{where}.budget")
     if "name" not in table:
         raise SuiteError(f"{where}: missing key 'name'")
     evals = table.get("eval", [{}])
@@ -190,6 +195,7 @@ def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
         label=_expect(table.get("label", ""), str, f"{where}.label"),
         seeds=_optional_seeds(table, where),
         datasets=_optional_names(table, "datasets", where),
+        budget=own_budget,
     )
 
 
@@ -214,12 +220,51 @@ def _optional_seeds(table: Mapping[str, Any], where: str) -> tuple[int, ...] | N
 
 
 def _budget(table: Mapping[str, Any], source: str) -> Budget:
-    allowed = {f.name for f in fields(Budget)} - {"seed", "device"}
+    """The suite's budget; ``steps = [400, 2000]`` (or ``epochs = [...]``) states milestones:
+    one run per (method, seed), evaluated at each (the last is the budget's length)."""
+    allowed = {f.name for f in fields(Budget)} - {"seed", "device", "milestones"}
     _check_keys(table, allowed, f"{source}: [budget]")
     try:
-        return Budget(**table)
+        return Budget(**_with_milestones(dict(table), source))
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"{source}: [budget]: {exc}") from exc
+
+
+def budget_for(suite: Suite, spec: SurrogateSpec) -> Budget:
+    """The budget of ``spec``'s cells: the suite's, with the method's own ``steps`` or
+    ``epochs`` (and milestones) when it states them (``[[surrogates]] budget = {...}``)."""
+    if not spec.budget:
+        return suite.budget
+    values = suite.budget.as_dict()
+    values.pop("milestones", None)
+    values.pop("steps", None)
+    if "epochs" in spec.budget:
+        values["steps"] = None
+    values.update(spec.budget)
+    where = f"{suite.source}: surrogate {spec.label or spec.name}: budget"
+    try:
+        return Budget(**_with_milestones(values, where))
+    except (TypeError, ValueError) as exc:
+        raise SuiteError(f"{where}: {exc}") from exc
+
+
+def _with_milestones(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Budget keywords with a list under ``steps`` or ``epochs`` read as milestones."""
+    listed = [name for name in ("steps", "epochs") if isinstance(values.get(name), list)]
+    if len(listed) > 1:
+        raise SuiteError(f"{source}: [budget]: milestones go in steps or in epochs, not both")
+    if listed == ["epochs"] and values.get("steps") is not None:
+        raise SuiteError(f"{source}: [budget]: epochs milestones count epochs; leave steps out")
+    if listed:
+        name = listed[0]
+        milestones = values[name]
+        if not milestones:
+            raise SuiteError(f"{source}: [budget].{name} is an empty list of milestones")
+        values[name] = milestones[-1]
+        values["milestones"] = tuple(milestones)
+        if name == "epochs":
+            values.setdefault("steps", None)
+    return values
 
 
 def _evaluation(table: Mapping[str, Any], source: str) -> EvaluationSpec:
@@ -278,6 +323,8 @@ def parse_suite(text: str, *, source: str = "<suite>") -> Suite:
         source=source,
     )
     known = {d.label or d.name for d in suite.datasets}
+    for spec in suite.surrogates:
+        budget_for(suite, spec)  # a bad per-method budget stops the parse, naming the method
     for i, spec in enumerate(suite.surrogates):
         unknown = sorted(set(spec.datasets or ()) - known)
         if unknown:

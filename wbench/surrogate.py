@@ -55,6 +55,10 @@ class Surrogate(ABC):
     :cvar width_param: name of the constructor keyword that scales the parameter count
         (searched for matched budgets), or None.
     :cvar default_eval_params: evaluation-time parameters and their defaults.
+    :cvar metric_by_construction: True when every distance is a Euclidean distance between
+        embeddings (symmetric, zero on the diagonal, triangle inequality by construction):
+        the leaderboard then shows "metric by construction" instead of the axiom audit,
+        which measures nothing there. :class:`EmbeddingSurrogate` sets it.
     :cvar evaluate_on_all_pairs: a method that is not trainable is evaluated on the suite's
         seeded subset of test pairs (``solver_eval_pairs``) unless this is True (a solver
         fast enough for every test pair, e.g. an embedding); trainable methods always see
@@ -66,6 +70,7 @@ class Surrogate(ABC):
     width_param: ClassVar[str | None] = None
     default_eval_params: ClassVar[Mapping[str, Any]] = {}
     evaluate_on_all_pairs: ClassVar[bool] = False
+    metric_by_construction: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -117,6 +122,20 @@ class Surrogate(ABC):
         """Number of trainable parameters (0 for solvers)."""
         return 0
 
+    @property
+    def n_parameters_trained(self) -> int:
+        """Parameters that training updates (count): :attr:`n_parameters`."""
+        return self.n_parameters
+
+    @property
+    def n_parameters_inference(self) -> int:
+        """Parameters used to compute distances (count); default :attr:`n_parameters`.
+
+        A model with parts only training uses (DWE's decoder) counts less here; matched
+        budgets match this count by default (``[budget] param_count``).
+        """
+        return self.n_parameters
+
     def describe(self) -> dict[str, Any]:
         """JSON-ready method-specific facts for the record (learned weights, solver settings)."""
         return {}
@@ -163,10 +182,30 @@ class TorchSurrogate(Surrogate):
     """
 
     model: torch.nn.Module
+    inference_modules: ClassVar[tuple[str, ...] | None] = None
+    """Names of the sub-modules of ``model`` that compute distances (None: all of it)."""
 
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    @property
+    def n_parameters_inference(self) -> int:
+        """Trainable parameters of the :attr:`inference_modules` (all of ``model`` when None)."""
+        if self.inference_modules is None:
+            return self.n_parameters
+        modules = dict(self.model.named_modules())
+        missing = [name for name in self.inference_modules if name not in modules]
+        if missing:
+            raise ValueError(f"{type(self).__name__}.inference_modules names no sub-module {missing} of its model")
+        seen: set[int] = set()
+        total = 0
+        for name in self.inference_modules:
+            for p in modules[name].parameters():
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    total += p.numel()
+        return total
 
     @property
     def device(self) -> torch.device:
@@ -322,6 +361,7 @@ class EmbeddingSurrogate(TorchSurrogate):
     """
 
     pairwise_chunk: ClassVar[int] = 4096
+    metric_by_construction: ClassVar[bool] = True
 
     @abstractmethod
     def embed(self, x: MeasureBatch) -> torch.Tensor:

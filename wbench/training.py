@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from wbench.budget import Budget
+from wbench.checkpoint import MilestoneHooks, active_hooks, global_rng_state, set_global_rng_state
 from wbench.data import LabelledPairs
 from wbench.progress import progress
 from wbench.validate import allows_missing, check_predictions
@@ -114,65 +115,197 @@ def validation_mse(surrogate: Surrogate, val: LabelledPairs) -> float:
 def train_on_pairs(surrogate: TorchSurrogate, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
     """Train ``surrogate.model`` with Adam on ``surrogate.training_loss`` within ``budget``.
 
-    The batch order is seeded by ``budget.seed``; after every epoch the validation MSE on
-    W2 is measured and the weights of the best epoch are restored at the end.
+    The batch order is seeded by ``budget.seed``. Validation points: every epoch end and
+    the run's final step. The weights of the best validation (the earliest on ties) are
+    restored at the end.
 
-    :returns: a :class:`FitReport` with per-epoch training loss and validation MSE.
+    Milestones (``budget.milestones``, as steps :meth:`Budget.milestone_steps`): at a
+    milestone ``m`` the selection set is {epoch-end validations at steps <= m} and the
+    validation at ``m``, exactly what a run whose budget stops at ``m`` selects; the running
+    best that later milestones see holds epoch-end validations only (``m`` counts as one
+    when it ends an epoch). With :func:`wbench.checkpoint.milestone_hooks` set, each
+    milestone but the last is evaluated there (``hooks.evaluate``) and every milestone is
+    checkpointed (``hooks.checkpoint``); ``hooks.resume`` continues a checkpointed run bit
+    for bit (same machine and threads).
+
+    :returns: a :class:`FitReport` with per-epoch training loss and validation MSE (the
+        last entries those of the final, possibly partial, epoch).
     """
     if train.pairs.w2sq is None or val.pairs.w2sq is None:
         raise ValueError("training needs pairs with exact W2^2 (run the oracle first)")
     if len(train) == 0:
         raise ValueError("no training pairs")
-    device = torch.device(budget.device)
-    surrogate.to(device)
-    model = surrogate.model
-    train_on_device = LabelledPairs(train.measures.to(device), train.pairs)
-    val_on_device = LabelledPairs(val.measures.to(device), val.pairs)
-    targets = torch.as_tensor(train.pairs.w2sq, dtype=torch.float32, device=device)
-    optimiser = torch.optim.Adam(model.parameters(), lr=budget.lr)
-    generator = torch.Generator().manual_seed(budget.seed)
-    total_steps = budget.total_steps(len(train))
-    report = FitReport()
-    best_mse, best_state = math.inf, None
-    started = time.perf_counter()
-    bar = progress(total=total_steps, desc=f"train {type(surrogate).__name__}", unit="step")
-    try:
-        while report.steps < total_steps:
-            order = torch.randperm(len(train), generator=generator).numpy()
-            model.train()
-            losses: list[float] = []
-            for start in range(0, len(order), budget.batch_size):
-                if report.steps >= total_steps:
-                    break
-                idx = order[start : start + budget.batch_size]
-                a, b, _ = train_on_device.batch(idx)
-                loss = surrogate.training_loss(a, b, targets[torch.from_numpy(idx).to(device)])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {float(loss)} at step {report.steps}")
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                losses.append(float(loss.detach()))
-                report.steps += 1
+    return _TrainingRun(surrogate, train, val, budget, active_hooks()).run()
+
+
+class _TrainingRun:
+    """The state of one training loop: what a checkpoint saves and a resume restores."""
+
+    def __init__(self, surrogate: TorchSurrogate, train: LabelledPairs, val: LabelledPairs, budget: Budget,
+                 hooks: MilestoneHooks | None) -> None:
+        self.surrogate, self.budget, self.hooks = surrogate, budget, hooks
+        self.device = torch.device(budget.device)
+        surrogate.to(self.device)
+        self.model = surrogate.model
+        self.n_train = len(train)
+        self.train = LabelledPairs(train.measures.to(self.device), train.pairs)
+        self.val = LabelledPairs(val.measures.to(self.device), val.pairs)
+        self.targets = torch.as_tensor(train.pairs.w2sq, dtype=torch.float32, device=self.device)
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=budget.lr)
+        self.generator = torch.Generator().manual_seed(budget.seed)
+        self.milestones = budget.milestone_steps(self.n_train)
+        self.report = FitReport()
+        self.best_mse, self.best_state = math.inf, None
+        self.order: np.ndarray | None = None  # the current epoch's batch order (None: between epochs)
+        self.position = 0
+        self.epoch_losses: list[float] = []
+        self.final: tuple[FitReport, dict[str, Any]] | None = None
+        if hooks is not None and hooks.resume is not None:
+            self._restore(hooks.resume)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> FitReport:
+        budget, report = self.budget, self.report
+        total_steps = self.milestones[-1]
+        self.started = time.perf_counter() - report.wall_time_s
+        bar = progress(total=total_steps, initial=report.steps, desc=f"train {type(self.surrogate).__name__}", unit="step")
+        try:
+            while self.final is None and report.steps < total_steps and report.stopped_by != "time_limit":
+                if self.order is None:
+                    self.order = torch.randperm(self.n_train, generator=self.generator).numpy()
+                    self.position, self.epoch_losses = 0, []
+                self.model.train()
+                idx = self.order[self.position : self.position + budget.batch_size]
+                self.position += len(idx)
+                self._step(idx)
                 bar.update(1)
-                if budget.time_limit_s is not None and time.perf_counter() - started > budget.time_limit_s:
+                report.wall_time_s = time.perf_counter() - self.started
+                if budget.time_limit_s is not None and report.wall_time_s > budget.time_limit_s:
                     report.stopped_by = "time_limit"
-                    break
-            report.epochs += 1
-            report.train_loss.append(float(np.mean(losses)) if losses else math.nan)
-            model.eval()
-            mse = validation_mse(surrogate, val_on_device)
-            report.val_mse.append(mse)
-            bar.set_postfix(val_mse=f"{mse:.4g}")
-            if mse < best_mse or best_state is None:
-                best_mse, report.best_epoch = mse, report.epochs - 1
-                best_state = copy.deepcopy(model.state_dict())
-            if report.stopped_by == "time_limit":
-                break
-    finally:
-        bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    report.wall_time_s = time.perf_counter() - started
-    return report
+                if report.steps in self.milestones:
+                    self._milestone(self.milestones.index(report.steps))
+                elif self.position >= len(self.order):
+                    self._end_epoch()
+                if report.val_mse:
+                    bar.set_postfix(val_mse=f"{report.val_mse[-1]:.4g}")
+            if self.final is None:  # stopped by the time limit between milestones (or resumed past the end)
+                if self.order is not None:
+                    self._end_epoch()
+                report.wall_time_s = time.perf_counter() - self.started
+                self.final = (copy.deepcopy(report), self.best_state)
+        finally:
+            bar.close()
+        final_report, state = self.final
+        if state is not None:
+            self.model.load_state_dict(state)
+        self.model.eval()
+        return final_report
+
+    def _step(self, idx: np.ndarray) -> None:
+        a, b, _ = self.train.batch(idx)
+        loss = self.surrogate.training_loss(a, b, self.targets[torch.from_numpy(idx).to(self.device)])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {float(loss)} at step {self.report.steps}")
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+        self.epoch_losses.append(float(loss.detach()))
+        self.report.steps += 1
+
+    def _validate(self) -> float:
+        self.model.eval()
+        rng = global_rng_state()  # a validation never moves the training's random streams
+        try:
+            return validation_mse(self.surrogate, self.val)
+        finally:
+            set_global_rng_state(rng)
+            self.model.train()
+
+    def _end_epoch(self) -> None:
+        """An epoch-end validation point: it joins the running best."""
+        report = self.report
+        report.epochs += 1
+        report.train_loss.append(float(np.mean(self.epoch_losses)) if self.epoch_losses else math.nan)
+        mse = self._validate()
+        report.val_mse.append(mse)
+        if mse < self.best_mse or self.best_state is None:
+            self.best_mse, report.best_epoch = mse, report.epochs - 1
+            self.best_state = copy.deepcopy(self.model.state_dict())
+        self.order = None
+
+    def _milestone(self, index: int) -> None:
+        """Select the milestone's weights, evaluate (all but the last), checkpoint."""
+        last = index == len(self.milestones) - 1 or self.report.stopped_by == "time_limit"
+        if self.position >= len(self.order):  # the milestone ends an epoch: an ordinary validation point
+            self._end_epoch()
+            chosen, chosen_state = copy.deepcopy(self.report), self.best_state
+        else:  # mid-epoch: the validation at m counts for this milestone only
+            chosen = copy.deepcopy(self.report)
+            chosen.epochs += 1
+            chosen.train_loss.append(float(np.mean(self.epoch_losses)))
+            mse = self._validate()
+            chosen.val_mse.append(mse)
+            chosen_state = self.best_state
+            if mse < self.best_mse or self.best_state is None:
+                chosen.best_epoch = chosen.epochs - 1
+                chosen_state = copy.deepcopy(self.model.state_dict())
+        hooks = self.hooks
+        chosen.wall_time_s = self.report.wall_time_s = time.perf_counter() - self.started
+        paused = time.perf_counter()  # evaluating and checkpointing are not training time
+        if last:
+            self.final = (chosen, chosen_state)
+        elif hooks is not None and hooks.evaluate is not None:
+            self._evaluate_with(index, chosen, chosen_state)
+        if hooks is not None and hooks.checkpoint is not None:
+            hooks.checkpoint(index, self._state())
+        self.started += time.perf_counter() - paused
+
+    def _evaluate_with(self, index: int, chosen: FitReport, state: dict[str, Any] | None) -> None:
+        """Run ``hooks.evaluate`` on the milestone's weights, then put the training state back."""
+        assert self.hooks is not None and self.hooks.evaluate is not None
+        current = copy.deepcopy(self.model.state_dict())
+        rng = global_rng_state()
+        try:
+            if state is not None:
+                self.model.load_state_dict(state)
+            self.model.eval()
+            self.hooks.evaluate(index, chosen)
+        finally:
+            self.model.load_state_dict(current)
+            set_global_rng_state(rng)
+            self.surrogate.to(self.device)
+            self.model.train()
+
+    # ------------------------------------------------------------ checkpoint
+    def _state(self) -> dict[str, Any]:
+        """What a continuing run needs (see :mod:`wbench.checkpoint`)."""
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+            "optimiser": self.optimiser.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": global_rng_state(),
+            "order": None if self.order is None else torch.from_numpy(self.order.copy()),
+            "position": self.position,
+            "epoch_losses": list(self.epoch_losses),
+            "best_mse": self.best_mse,
+            "best_state": None if self.best_state is None else {k: v.detach().cpu().clone() for k, v in self.best_state.items()},
+            "report": self.report.as_dict(),
+            "milestones": list(self.milestones),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        steps = int(state["report"]["steps"])
+        if steps > self.milestones[-1]:
+            raise ValueError(f"cannot resume at step {steps}: the budget ends at step {self.milestones[-1]}")
+        self.model.load_state_dict(state["model"])
+        self.surrogate.to(self.device)
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.generator.set_state(state["generator"])
+        set_global_rng_state(state["rng"])
+        self.order = None if state["order"] is None else state["order"].numpy().copy()
+        self.position = int(state["position"])
+        self.epoch_losses = list(state["epoch_losses"])
+        self.best_mse = float(state["best_mse"])
+        best = state["best_state"]
+        self.best_state = None if best is None else {k: v.to(self.device) for k, v in best.items()}
+        self.report = FitReport(**state["report"])

@@ -18,15 +18,24 @@ if TYPE_CHECKING:
     from wbench.sections import Section, SectionContext
 
 TITLE = "Paper claims under this budget"
+EXTENSIONS_TITLE = "Paper claims on other datasets (extensions: the papers' numbers are for MNIST, no verdict)"
 
 
 @hookimpl
 def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) -> list[Section]:
-    """The claims table, when at least one claim was measured (every verdict but "not measured")."""
+    """The claims table, when at least one claim was measured (every verdict but "not measured"),
+    then the papers' claims computed on other datasets than the paper's, without verdicts."""
     from wbench.sections import Section
-    from wbench_plugins.claims.table import NOT_MEASURED, claims_table
+    from wbench_plugins.claims.table import EXTENSION, NOT_MEASURED, claims_table
 
     claims = claims_table(frame)
-    if claims.empty or (claims["verdict"] == NOT_MEASURED).all():
+    if claims.empty:
         return []
-    return [Section(TITLE, claims)]
+    extension = claims["verdict"] == EXTENSION
+    sections = []
+    checked = claims[~extension].reset_index(drop=True)
+    if not checked.empty and not (checked["verdict"] == NOT_MEASURED).all():
+        sections.append(Section(TITLE, checked))
+    if extension.any():
+        sections.append(Section(EXTENSIONS_TITLE, claims[extension].drop(columns=["verdict"]).reset_index(drop=True)))
+    return sections

@@ -17,10 +17,15 @@ import pandas as pd
 
 from wbench.stats import by_dataset, numeric, ok_rows, paired_test, per_seed
 
-__all__ = ["CLAIM_COLUMNS", "PAPER", "claims_table"]
+__all__ = ["CLAIM_COLUMNS", "EXTENSION", "PAPER", "PAPER_DATASET", "claims_table"]
 
 HOLDS, DOES_NOT_HOLD, NOT_MEASURED = "holds", "does not hold", "not measured"
-CLAIM_COLUMNS = ["claim", "dataset", "method", "paper_value", "our_value", "verdict", "note"]
+EXTENSION = "no verdict (not the paper's dataset)"
+CLAIM_COLUMNS = ["claim", "dataset", "method", "paper_value", "our_value", "verdict", "budget", "note"]
+PAPER_DATASET = "mnist"
+"""The papers' claims are checked on this dataset plugin only; elsewhere they are extensions."""
+FAR_BELOW = 0.5
+"""A verdict reached with less than this fraction of the paper's training says so."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,13 @@ class _Paper:
     lp_pairs_per_s: float = 192.0  # network-flow LP, 1 CPU
     dwe_independent_pairs_per_s: float = 3633.0  # 1 CPU
     dwe_pairwise_pairs_per_s: float = 213384.0  # 1 CPU
+    deepkenn_epochs: int = 2000  # the DeepKENN paper's training: 2,000 epochs ...
+    deepkenn_train_pairs: int = 49_500  # ... of 49,500 training pairs, batch 256
+
+    @property
+    def deepkenn_pairs_seen(self) -> int:
+        """Training pairs seen in the DeepKENN paper (epochs x training pairs)."""
+        return self.deepkenn_epochs * self.deepkenn_train_pairs
 
     @property
     def independent_speedup(self) -> float:
@@ -231,6 +243,39 @@ def _claim_d(group: pd.DataFrame, dataset: str | None, label: str, lot_label: st
             "verdict": verdict, "note": "; ".join(notes)}
 
 
+def _pairs_seen(group: pd.DataFrame) -> float:
+    """Mean training pairs seen by the group's learned records (steps x batch size), or NaN."""
+    if "fit.steps" not in group.columns or "batch_size" not in group.columns:
+        return math.nan
+    rows = group[group["trainable"].fillna(False).astype(bool)] if "trainable" in group.columns else group
+    pairs = (numeric(rows["fit.steps"]) * numeric(rows["batch_size"])).dropna()
+    pairs = pairs[pairs > 0]
+    return float(pairs.mean()) if len(pairs) else math.nan
+
+
+def _budget_text(pairs: float, paper_pairs: float | None) -> str:
+    """The budget a claim was checked under, and its share of the paper's training."""
+    if not math.isfinite(pairs):
+        return "not recorded"
+    text = f"{pairs:,.0f} training pairs seen (steps x batch size)"
+    if paper_pairs:
+        text += f"; {pairs / paper_pairs:.2%} of the paper's {paper_pairs:,.0f}"
+    return text
+
+
+def _qualified(row: dict[str, str], pairs: float, paper_pairs: float | None) -> dict[str, str]:
+    """``row`` with its budget stated, and a verdict reached far below the paper's training saying so."""
+    row = {**row, "budget": _budget_text(pairs, paper_pairs)}
+    if paper_pairs and math.isfinite(pairs) and pairs < FAR_BELOW * paper_pairs and row["verdict"] in (HOLDS, DOES_NOT_HOLD):
+        row["verdict"] = f"{row['verdict']} at {100 * pairs / paper_pairs:.2g} % of the paper's training"
+    return row
+
+
+def _extension(row: dict[str, str]) -> dict[str, str]:
+    """A paper claim computed on another dataset: the numbers without a verdict."""
+    return {**row, "verdict": EXTENSION}
+
+
 def claims_table(
     df: pd.DataFrame,
     *,
@@ -239,6 +284,7 @@ def claims_table(
     param_tolerance: float = 0.02,
     alpha: float = 0.05,
     lot_metric: str = "test.w2.rel_mae",
+    paper_dataset: str = PAPER_DATASET,
 ) -> pd.DataFrame:
     """The papers' claims, each with "holds", "does not hold" or "not measured" under our budget.
 
@@ -257,10 +303,18 @@ def claims_table(
         ``lot_metric`` than the untrained ``lot`` embedding of the same dataset (one row
         per learned method, only where ``lot`` was run).
 
+    The papers' claims (a-c) get a verdict only on ``paper_dataset`` (the dataset plugin,
+    ``dataset_name``; the label when absent); on other datasets their rows carry the numbers
+    and the verdict :data:`EXTENSION`. Every row states the budget it was checked under
+    (``budget``: training pairs seen, steps x batch size); claim (a), whose paper states its
+    training (2,000 epochs of 49,500 pairs), gives the share of it, and a verdict reached
+    with less than :data:`FAR_BELOW` of it says so ("does not hold at 0.1 % of the paper's
+    training").
+
     Methods are matched on ``method_name`` (the plugin name) when present, else ``method``.
     A claim none of whose methods appear in the records gives one "not measured" row.
 
-    :returns: columns ``claim, dataset, method, paper_value, our_value, verdict, note``.
+    :returns: columns ``claim, dataset, method, paper_value, our_value, verdict, budget, note``.
     """
     df = ok_rows(df)
     rows: list[dict[str, str]] = []
@@ -270,26 +324,35 @@ def claims_table(
         groups = by_dataset(df)
     name_col = _name_column(df) if len(df) else "method"
 
+    def paper_setting(group: pd.DataFrame, dataset: str | None) -> bool:
+        column = "dataset_name" if "dataset_name" in group.columns and group["dataset_name"].notna().any() else "dataset"
+        names = set(group[column].dropna().astype(str)) if column in group.columns else {dataset}
+        return names == {paper_dataset}
+
+    def paper_row(row: dict[str, str], group: pd.DataFrame, dataset: str | None, paper_pairs: float | None) -> dict[str, str]:
+        row = _qualified(row, _pairs_seen(group), paper_pairs)
+        return row if dataset is None or paper_setting(group, dataset) else _extension(row)
+
     empty = pd.DataFrame(columns=["method", "seed"])
     kenn_groups = [(d, g) for d, g in groups if g[name_col].isin(["odekenn", "deepkenn", "naive"]).any()]
     for dataset, group in kenn_groups or [(None, empty)]:
-        rows.append(_claim_a(group, dataset, param_tolerance, alpha))
+        rows.append(paper_row(_claim_a(group, dataset, param_tolerance, alpha), group, dataset, PAPER.deepkenn_pairs_seen))
 
     dwe_groups = [(d, g, lab) for d, g in groups for lab in _dwe_labels(g)]
     if not dwe_groups:
-        rows.append(_claim_b(empty, None, None, pearson_tolerance))
-        rows.append(_claim_c(empty, None, None, "independent", exact_method))
-        rows.append(_claim_c(empty, None, None, "pairwise", exact_method))
+        rows.append(paper_row(_claim_b(empty, None, None, pearson_tolerance), empty, None, None))
+        rows.append(paper_row(_claim_c(empty, None, None, "independent", exact_method), empty, None, None))
+        rows.append(paper_row(_claim_c(empty, None, None, "pairwise", exact_method), empty, None, None))
     for dataset, group, label in dwe_groups:
-        rows.append(_claim_b(group, dataset, label, pearson_tolerance))
+        rows.append(paper_row(_claim_b(group, dataset, label, pearson_tolerance), group, dataset, None))
     for dataset, group, label in dwe_groups:
-        rows.append(_claim_c(group, dataset, label, "independent", exact_method))
-        rows.append(_claim_c(group, dataset, label, "pairwise", exact_method))
+        rows.append(paper_row(_claim_c(group, dataset, label, "independent", exact_method), group, dataset, None))
+        rows.append(paper_row(_claim_c(group, dataset, label, "pairwise", exact_method), group, dataset, None))
     for dataset, group in groups:
         lot_label = _label_for(group, "lot", lot_metric)
         if lot_label is None or "trainable" not in group.columns:
             continue
         learned = group.loc[group["trainable"].fillna(False).astype(bool), "method"].dropna().unique()
         for label in sorted(learned):
-            rows.append(_claim_d(group, dataset, label, lot_label, lot_metric))
+            rows.append(_qualified(_claim_d(group, dataset, label, lot_label, lot_metric), _pairs_seen(group), None))
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -21,8 +21,10 @@ with ``KL(x || r) = sum_p x_p log(x_p / r_p)`` after clipping both to ``[1e-7, 1
 paper writes ``KL(psi(phi(x)), x)``; the authors' code computes this direction, the only
 finite one for sparse images) and ``|r|_{1/2}^{1/2} = sum_p sqrt(r_p + 1e-7)``.
 
-Parameter counts: ``n_parameters`` counts every trainable parameter, encoder **and**
-decoder, because the decoder is part of what is trained (its loss shapes the encoder). At
+Parameter counts: ``n_parameters`` (= ``n_parameters_trained``) counts every trainable
+parameter, encoder **and** decoder, because the decoder is part of what is trained (its loss
+shapes the encoder); ``n_parameters_inference`` counts the encoder alone, the part that
+computes distances, and is what matched budgets match by default. At
 28x28 the paper's network has 399,855 encoder + 403,721 decoder = 803,576 parameters (the
 paper's "about 400k" is the encoder); at 8x8, 39,855 + 40,121 = 79,976.
 
@@ -34,8 +36,9 @@ so the parameter count is strictly increasing in it. ``bottleneck`` (the second 
 conv's filters, 5 in the paper, also the decoder's reshape depth) is held fixed: changing
 it rescales both big dense layers at once. The matched variant (``dwe-matched``) uses
 ``bottleneck=1``: at 28x28 a width step then adds at most 835 parameters, so any target
-above about 45k is reachable within 1 % (55,430 -> width 77, 55,531 parameters); on 8x8
-grids any target above about 10k.
+above about 45k is reachable within 1 %: matched on the encoder (the default), 55,430 ->
+width 157, 55,616 encoder parameters; matched on everything trained, width 77, 55,531
+parameters. On 8x8 grids any target above about 10k.
 
 The images are multiplied by ``H*W`` inside ``phi`` (a uniform image becomes all ones): a
 fixed rescaling for conditioning, no parameter; unit-mass histograms alone have pixels of
@@ -156,6 +159,8 @@ class DWE(EmbeddingSurrogate):
 
     input_kind: ClassVar[str] = "grid"
     width_param: ClassVar[str | None] = None
+    inference_modules: ClassVar[tuple[str, ...] | None] = ("encoder",)
+    """Distances use the encoder ``phi`` only: ``n_parameters_inference`` counts it alone."""
 
     def __init__(
         self,
@@ -243,7 +248,10 @@ class DWE(EmbeddingSurrogate):
 class DWEMatched(DWE):
     """DWE resized for matched parameter budgets: ``width`` is searched, ``bottleneck`` defaults to 1.
 
-    ``n_parameters`` (the matched quantity) includes the decoder.
+    Matched budgets match ``n_parameters_inference`` (the encoder) by default: 55,430 ->
+    width 157, 55,616 encoder parameters (111,131 trained with the decoder). With
+    ``[budget] param_count = "trained"`` they match ``n_parameters`` (encoder and decoder):
+    width 77, 55,531, of which the encoder has 27,816.
     """
 
     width_param: ClassVar[str | None] = "width"

@@ -225,6 +225,8 @@ class EmbeddingSolver(CountingSolver):
       the scale is fitted on.
     """
 
+    metric_by_construction: ClassVar[bool] = True  # a scaled Euclidean distance of embeddings
+
     pairwise_chunk: ClassVar[int] = 4096
     evaluate_on_all_pairs: ClassVar[bool] = True
     SCALE_SEED: ClassVar[int] = 0

@@ -1,0 +1,119 @@
+"""Leaderboards of runs with budget milestones: the table at a milestone, the learning-curve
+plots and the "first beats a reference" section, on records with known values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wbench.cli import main
+from wbench.leaderboard import leaderboard_text, load_records, records_frame
+from wbench.learning_curves import (
+    UnknownMilestoneError,
+    budget_section,
+    curve_table,
+    select_milestone,
+    write_learning_curve_plots,
+)
+from wbench.records import RecordStore, cell_key
+
+# method -> milestone -> rel. MAE of seeds 0 and 1 (fractions)
+LEARNED = {
+    "fast": {100: (0.10, 0.12), 1000: (0.04, 0.05), 5000: (0.015, 0.017)},
+    "slow": {100: (0.30, 0.34), 1000: (0.09, 0.11), 5000: (0.06, 0.07)},
+}
+LOT_REL = 0.08
+
+
+def _record(method: str, seed: int, steps: int, rel: float, *, trainable: bool = True) -> dict:
+    budget = {"epochs": 1, "steps": steps, "batch_size": 10}
+    ident = {"dataset": "toy", "method": method, "seed": seed, "budget": budget}
+    fit = {"steps": steps, "wall_time_s": steps / 100, "val_mse": [], "train_loss": []}
+    if trainable:
+        fit["cost"] = {"steps": steps, "batch_size": 10, "pairs_seen": steps * 10}
+    return {
+        "schema_version": 1, "key": cell_key(**ident), "status": "ok", "dataset": "toy", "dataset_label": "toy",
+        "method": method, "label": method, "seed": seed, "budget": budget, "trainable": trainable,
+        "n_parameters": 200 if trainable else 0, "n_parameters_inference": 100 if trainable else 0,
+        "n_parameters_trained": 200 if trainable else 0,
+        "metrics": {"test.w2.rel_mae": rel}, "fit": fit, "unit": "pixel",
+    }
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    store = RecordStore(tmp_path / "run")
+    for method, curve in LEARNED.items():
+        for steps, values in curve.items():
+            for seed, rel in enumerate(values):
+                store.append(_record(method, seed, steps, rel))
+    store.append(_record("lot", 0, 5000, LOT_REL, trainable=False))
+    for steps, rel in ((100, 0.2), (1000, 0.07)):  # a method with its own, shorter milestones
+        store.append(_record("short", 0, steps, rel))
+    return tmp_path / "run"
+
+
+def test_table_at_a_milestone(run_dir: Path) -> None:
+    df = records_frame(load_records([run_dir]))
+    last, chosen = select_milestone(df)
+    assert chosen == 5000 and sorted(set(last["method"])) == ["fast", "lot", "short (at 1,000)", "slow"]
+    assert float(last.loc[last["method"] == "short (at 1,000)", "test.w2.rel_mae"].iloc[0]) == 0.07
+    early, chosen = select_milestone(df, 100)
+    assert chosen == 100 and len(early) == 6  # two seeds of each learned method, short's one, and lot
+    assert sorted(early[early["method"] == "fast"]["test.w2.rel_mae"]) == [0.10, 0.12]
+    with pytest.raises(UnknownMilestoneError, match=r"milestone 400; the records have milestones \[100, 1000, 5000\]"):
+        select_milestone(df, 400)
+    text = leaderboard_text([run_dir], milestone=1000, extras=False)
+    assert text.startswith("Ranked by") and text.splitlines()[2].startswith("At training milestone 1,000")
+    assert "parameters used to compute distances" in text
+    fast_row = next(line for line in text.splitlines() if "| fast" in line)
+    assert "0.045 ± 0.007071" in fast_row and "| 100 " in fast_row and "| 200 " in fast_row
+
+
+def test_curves_and_first_budget_to_beat_a_reference(run_dir: Path) -> None:
+    df = records_frame(load_records([run_dir]))
+    curves = curve_table(df, "test.w2.rel_mae")
+    fast = curves[curves["method"] == "fast"].sort_values("milestone")
+    assert list(fast["milestone"]) == [100, 1000, 5000]
+    assert list(fast["mean"]) == pytest.approx([0.11, 0.045, 0.016])
+    assert list(fast["min"]) == pytest.approx([0.10, 0.04, 0.015])
+    assert list(fast["pairs_seen"]) == [1000, 10000, 50000]
+    (section,) = budget_section(df, "test.w2.rel_mae")
+    rows = section.table.set_index("method")
+    beats = "beats lot (0.08)"
+    assert rows.loc["fast", beats] == "1,000 steps (10,000 pairs, 10 s)"
+    assert rows.loc["slow", beats] == "5,000 steps (50,000 pairs, 50 s)"
+    assert rows.loc["fast", "reaches 2%"] == "5,000 steps (50,000 pairs, 50 s)"
+    assert rows.loc["slow", "reaches 5%"] == "not by 5,000 steps"
+
+
+def test_learning_curve_plots_are_written(run_dir: Path, tmp_path: Path) -> None:
+    df = records_frame(load_records([run_dir]))
+    (path,) = write_learning_curve_plots(df, tmp_path / "plots", primary="test.w2.rel_mae")
+    assert path.name == "learning-curves-toy.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["leaderboard", str(run_dir), "--milestone", "100", "--plots", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "cli" / "learning-curves-toy.png").exists()
+    assert main(["leaderboard", str(run_dir), "--milestone", "7"]) != 0
+
+
+def test_axiom_audit_only_where_it_can_fail(tmp_path: Path) -> None:
+    """Euclidean embeddings show "metric by construction"; solvers show their audit."""
+    from wbench_plugins.kenn.models import DeepKENN
+    from wbench_plugins.references.exact import ExactLP
+    from wbench_plugins.references.lot import LOT
+    from wbench_plugins.references.sinkhorn import Sinkhorn
+
+    assert DeepKENN.metric_by_construction and LOT.metric_by_construction
+    assert not ExactLP.metric_by_construction and not Sinkhorn.metric_by_construction
+    store = RecordStore(tmp_path / "run")
+    for method, by_construction, rate in (("embedded", True, 0.0), ("solver", False, 0.125)):
+        record = _record(method, 0, 100, 0.1, trainable=by_construction)
+        record["metric_by_construction"] = by_construction
+        record["metrics"] = {**record["metrics"], "axioms.triangle_violation_rate": rate, "axioms.symmetry_error": rate}
+        store.append(record)
+    text = leaderboard_text([tmp_path / "run"], extras=False)
+    embedded = next(line for line in text.splitlines() if "| embedded" in line)
+    solver = next(line for line in text.splitlines() if "| solver" in line)
+    assert embedded.count("metric by construction") == 2
+    assert "metric by construction" not in solver and solver.count("| 0.125 ") == 2

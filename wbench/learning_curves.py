@@ -1,0 +1,196 @@
+"""Accuracy against training budget: the leaderboard at one milestone, learning-curve
+summaries and plots, and the "budget at which a method first beats a reference" section.
+
+Records of a run with budget milestones carry their milestone as the length of their budget
+(``budget.steps``, or ``budget.epochs`` when the budget counts epochs); methods with nothing
+to fit (solvers, untrained embeddings) are evaluated once and stand at every milestone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from wbench.errors import WbenchError
+from wbench.sections import Section
+
+DEFAULT_THRESHOLDS = (0.05, 0.02)
+"""Relative-error levels of the "reaches" columns (fractions: 5 % and 2 %)."""
+
+
+class UnknownMilestoneError(WbenchError, ValueError):
+    """A leaderboard milestone that no record of the run has."""
+
+
+def milestone_values(df: pd.DataFrame) -> list[int]:
+    """The distinct milestones of the records frame's learned methods, increasing."""
+    if "milestone" not in df.columns or df.empty:
+        return []
+    per_method = df.groupby(["dataset", "method"])["milestone"].nunique()
+    staged = {key for key, n in per_method.items() if n > 1}
+    if not staged:
+        return sorted({int(v) for v in df["milestone"].dropna()})
+    rows = [m for (d, meth), m in zip(zip(df["dataset"], df["method"], strict=True), df["milestone"], strict=True)
+            if (d, meth) in staged and pd.notna(m)]
+    return sorted({int(v) for v in rows})
+
+
+def _staged(df: pd.DataFrame) -> pd.Series:
+    """Per row: whether its method has records at several milestones (a learning curve)."""
+    counts = df.groupby(["dataset", "method"])["milestone"].transform("nunique")
+    return counts > 1
+
+
+def select_milestone(df: pd.DataFrame, milestone: int | None = None) -> tuple[pd.DataFrame, int | None]:
+    """The records frame at one milestone (default: the last) and that milestone.
+
+    Methods evaluated at one milestone only (nothing to fit, or a run without milestones)
+    are kept whatever the milestone; a method whose own milestones stop before it (a
+    per-method budget) shows its last one up to it, named ``"<method> (at <milestone>)"``. A frame without several milestones is returned as it
+    is, with None (unless ``milestone`` is asked for).
+
+    :raises UnknownMilestoneError: ``milestone`` is not one of the records' milestones.
+    """
+    values = milestone_values(df)
+    if milestone is None:
+        if len(values) <= 1:
+            return df, None
+        milestone = values[-1]
+    if milestone not in values:
+        raise UnknownMilestoneError(
+            f"no records at milestone {milestone}; the records have milestones {values or 'none'}"
+        )
+    staged = _staged(df)
+    parts = [df[~staged]]
+    for _, group in df[staged].groupby(["dataset", "method"], sort=False):
+        reached = [m for m in group["milestone"].dropna().unique() if m <= milestone]
+        if not reached:
+            continue
+        own = max(reached)
+        rows = group[group["milestone"] == own]
+        if own != milestone:  # a method whose own milestones stop earlier: its last one, said in its name
+            rows = rows.assign(method=rows["method"] + f" (at {int(own):,})")
+        parts.append(rows)
+    return pd.concat(parts).sort_index().reset_index(drop=True), milestone
+
+
+def curve_table(df: pd.DataFrame, primary: str) -> pd.DataFrame:
+    """Per dataset, learned method and milestone: ``primary`` over the ``ok`` seeds (mean,
+    std, min, max, count) and the mean training steps, pairs seen and training seconds.
+
+    Only methods with several milestones appear; the frame needs ``milestone``.
+    """
+    columns = ["dataset", "method", "milestone", "mean", "std", "min", "max", "seeds", "steps", "pairs_seen", "seconds"]
+    if "milestone" not in df.columns or primary not in df.columns:
+        return pd.DataFrame(columns=columns)
+    ok = df[(df["status"] == "ok") & _staged(df)]
+    rows = []
+    for (dataset, method, milestone), group in ok.groupby(["dataset", "method", "milestone"], sort=True):
+        values = pd.to_numeric(group[primary], errors="coerce").dropna()
+        rows.append({
+            "dataset": dataset, "method": method, "milestone": int(milestone),
+            "mean": float(values.mean()) if len(values) else math.nan,
+            "std": float(values.std(ddof=1)) if len(values) > 1 else math.nan,
+            "min": float(values.min()) if len(values) else math.nan,
+            "max": float(values.max()) if len(values) else math.nan,
+            "seeds": len(values),
+            "steps": _mean(group, "fit.steps"),
+            "pairs_seen": _mean(group, "fit.pairs_seen"),
+            "seconds": _mean(group, "fit.wall_time_s"),
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def references(df: pd.DataFrame, primary: str) -> pd.DataFrame:
+    """The untrained references (methods evaluated once, with nothing to fit) per dataset:
+    ``dataset``, ``method``, ``value`` (mean of ``primary`` over their ``ok`` records)."""
+    if primary not in df.columns or "trainable" not in df.columns:
+        return pd.DataFrame(columns=["dataset", "method", "value"])
+    untrained = df[(df["status"] == "ok") & (df["trainable"] == False)]  # noqa: E712 (NaN: unknown, not untrained)
+    rows = [
+        {"dataset": d, "method": m, "value": float(pd.to_numeric(g[primary], errors="coerce").mean())}
+        for (d, m), g in untrained.groupby(["dataset", "method"], sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["dataset", "method", "value"])
+
+
+def _mean(group: pd.DataFrame, column: str) -> float:
+    if column not in group.columns:
+        return math.nan
+    values = pd.to_numeric(group[column], errors="coerce").dropna()
+    return float(values.mean()) if len(values) else math.nan
+
+
+def _budget_text(row: pd.Series, unit: str) -> str:
+    text = f"{row['milestone']:,} {unit}"
+    details = []
+    if not math.isnan(row["pairs_seen"]):
+        details.append(f"{row['pairs_seen']:,.0f} pairs")
+    if not math.isnan(row["seconds"]):
+        details.append(f"{row['seconds']:.0f} s")
+    return text + (f" ({', '.join(details)})" if details else "")
+
+
+def budget_section(
+    df: pd.DataFrame, primary: str, *, thresholds: Sequence[float] = DEFAULT_THRESHOLDS, unit: str = "steps"
+) -> list[Section]:
+    """"Budget at which each method first beats each untrained reference / reaches X %":
+    one section per dataset with learning curves.
+
+    A learned method beats a reference at the first milestone whose mean ``primary`` over
+    seeds is below the reference's; it reaches X at the first milestone whose mean is at or
+    below X (the "reaches" columns only for a relative-error primary, X a fraction).
+    """
+    curves = curve_table(df, primary)
+    if curves.empty:
+        return []
+    refs = references(df, primary)
+    relative = primary.endswith("rel_mae")
+    sections = []
+    for dataset, block in curves.groupby("dataset", sort=True):
+        ref_block = refs[refs["dataset"] == dataset]
+        rows = []
+        for method, points in block.groupby("method", sort=True):
+            points = points.sort_values("milestone")
+            last = int(points["milestone"].max())
+            row = {"method": method, f"{primary} at {last:,} {unit}": f"{points['mean'].iloc[-1]:.4g}"}
+            for _, ref in ref_block.iterrows():
+                hit = points[points["mean"] < ref["value"]]
+                row[f"beats {ref['method']} ({ref['value']:.3g})"] = (
+                    _budget_text(hit.iloc[0], unit) if len(hit) else f"not by {last:,} {unit}"
+                )
+            if relative:
+                for level in thresholds:
+                    hit = points[points["mean"] <= level]
+                    row[f"reaches {level:.0%}"] = _budget_text(hit.iloc[0], unit) if len(hit) else f"not by {last:,} {unit}"
+            rows.append(row)
+        title = f"{dataset}: training budget at which each learned method first beats a reference (mean over seeds)"
+        sections.append(Section(title, pd.DataFrame(rows)))
+    return sections
+
+
+def write_learning_curve_plots(df: pd.DataFrame, out_dir: Path, *, primary: str, unit: str = "steps") -> list[Path]:
+    """One figure per dataset with learning curves: ``primary`` against training steps and
+    against training seconds, mean over seeds with the min-max band, the untrained
+    references as horizontal lines.
+
+    :returns: the PNG paths written, ``out_dir/learning-curves-<dataset>.png``.
+    """
+    from wbench.plots import plot_learning_curves
+
+    curves = curve_table(df, primary)
+    refs = references(df, primary)
+    paths = []
+    for dataset, block in curves.groupby("dataset", sort=True):
+        per_method = {
+            method: {k: list(points.sort_values("milestone")[k]) for k in ("steps", "seconds", "mean", "min", "max")}
+            for method, points in block.groupby("method", sort=True)
+        }
+        lines = {r["method"]: r["value"] for _, r in refs[refs["dataset"] == dataset].iterrows() if r["value"] > 0}
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(dataset))
+        paths.append(plot_learning_curves(per_method, lines, out_dir / f"learning-curves-{name}.png",
+                                          metric=primary, title=f"{dataset}: {primary} against training budget"))
+    return paths
