@@ -193,11 +193,9 @@ class Outcome:
     coverage: float | None = None
 
 
-_OPTIONAL_OUTCOME_FIELDS = ("speedup_reference", "coverage")
-"""Outcome fields written only when set, so that older records read and write back unchanged."""
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 _OPTIONAL_OUTCOME_FIELDS = (
-    "speedup_reference", "n_parameters_inference", "n_parameters_trained", "metric_by_construction",
+    "speedup_reference", "n_parameters_inference", "n_parameters_trained", "metric_by_construction", "coverage",
 )
 """Outcome keys written only when set, so records read from older files write back unchanged."""
 
