@@ -41,7 +41,13 @@ import numpy as np
 import torch
 
 from wbench.measures import MeasureBatch
-from wbench.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS, RoundStats, interleaved_rounds, thread_limit
+from wbench.rounds import (
+    DEFAULT_MIN_ROUND_S,
+    DEFAULT_ROUNDS,
+    RoundStats,
+    interleaved_rounds,
+    thread_limit,
+)
 from wbench.surrogate import pairwise_euclidean
 from wbench.throughput import independent_step, pairwise_step
 

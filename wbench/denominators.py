@@ -28,7 +28,13 @@ import torch
 
 from wbench.costmodel import sample_measures
 from wbench.measures import MeasureBatch
-from wbench.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS, RoundStats, interleaved_rounds, thread_limit
+from wbench.rounds import (
+    DEFAULT_MIN_ROUND_S,
+    DEFAULT_ROUNDS,
+    RoundStats,
+    interleaved_rounds,
+    thread_limit,
+)
 from wbench.throughput import independent_step
 
 if TYPE_CHECKING:
@@ -202,7 +208,7 @@ def fair_speedups(
         seen: dict[str, int] = {}
 
         @contextlib.contextmanager
-        def pinned(name: str, threads: int = threads) -> Iterator[None]:
+        def pinned(name: str, threads: int = threads, seen: dict[str, int] = seen) -> Iterator[None]:
             with thread_limit(threads) as used:
                 seen[name] = used
                 yield

@@ -27,7 +27,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from wbench.costmodel import embedder, sample_measures
 from wbench.measures import MeasureBatch
-from wbench.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS, RoundStats, thread_limit, timed_rounds
+from wbench.rounds import (
+    DEFAULT_MIN_ROUND_S,
+    DEFAULT_ROUNDS,
+    RoundStats,
+    thread_limit,
+    timed_rounds,
+)
 
 if TYPE_CHECKING:
     from wbench.surrogate import Surrogate
