@@ -29,6 +29,7 @@ def test_cpu_dry_run_writes_records_for_every_method(tmp_path, one_torch_thread)
     assert naive["flops.per_item"] > 0 and naive["roofline.fraction"] > 0
     assert by_name["dwe-matched"]["fit.trained"] == 0.0
     assert by_name["sliced"]["cost.embedding"] == 1.0  # an embedding solver: e and c
+    assert "roofline.fraction" not in by_name["sliced"]  # no network: no FLOP roofline
     lp = by_name["exact-lp"]
     assert lp["cost.embedding"] == 0.0 and lp["cost.pairwise_is_per_pair"] == 1.0
     assert lp["cost.pairwise.16"] == pytest.approx(1 / lp["cost.pair_s"])

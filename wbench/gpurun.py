@@ -12,7 +12,7 @@ on one GPU):
 4. times each method with :func:`wbench.costmodel.measure_cost_model` on ``--device``
    (per-measure embedding cost ``e``, per-pair cost ``c``, per-call overhead ``o``, and
    direct pairwise timings at ``--sizes``, each size skipped when its predicted call time
-   exceeds ``--max-call-s``) and, for embedding methods, the roofline against the
+   exceeds ``--max-call-s``) and, for embedding networks, the roofline against the
    device's float32 GEMM rate measured in the same run. Solvers without a GPU path
    (``exact-lp``, POT Sinkhorn, LOT's LPs) are timed where they run, which the record says
    (``cost.cuda``);
@@ -201,7 +201,7 @@ def run_gpu_timing(options: GpuRunOptions, out_root: str | Path = "results") -> 
             **model.to_record(pairwise_n=options.sizes),
             "cost.direct_sizes_skipped": float(len(options.sizes) - len(sizes)),
         }
-        if embedding:
+        if embedding and isinstance(surrogate, TorchSurrogate):  # a network: FLOPs are its dense algebra
             flops = embedding_flops(surrogate, test)
             line_gemm = gemm if torch.device(where) == torch.device(options.device) else gemm_rate(device=where, rounds=options.rounds, min_round_s=options.min_round_s)
             record.update(Roofline(flops, line_gemm, model.embed_s, model.pair_s).to_record())
