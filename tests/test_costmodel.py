@@ -22,7 +22,7 @@ from wbench.measures import MeasureBatch
 from wbench.rounds import interleaved_rounds, one_round, round_stats, thread_limit, timed_rounds
 from wbench.surrogate import EmbeddingSurrogate, FitReport, Solver
 
-EMBED_SLEEP_S = 2e-4  # seconds per measure of the sleeping embedding below
+EMBED_SLEEP_S = 1e-3  # seconds per measure of the sleeping embedding below
 
 
 class SleepyEmbedding(EmbeddingSurrogate):
