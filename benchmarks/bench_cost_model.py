@@ -98,11 +98,14 @@ def main(argv: list[str] | None = None) -> int:
                 surrogate = models[method]()
                 surrogate.model.eval()
                 # a first model without direct timings gives e, c and o to pick the sizes that fit
-                probe = measure_cost_model(surrogate, measures, rounds=3, min_round_s=0.05, seed=seed)
+                probe = measure_cost_model(surrogate, measures, pair_block=1024, rounds=3, min_round_s=0.05, seed=seed)
                 fit = [n for n in sizes if (probe.call_s + 2 * n * probe.embed_s + n * n * probe.pair_s) <= args.max_call_s]
                 skipped = sorted(set(sizes) - set(fit))
+                # c at the largest size timed (c grows with the block beyond the caches), capped at 4096
+                block = min(max(fit, default=1024), 4096)
                 model = measure_cost_model(
-                    surrogate, measures, direct_n=fit, rounds=args.rounds, min_round_s=args.min_round_s, seed=seed
+                    surrogate, measures, direct_n=fit, pair_block=block, rounds=args.rounds,
+                    min_round_s=args.min_round_s, seed=seed,
                 )
                 flops = embedding_flops(surrogate, measures, batch=64)
                 record = {**model.to_record(), "flops.per_item": flops.per_item, **gemm.to_record()}

@@ -6,7 +6,8 @@ An embedding method (``d(x, y) = |E(x) - E(y)|``: every learned
 * ``e`` seconds per measure embedded (``embed``; measured on a batch of ``embed_batch``
   measures, the way ``distance`` and ``pairwise`` embed), and
 * ``c`` seconds per pair of its distance matrix, measured on precomputed embeddings alone
-  (``pairwise_euclidean`` of an ``n x m`` block).
+  (``pairwise_euclidean`` of an ``n x m`` block; ``c`` depends on the block size once the
+  output leaves the caches, so the block is stated with it).
 
 Then, for any batch size (the quantities the leaderboard reports):
 
@@ -263,7 +264,7 @@ def measure_cost_model(
     measures: MeasureBatch,
     *,
     embed_batch: int = 1024,
-    pair_block: int | tuple[int, int] = 2048,
+    pair_block: int | tuple[int, int] = 4096,
     solver_batch: int = 64,
     direct_n: Sequence[int] = (),
     rounds: int = DEFAULT_ROUNDS,
@@ -280,7 +281,11 @@ def measure_cost_model(
     :param measures: measures to draw from (with replacement when there are too few).
     :param embed_batch: measures per timed embedding call (the per-measure cost is the
         call time over this).
-    :param pair_block: ``n`` or ``(n, m)`` of the timed distance matrix of embeddings.
+    :param pair_block: ``n`` or ``(n, m)`` of the timed distance matrix of embeddings. ``c``
+        grows with the block once the output matrix leaves the caches (it is then written
+        to memory: on a loaded 2-core CPU, k = 64, one thread, 5.3 / 13.4 / 14.6 / 16.4 /
+        19.1 ns per pair at n = 1024 / 2048 / 4096 / 8192 / 16384), so time it at the ``n``
+        whose pairwise rate is reported.
     :param solver_batch: row-aligned pairs per timed ``distance`` call of a solver.
     :param direct_n: sizes ``n`` at which the real ``pairwise(x, y)`` of an ``n x n``
         block is timed directly (a solver: ``pairwise`` too, each entry solved).

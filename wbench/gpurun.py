@@ -183,13 +183,16 @@ def run_gpu_timing(options: GpuRunOptions, out_root: str | Path = "results") -> 
         surrogate, facts = _build(registry, name, dataset, options)
         where = facts.pop("device")
         embedding = is_embedding_method(surrogate)
-        probe = measure_cost_model(surrogate, test, rounds=2, min_round_s=0.0, device=where, solver_batch=options.solver_batch)
+        probe = measure_cost_model(
+            surrogate, test, pair_block=256, rounds=2, min_round_s=0.0, device=where, solver_batch=options.solver_batch
+        )
         sizes = [
             int(n) for n in options.sizes
             if probe.call_s + 2 * n * probe.embed_s + n * n * probe.pair_s <= options.max_call_s
         ]
-        model = measure_cost_model(
-            surrogate, test, direct_n=sizes, rounds=options.rounds, min_round_s=options.min_round_s,
+        model = measure_cost_model(  # c at the largest size timed, capped at 4096 (c grows with the block)
+            surrogate, test, direct_n=sizes, pair_block=min(max(sizes, default=256), 4096),
+            rounds=options.rounds, min_round_s=options.min_round_s,
             device=where, solver_batch=options.solver_batch, seed=options.seed,
         )
         record: dict[str, Any] = {
