@@ -166,22 +166,26 @@ class KennEncoder(nn.Module):
         self.fc2 = nn.Linear(dims.fc1, dims.dim)
         self.pool = nn.MaxPool2d(2)
 
-    def layers(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The five flattened layer outputs ``[(B, 1568), (B, 784), (B, 288), (B, 128), (B, 64)]``."""
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The five layer outputs unflattened: three conv maps ``(B, C, H, W)`` (in the
+        input's memory format) and ``(B, fc1)``, ``(B, dim)``."""
         # pool(relu(y)) == relu(pool(y)) exactly (max commutes with a monotone map), values
         # and gradients alike; pooling first runs the ReLU on a quarter of the elements.
         h1 = torch.relu(self.pool(self.conv1(x)))
         h2 = torch.relu(self.pool(self.conv2(h1)))
         h3 = torch.relu(self.pool(self.conv3(h2)))
         # Flatten in (C, H, W) order whatever the memory format (reshape copies if needed).
-        f3 = h3.reshape(h3.shape[0], -1)
-        f4 = torch.relu(self.fc1(f3))
-        f5 = self.fc2(f4)
-        return [h1.reshape(h1.shape[0], -1), h2.reshape(h2.shape[0], -1), f3, f4, f5]
+        f4 = torch.relu(self.fc1(h3.reshape(h3.shape[0], -1)))
+        return [h1, h2, h3, f4, self.fc2(f4)]
+
+    def layers(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The five flattened layer outputs ``[(B, 1568), (B, 784), (B, 288), (B, 128), (B, 64)]``."""
+        # Flatten in (C, H, W) order whatever the memory format (reshape copies if needed).
+        return [m.reshape(m.shape[0], -1) for m in self.feature_maps(x)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The feature ``(B, dim)`` (FC2's output)."""
-        return self.layers(x)[-1]
+        return self.feature_maps(x)[-1]
 
 
 def grid_input(measures: MeasureBatch, grid_shape: tuple[int, int], *, channels_last: bool = False) -> torch.Tensor:

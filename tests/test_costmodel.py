@@ -1,0 +1,203 @@
+"""The cost model (e, c, o), its formulas, rounds of a minimum duration and interleaving."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+from wbench.budget import Budget
+from wbench.costmodel import (
+    embedder,
+    independent_pairs_per_s,
+    is_embedding_method,
+    measure_cost_model,
+    pairwise_pairs_per_s,
+    sample_measures,
+)
+from wbench.data import LabelledPairs
+from wbench.measures import MeasureBatch
+from wbench.rounds import interleaved_rounds, one_round, round_stats, thread_limit, timed_rounds
+from wbench.surrogate import EmbeddingSurrogate, FitReport, Solver
+
+EMBED_SLEEP_S = 1e-3  # seconds per measure of the sleeping embedding below
+
+
+class SleepyEmbedding(EmbeddingSurrogate):
+    """A linear 6x6 -> 4 embedding that also sleeps ``EMBED_SLEEP_S`` per measure.
+
+    The sleep makes the per-item cost known and insensitive to the machine's load, so the
+    model's prediction can be checked against direct timings on a busy machine.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = torch.nn.Linear(36, 4)
+
+    def embed(self, x: MeasureBatch) -> torch.Tensor:
+        time.sleep(EMBED_SLEEP_S * len(x))
+        return self.model(x.weights.to(torch.float32))
+
+    def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
+        return FitReport(stopped_by="nothing to fit")
+
+
+class SleepySolver(Solver):
+    """A solver that sleeps 1 ms per pair."""
+
+    input_kind = "any"
+
+    def distance(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
+        time.sleep(1e-3 * len(a))
+        return torch.zeros(len(a))
+
+
+@pytest.fixture(scope="module")
+def measures() -> MeasureBatch:
+    return MeasureBatch.from_images(torch.rand(50, 6, 6, generator=torch.Generator().manual_seed(0)) + 0.01)
+
+
+# ----------------------------------------------------------------------------- formulas
+
+
+def test_formulas_exact_arithmetic():
+    assert independent_pairs_per_s(1e-3, 0.0) == pytest.approx(500.0)
+    assert independent_pairs_per_s(1e-3, 2e-3) == pytest.approx(250.0)
+    # n m / ((n + m) e + n m c): 10 x 20 with e = 1 ms, c = 0.1 ms -> 200 / (0.03 + 0.02) = 4000
+    assert pairwise_pairs_per_s(1e-3, 1e-4, 10, 20) == pytest.approx(4000.0)
+    assert pairwise_pairs_per_s(1e-3, 1e-4, 10) == pytest.approx(100 / (0.02 + 0.01))
+    # the call overhead o adds to the denominator: 200 / (0.05 + 0.05) = 2000
+    assert pairwise_pairs_per_s(1e-3, 1e-4, 10, 20, call_s=0.05) == pytest.approx(2000.0)
+    # a solver (e = 0): pairwise = per-pair rate at every n
+    assert pairwise_pairs_per_s(0.0, 1e-3, 7) == pytest.approx(1000.0)
+    assert pairwise_pairs_per_s(0.0, 1e-3, 5000) == pytest.approx(1000.0)
+    # towards the asymptote 1/c as n grows
+    assert pairwise_pairs_per_s(1e-3, 1e-6, 10**7) == pytest.approx(1e6, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("e", "c", "n"), [(-1.0, 1.0, 4), (1.0, math.nan, 4), (0.0, 0.0, 4), (1.0, 1.0, 0)]
+)
+def test_formulas_reject_bad_input(e, c, n):
+    with pytest.raises(ValueError):
+        pairwise_pairs_per_s(e, c, n)
+
+
+# ----------------------------------------------------------------------------- rounds
+
+
+def test_round_stats_quartiles():
+    stats = round_stats([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert (stats.median_s, stats.q1_s, stats.q3_s, stats.iqr_s) == (3.0, 2.0, 4.0, 2.0)
+    assert stats.relative_iqr == pytest.approx(2 / 3)
+    assert stats.to_record("x") == {"x_s": 3.0, "x_s_iqr": 2.0, "x_rounds": 5.0, "x_calls": 5.0}
+    with pytest.raises(ValueError, match="at least one round"):
+        round_stats([])
+
+
+def test_one_round_lasts_the_minimum_duration():
+    calls = []
+    seconds, n = one_round(lambda: (calls.append(1), time.sleep(0.005)), min_round_s=0.05)
+    assert n == len(calls) >= 9  # 0.05 s of 5 ms calls (each at least 5 ms: at most 10)
+    assert n <= 10
+    assert 0.005 <= seconds < 0.05
+
+
+def test_interleaved_rounds_alternate_and_time_each_callable():
+    order: list[str] = []
+    fns = {
+        "a": lambda: (order.append("a"), time.sleep(0.002)),
+        "b": lambda: (order.append("b"), time.sleep(0.006)),
+    }
+    stats = interleaved_rounds(fns, rounds=5, min_round_s=0.0, warmup=1)
+    # warm-up a, b; then rounds a, b, a, b ... (min_round_s = 0: one call per round)
+    assert order == ["a", "b"] * 6
+    assert stats["a"].rounds == stats["b"].rounds == 5
+    assert 0.002 <= stats["a"].median_s < stats["b"].median_s
+    assert stats["b"].median_s >= 0.006
+
+
+def test_rounds_reject_bad_settings():
+    with pytest.raises(ValueError, match="rounds"):
+        timed_rounds(lambda: None, rounds=0)
+    with pytest.raises(ValueError, match="at least one callable"):
+        interleaved_rounds({})
+
+
+def test_thread_limit_sets_and_restores():
+    before = torch.get_num_threads()
+    with thread_limit(1) as used:
+        assert used == torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with thread_limit(None) as used:
+        assert used == before
+    with pytest.raises(ValueError, match="threads"), thread_limit(0):
+        pass
+
+
+def test_rounds_synchronise_with_device_cpu():
+    stats = timed_rounds(lambda: torch.ones(8).sum(), rounds=2, min_round_s=0.0, device="cpu")
+    assert stats.rounds == 2 and stats.median_s >= 0
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def test_embedding_detection(measures):
+    assert is_embedding_method(SleepyEmbedding())
+    assert not is_embedding_method(SleepySolver())
+    with pytest.raises(TypeError, match="solver"):
+        embedder(SleepySolver())
+    x = sample_measures(measures, 80, seed=1)
+    assert len(x) == 80  # with replacement beyond the 50 available
+    with pytest.raises(ValueError):
+        sample_measures(measures, 0)
+
+
+def test_cost_model_measures_e_and_predicts_direct_timings(measures):
+    surrogate = SleepyEmbedding()
+    model = measure_cost_model(
+        surrogate, measures, embed_batch=32, pair_block=64, direct_n=(4, 16, 48),
+        rounds=5, min_round_s=0.02, device="cpu",
+    )
+    assert model.embedding
+    # e is the sleep plus a tiny linear layer; the sleep is a floor, load only adds
+    assert EMBED_SLEEP_S <= model.embed_s < 3 * EMBED_SLEEP_S
+    assert model.pair_s > 0 and model.call_s >= 0
+    for timing in model.direct:  # generous: the machine is shared
+        assert abs(timing.relative_error) < 0.5, (timing.n, timing.relative_error)
+    record = model.to_record(pairwise_n=(1000,))
+    assert record["cost.embedding"] == 1.0 and record["cost.pairwise_is_per_pair"] == 0.0
+    assert record["cost.embed_batch"] == 32 and (record["cost.pair_rows"], record["cost.pair_cols"]) == (64, 64)
+    assert record["cost.threads"] == torch.get_num_threads() and record["cost.cuda"] == 0.0
+    assert record["cost.independent_pairs_per_s"] == pytest.approx(1 / (2 * model.embed_s + model.pair_s))
+    assert record["cost.asymptote_pairs_per_s"] == pytest.approx(1 / model.pair_s)
+    assert record["cost.pairwise.1000"] == pytest.approx(
+        1e6 / (model.call_s + 2000 * model.embed_s + 1e6 * model.pair_s)
+    )
+    for n in (4, 16, 48):
+        assert record[f"cost.direct.{n}"] == pytest.approx(n * n / model.direct[(4, 16, 48).index(n)].stats.median_s)
+        assert f"cost.direct_error.{n}" in record and f"cost.direct.{n}_iqr" in record
+
+
+def test_cost_model_of_a_solver_is_per_pair(measures):
+    model = measure_cost_model(
+        SleepySolver(), measures, solver_batch=8, direct_n=(3,), rounds=3, min_round_s=0.0, threads=1
+    )
+    assert not model.embedding and model.embed is None and model.embed_s == 0.0
+    assert 1e-3 <= model.pair_s < 3e-3
+    assert model.pairwise_pairs_per_s(3) == model.pairwise_pairs_per_s(3000) == pytest.approx(1 / model.pair_s)
+    record = model.to_record()
+    assert record["cost.pairwise_is_per_pair"] == 1.0 and record["cost.threads"] == 1.0
+    assert record["cost.embed_s"] == 0.0 and record["cost.embed_batch"] == 0.0
+    # the default pairwise solves 9 pairs row by row: about 9 ms, predicted 1 / c
+    assert abs(model.direct[0].relative_error) < 0.5
+
+
+def test_cost_model_rejects_bad_sizes(measures):
+    with pytest.raises(ValueError, match="embed_batch"):
+        measure_cost_model(SleepyEmbedding(), measures, embed_batch=0)
+    with pytest.raises(ValueError, match="direct_n"):
+        measure_cost_model(SleepyEmbedding(), measures, direct_n=(0,))

@@ -1,0 +1,359 @@
+"""The throughput cost model: per-item embedding cost and per-pair distance cost.
+
+An embedding method (``d(x, y) = |E(x) - E(y)|``: every learned
+:class:`~wbench.surrogate.EmbeddingSurrogate`, and the LOT and sliced embeddings) spends
+
+* ``e`` seconds per measure embedded (``embed``; measured on a batch of ``embed_batch``
+  measures, the way ``distance`` and ``pairwise`` embed), and
+* ``c`` seconds per pair of its distance matrix, measured on precomputed embeddings alone
+  (``pairwise_euclidean`` of an ``n x m`` block; ``c`` depends on the block size once the
+  output leaves the caches, so the block is stated with it).
+
+Then, for any batch size (the quantities the leaderboard reports):
+
+* independent pairs/s (each pair embeds both sides): ``1 / (2 e + c)``;
+* pairwise pairs/s for an ``n x m`` matrix (each measure embedded once):
+  ``n m / ((n + m) e + n m c)``, which grows with ``n`` towards the asymptote ``1 / c``.
+
+One more term is measured because small blocks need it: ``o``, the fixed seconds of one
+``pairwise`` call (Python, the per-layer dispatch of two small embedding calls, the
+centring), taken from a timed ``1 x 1`` call as ``o = t(1 x 1) - 2 e - c`` (at least 0).
+The predictions of direct timings use ``n m / (o + (n + m) e + n m c)``; ``o`` matters
+only for small ``n`` (on an idle 2-core CPU a KENN model's ``o`` is worth roughly ten
+embeddings) and is reported as ``cost.call_s``.
+
+A solver (nothing to embed) has only a per-pair cost ``c`` (seconds per pair of a
+row-aligned ``distance`` call); its pairwise rate is its per-pair rate, flagged by
+``cost.pairwise_is_per_pair = 1``.
+
+:func:`measure_cost_model` measures ``e`` and ``c`` with rounds of a minimum duration
+(:mod:`wbench.rounds`; median and IQR) and, at a stated list of ``n``, direct timings of
+the real ``pairwise`` call to compare with the prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from wbench.measures import MeasureBatch
+from wbench.rounds import (
+    DEFAULT_MIN_ROUND_S,
+    DEFAULT_ROUNDS,
+    RoundStats,
+    interleaved_rounds,
+    thread_limit,
+)
+from wbench.surrogate import pairwise_euclidean
+from wbench.throughput import independent_step, pairwise_step
+
+if TYPE_CHECKING:
+    from wbench.surrogate import Surrogate
+
+__all__ = [
+    "CostModel",
+    "DirectTiming",
+    "embedder",
+    "independent_pairs_per_s",
+    "is_embedding_method",
+    "measure_cost_model",
+    "pairwise_pairs_per_s",
+    "sample_measures",
+]
+
+
+def independent_pairs_per_s(embed_s: float, pair_s: float) -> float:
+    """Independent pairs/s ``1 / (2 e + c)`` from ``e`` (s/measure) and ``c`` (s/pair).
+
+    :raises ValueError: a negative or non-finite cost, or both zero.
+    """
+    _check_costs(embed_s, pair_s)
+    return 1.0 / (2.0 * embed_s + pair_s)
+
+
+def pairwise_pairs_per_s(embed_s: float, pair_s: float, n: int, m: int | None = None, *, call_s: float = 0.0) -> float:
+    """Pairwise pairs/s of an ``n x m`` matrix: ``n m / (o + (n + m) e + n m c)`` (``m`` defaults to ``n``).
+
+    ``call_s`` is ``o``, the fixed seconds of one ``pairwise`` call (0: the plain model
+    ``n m / ((n + m) e + n m c)``). With ``embed_s = 0`` and ``o = 0`` (a solver) this is the
+    per-pair rate ``1 / c``.
+
+    :raises ValueError: a negative or non-finite cost, both zero, or ``n, m < 1``.
+    """
+    _check_costs(embed_s, pair_s)
+    if not (math.isfinite(call_s) and call_s >= 0):
+        raise ValueError(f"call_s must be a non-negative number of seconds, got {call_s!r}")
+    m = n if m is None else m
+    if n < 1 or m < 1:
+        raise ValueError(f"a pairwise block needs n, m >= 1, got {n} x {m}")
+    return n * m / (call_s + (n + m) * embed_s + n * m * pair_s)
+
+
+def _check_costs(embed_s: float, pair_s: float) -> None:
+    for name, value in (("embed_s", embed_s), ("pair_s", pair_s)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    if embed_s == 0 and pair_s == 0:
+        raise ValueError("embed_s and pair_s are both 0: the rate would be infinite")
+
+
+@dataclass(frozen=True)
+class DirectTiming:
+    """One direct timing of the real ``pairwise`` call on an ``n x m`` block.
+
+    :param n: rows. :param m: columns.
+    :param stats: seconds per call (median, IQR over rounds).
+    :param predicted_pairs_per_s: the cost model's prediction for this block.
+    """
+
+    n: int
+    m: int
+    stats: RoundStats
+    predicted_pairs_per_s: float
+
+    @property
+    def pairs_per_s(self) -> float:
+        """Measured pairs/s (``n m`` over the median seconds per call)."""
+        return self.n * self.m / self.stats.median_s if self.stats.median_s > 0 else math.inf
+
+    @property
+    def relative_error(self) -> float:
+        """``predicted / measured - 1``."""
+        return self.predicted_pairs_per_s / self.pairs_per_s - 1.0
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """Measured costs of one method, and the rates they imply.
+
+    :param embedding: True for an embedding method, False for a solver (no ``embed_s``).
+    :param embed: seconds per measure embedded (None for a solver).
+    :param pair: seconds per pair (distance matrix of embeddings, or a solver's pair).
+    :param embed_batch: measures per timed embedding call (0 for a solver).
+    :param pair_block: ``(n, m)`` of the timed distance matrix (``(B, 1)`` for a solver's
+        row-aligned batch of ``B`` pairs).
+    :param threads: ``torch.get_num_threads()`` during the measurement.
+    :param device: ``"cpu"``, ``"cuda:0"`` ...
+    :param min_round_s: seconds each round lasted at least.
+    :param direct: direct timings of ``pairwise`` at the stated sizes.
+    :param call_s: ``o``, fixed seconds per ``pairwise`` call (0 for a solver: not measured).
+    """
+
+    embedding: bool
+    embed: RoundStats | None
+    pair: RoundStats
+    embed_batch: int
+    pair_block: tuple[int, int]
+    threads: int
+    device: str
+    min_round_s: float
+    direct: tuple[DirectTiming, ...] = field(default=())
+    call_s: float = 0.0
+
+    @property
+    def embed_s(self) -> float:
+        """``e``: median seconds per measure (0 for a solver)."""
+        return self.embed.median_s if self.embed is not None else 0.0
+
+    @property
+    def pair_s(self) -> float:
+        """``c``: median seconds per pair."""
+        return self.pair.median_s
+
+    def independent_pairs_per_s(self) -> float:
+        """``1 / (2 e + c)`` (a solver: ``1 / c``)."""
+        return independent_pairs_per_s(self.embed_s, self.pair_s)
+
+    def pairwise_pairs_per_s(self, n: int, m: int | None = None, *, with_call: bool = True) -> float:
+        """``n m / (o + (n + m) e + n m c)`` (``with_call=False``: ``o = 0``; a solver: ``1 / c``)."""
+        return pairwise_pairs_per_s(self.embed_s, self.pair_s, n, m, call_s=self.call_s if with_call else 0.0)
+
+    def asymptote_pairs_per_s(self) -> float:
+        """``1 / c``: the pairwise rate as ``n`` grows without bound."""
+        return 1.0 / self.pair_s if self.pair_s > 0 else math.inf
+
+    def to_record(self, *, pairwise_n: Sequence[int] = ()) -> dict[str, float]:
+        """Flat record columns (all floats).
+
+        ``cost.embedding`` (1/0), ``cost.embed_s``, ``cost.embed_s_iqr``, ``cost.embed_batch``,
+        ``cost.pair_s``, ``cost.pair_s_iqr``, ``cost.pair_rows``, ``cost.pair_cols``, ``cost.call_s``,
+        ``cost.rounds``, ``cost.min_round_s``, ``cost.threads``, ``cost.cuda``,
+        ``cost.independent_pairs_per_s``, ``cost.asymptote_pairs_per_s``,
+        ``cost.pairwise_is_per_pair`` (1 for a solver), ``cost.pairwise.<n>`` (predicted
+        pairs/s of an ``n x n`` matrix, for each ``pairwise_n`` and each direct size), and
+        per direct timing ``cost.direct.<n>`` (measured pairs/s), ``cost.direct.<n>_iqr``
+        (IQR of the pairs/s, from the quartiles of the call time) and
+        ``cost.direct_error.<n>`` (predicted / measured - 1).
+        """
+        out: dict[str, float] = {
+            "cost.embedding": float(self.embedding),
+            "cost.embed_s": self.embed_s,
+            "cost.embed_s_iqr": self.embed.iqr_s if self.embed is not None else 0.0,
+            "cost.embed_batch": float(self.embed_batch),
+            "cost.pair_s": self.pair_s,
+            "cost.pair_s_iqr": self.pair.iqr_s,
+            "cost.pair_rows": float(self.pair_block[0]),
+            "cost.pair_cols": float(self.pair_block[1]),
+            "cost.call_s": self.call_s,
+            "cost.rounds": float(self.pair.rounds),
+            "cost.min_round_s": self.min_round_s,
+            "cost.threads": float(self.threads),
+            "cost.cuda": float(self.device.startswith("cuda")),
+            "cost.independent_pairs_per_s": self.independent_pairs_per_s(),
+            "cost.asymptote_pairs_per_s": self.asymptote_pairs_per_s(),
+            "cost.pairwise_is_per_pair": float(not self.embedding),
+        }
+        for n in sorted({*pairwise_n, *(d.n for d in self.direct if d.n == d.m)}):
+            out[f"cost.pairwise.{n}"] = self.pairwise_pairs_per_s(n)
+        for d in self.direct:
+            key = str(d.n) if d.n == d.m else f"{d.n}x{d.m}"
+            pairs = d.n * d.m
+            out[f"cost.direct.{key}"] = d.pairs_per_s
+            out[f"cost.direct.{key}_iqr"] = pairs / d.stats.q1_s - pairs / d.stats.q3_s if d.stats.q1_s > 0 else 0.0
+            out[f"cost.direct_error.{key}"] = d.relative_error
+        return out
+
+
+def is_embedding_method(surrogate: Surrogate) -> bool:
+    """True when ``surrogate`` computes distances between embeddings (it has a callable ``embed``)."""
+    return callable(getattr(surrogate, "embed", None))
+
+
+def embedder(surrogate: Surrogate) -> Callable[[MeasureBatch], torch.Tensor]:
+    """The embedding call that ``distance`` / ``pairwise`` use: ``embed_all`` when there is one
+    (learned models: evaluation mode, chunks), else ``embed``; run under inference mode.
+
+    :raises TypeError: the surrogate has no ``embed``.
+    """
+    if not is_embedding_method(surrogate):
+        raise TypeError(f"{type(surrogate).__name__} has no embed(): it is a solver, time it with its pairs")
+    function = getattr(surrogate, "embed_all", None) or surrogate.embed
+
+    @torch.inference_mode()
+    def run(x: MeasureBatch) -> torch.Tensor:
+        return function(x)
+
+    return run
+
+
+def sample_measures(measures: MeasureBatch, n: int, *, seed: int = 0, device: str | torch.device = "cpu") -> MeasureBatch:
+    """``n`` measures drawn from ``measures`` (without replacement when there are enough), on ``device``."""
+    if n < 1:
+        raise ValueError(f"need at least one measure, got n={n}")
+    if len(measures) == 0:
+        raise ValueError("cannot draw from an empty MeasureBatch")
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(measures), size=n, replace=n > len(measures))
+    return measures.index(idx).to(device)
+
+
+def _device_of(surrogate: Surrogate, device: str | torch.device | None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    own = getattr(surrogate, "device", None)
+    return torch.device(own) if own is not None else torch.device("cpu")
+
+
+def measure_cost_model(
+    surrogate: Surrogate,
+    measures: MeasureBatch,
+    *,
+    embed_batch: int = 1024,
+    pair_block: int | tuple[int, int] = 4096,
+    solver_batch: int = 64,
+    direct_n: Sequence[int] = (),
+    rounds: int = DEFAULT_ROUNDS,
+    min_round_s: float = DEFAULT_MIN_ROUND_S,
+    warmup: int = 1,
+    threads: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int = 0,
+) -> CostModel:
+    """Measure ``e`` and ``c`` of ``surrogate`` (see the module docstring), and direct timings.
+
+    :param surrogate: fitted; left on its device (an embedding model in evaluation mode
+        through ``embed_all``).
+    :param measures: measures to draw from (with replacement when there are too few).
+    :param embed_batch: measures per timed embedding call (the per-measure cost is the
+        call time over this).
+    :param pair_block: ``n`` or ``(n, m)`` of the timed distance matrix of embeddings. ``c``
+        grows with the block once the output matrix leaves the caches (it is then written
+        to memory: on a loaded 2-core CPU, k = 64, one thread, 5.3 / 13.4 / 14.6 / 16.4 /
+        19.1 ns per pair at n = 1024 / 2048 / 4096 / 8192 / 16384), so time it at the ``n``
+        whose pairwise rate is reported.
+    :param solver_batch: row-aligned pairs per timed ``distance`` call of a solver.
+    :param direct_n: sizes ``n`` at which the real ``pairwise(x, y)`` of an ``n x n``
+        block is timed directly (a solver: ``pairwise`` too, each entry solved).
+    :param rounds: rounds per figure (median and IQR over them).
+    :param min_round_s: seconds each round lasts at least.
+    :param warmup: untimed calls before each figure's rounds.
+    :param threads: torch / BLAS threads for the whole measurement (None: as set).
+    :param device: where measures go and what is synchronised (default: the surrogate's).
+    :param seed: seeds the draws of measures.
+    :returns: a :class:`CostModel` (``to_record()`` gives its record columns).
+    """
+    dev = _device_of(surrogate, device)
+    rows, cols = (pair_block, pair_block) if isinstance(pair_block, int) else pair_block
+    for name, value in (("embed_batch", embed_batch), ("solver_batch", solver_batch), ("pair_block rows", rows), ("pair_block cols", cols)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    bad = [n for n in direct_n if int(n) < 1]
+    if bad:
+        raise ValueError(f"direct_n sizes must be positive, got {bad}")
+    kw: dict[str, Any] = {"rounds": rounds, "min_round_s": min_round_s, "warmup": warmup, "device": dev}
+    fns: dict[str, Callable[[], Any]] = {}
+    embedding = is_embedding_method(surrogate)
+    with thread_limit(threads) as used_threads:
+        if embedding:
+            embed = embedder(surrogate)
+            batch = sample_measures(measures, embed_batch, seed=seed, device=dev)
+            ex = embed(sample_measures(measures, rows, seed=seed + 1, device=dev))
+            ey = embed(sample_measures(measures, cols, seed=seed + 2, device=dev))
+            chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
+            fns["embed"] = lambda: embed(batch)
+            fns["pair"] = lambda: pairwise_euclidean(ex, ey, chunk=chunk)
+            one_x, one_y = sample_measures(measures, 1, seed=seed + 5, device=dev), batch.index(slice(0, 1))
+            fns["call"] = lambda: pairwise_step(surrogate, one_x, one_y)
+            block = (rows, cols)
+        else:
+            a = sample_measures(measures, solver_batch, seed=seed + 1, device=dev)
+            b = sample_measures(measures, solver_batch, seed=seed + 2, device=dev)
+            fns["pair"] = lambda: independent_step(surrogate, a, b)
+            embed_batch, block = 0, (solver_batch, 1)
+        sizes = [int(n) for n in direct_n]
+        for n in sizes:
+            x = sample_measures(measures, n, seed=seed + 3 + n, device=dev)
+            y = sample_measures(measures, n, seed=seed + 4 + n, device=dev)
+            fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
+        # one interleaved series: drift in the machine's load hits e, c and the direct timings alike
+        stats = interleaved_rounds(fns, **kw)
+    e_stats = _per_unit(stats["embed"], embed_batch) if embedding else None
+    c_stats = _per_unit(stats["pair"], block[0] * block[1])
+    e, c = (e_stats.median_s if e_stats is not None else 0.0), c_stats.median_s
+    o = max(0.0, stats["call"].median_s - 2 * e - c) if embedding else 0.0
+    direct = [DirectTiming(n, n, stats[f"direct.{n}"], pairwise_pairs_per_s(e, c, n, call_s=o)) for n in sizes]
+    return CostModel(
+        embedding=embedding,
+        embed=e_stats,
+        pair=c_stats,
+        embed_batch=embed_batch,
+        pair_block=block,
+        threads=int(used_threads),
+        device=str(dev),
+        min_round_s=float(min_round_s),
+        direct=tuple(direct),
+        call_s=o,
+    )
+
+
+def _per_unit(stats: RoundStats, units: int) -> RoundStats:
+    """Seconds per call -> seconds per unit (measure or pair)."""
+    return RoundStats(
+        stats.median_s / units, stats.q1_s / units, stats.q3_s / units, stats.rounds, stats.calls,
+        tuple(s / units for s in stats.per_round_s),
+    )
