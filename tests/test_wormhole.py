@@ -104,6 +104,8 @@ def test_padded_clouds_drop_empty_pixels_and_keep_masses() -> None:
     np.testing.assert_allclose(points[1], [[1, 1], [0, 0]])
     with pytest.raises(ValueError, match="2 points of positive mass"):
         padded_clouds(MeasureBatch.from_images(images), n_points=1)
+    points, weights = padded_clouds(MeasureBatch.from_images(images), multiple=32)
+    assert points.shape == (2, 32, 2) and float(weights[:, 2:].sum()) == 0.0
     assert [closest_cloud_batch(p) for p in (1, 15, 256, 276)] == [2, 6, 23, 24]
 
 
@@ -164,3 +166,19 @@ def test_conformance_kit_passes_with_exact_targets() -> None:
     # embedding 2x8+8, one block (qkv 8x24+24, two layer norms 32, feed-forward 8x16+16+16x8+8),
     # final feed-forward 280
     assert fitted.n_parameters == 24 + (216 + 32 + 280) + 280
+
+
+@needs_extra
+@pytest.mark.slow
+def test_splitting_every_point_into_two_half_masses_is_the_same_measure(fitted_on_translates) -> None:
+    """Masses enter as attention log-biases and pooling weights, so a point of mass w and two
+    copies of mass w / 2 give the same encoding; the split clouds are also twice as long as
+    any training cloud."""
+    import torch
+
+    model, _, dataset = fitted_on_translates
+    points, weights = dataset.measures.point_clouds()
+    split = MeasureBatch.from_point_clouds(torch.cat([points, points], dim=1), torch.cat([weights, weights], dim=1) / 2)
+    same = model.distance(dataset.measures, split).numpy()
+    typical = float(np.median(dataset.pairs["train"].w2))
+    assert same.max() < 1e-3 * typical, same.max()

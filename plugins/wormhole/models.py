@@ -113,10 +113,11 @@ def encoder_parameter_count(dim: int, emb_dim: int, num_heads: int, num_layers: 
     return sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(shapes["params"]["Encoder"]))
 
 
-def padded_clouds(measures: MeasureBatch, n_points: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def padded_clouds(measures: MeasureBatch, n_points: int | None = None, *, multiple: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The measures as padded weighted clouds without their zero-mass points.
 
-    :param n_points: length to pad to (default: the largest support in the batch).
+    :param n_points: length to pad to (default: the largest support in the batch, rounded
+        up to a multiple of ``multiple``).
     :returns: ``points (B, n, D)`` float32 in ground-cost units and ``weights (B, n)``
         float32 (rows sum to 1; padding has mass 0).
     :raises ValueError: a measure has more than ``n_points`` points of positive mass.
@@ -125,7 +126,7 @@ def padded_clouds(measures: MeasureBatch, n_points: int | None = None) -> tuple[
     weights = weights.detach().cpu().float()
     keep = weights > 0
     longest = int(keep.sum(dim=1).max())
-    n = longest if n_points is None else n_points
+    n = -(-longest // multiple) * multiple if n_points is None else n_points
     if longest > n:
         raise ValueError(f"a measure has {longest} points of positive mass; this model takes at most {n}")
     order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)[:, :n]
@@ -371,14 +372,16 @@ class Wormhole(Surrogate):
         """Embeddings ``(B, emb_dim)`` whose Euclidean distances are W2 in ground-cost units.
 
         :raises RuntimeError: the model is not fitted.
-        :raises ValueError: wrong point dimension, or a measure with more points than the
-            longest training cloud.
+        Clouds of any size are accepted (the encoder has no positional input): each call pads
+        to its longest cloud, rounded up to a multiple of 32 to bound recompilations.
+
+        :raises ValueError: wrong point dimension.
         """
         if self.enc_params is None or self.package is None or self.ot_scale is None:
             raise RuntimeError("this Wormhole is not fitted yet")
         if x.dim != self.params["dim"]:
             raise ValueError(f"this Wormhole was built for {self.params['dim']}-D points, got {x.dim}-D")
-        points, weights = padded_clouds(x, self.n_points)
+        points, weights = padded_clouds(x, multiple=32)
         if self._encode is None:
             self._encode = _encoder_fn(self.package.model)
         encode = self._encode
