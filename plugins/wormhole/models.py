@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import importlib.metadata
 import io
 import math
 import time
@@ -68,7 +69,6 @@ from wbench_plugins.wormhole import INSTALL_COMMAND
 try:
     import jax
     import jax.numpy as jnp
-    import wassersteinwormhole
     from wassersteinwormhole import Wormhole as PackageWormhole
     from wassersteinwormhole._utils_Transformer import Transformer
     from wassersteinwormhole.DefaultConfig import DefaultConfig
@@ -79,7 +79,7 @@ except ImportError as exc:  # the optional extra is missing: the registry lists 
     ) from exc
 
 TARGETS = ("s2", "exact")
-PACKAGE_VERSION = getattr(wassersteinwormhole, "__version__", None)
+PACKAGE_VERSION = importlib.metadata.version("wassersteinwormhole")
 
 
 def _quiet() -> contextlib.AbstractContextManager[Any]:
@@ -89,11 +89,15 @@ def _quiet() -> contextlib.AbstractContextManager[Any]:
 
 def _config(emb_dim: int, num_heads: int, num_layers: int, width: int, target: str, eps: float,
             num_sinkhorn_iter: int, dropout: float) -> DefaultConfig:
-    """The package's configuration for these sizes, decoder off (embedding only)."""
+    """The package's configuration for these sizes, decoder off (embedding only).
+
+    With exact targets no Sinkhorn runs: a fixed iteration count skips the package's
+    automatic (costly) choice.
+    """
     return DefaultConfig(
         emb_dim=emb_dim, num_heads=num_heads, num_layers=num_layers, mlp_dim=width,
         dist_func_enc="S2", dist_func_dec="S2", eps_enc=eps, eps_dec=eps,
-        num_sinkhorn_iter=num_sinkhorn_iter, coeff_dec=-1, num_particles_output=1,
+        num_sinkhorn_iter=num_sinkhorn_iter if target == "s2" else 100, coeff_dec=-1, num_particles_output=1,
         attention_dropout_rate=dropout,
     )
 
@@ -270,7 +274,7 @@ class Wormhole(Surrogate):
             report.best_epoch = 0
         report.wall_time_s = time.perf_counter() - started
         report.extra.update({
-            "package": f"wassersteinwormhole {PACKAGE_VERSION or '?'}", "target": self.params["target"],
+            "package": f"wassersteinwormhole {PACKAGE_VERSION}", "target": self.params["target"],
             "ot_scale": self.ot_scale, "n_points": self.n_points,
             "num_sinkhorn_iter": int(self.package.num_sinkhorn_iter),
         })
@@ -411,7 +415,7 @@ class Wormhole(Surrogate):
     def describe(self) -> dict[str, Any]:
         """Sizes, the package version and the fitted scales."""
         return {
-            "package": f"wassersteinwormhole {PACKAGE_VERSION or '?'}",
+            "package": f"wassersteinwormhole {PACKAGE_VERSION}",
             "ot_scale": self.ot_scale, "n_points": self.n_points,
             "sizes": {k: self.params[k] for k in ("emb_dim", "num_heads", "num_layers", "width")},
         }
