@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,17 @@ SUITES = Path(wbench.__file__).parent / "suites"
 OWN_SIZE = {s.name for path in sorted(SUITES.glob("*.toml")) for s in load_suite(path).surrogates if not s.match_budget}
 """Methods the built-in suites run at their own size (``match_budget = false``): no width needed."""
 
+# Surrogates behind an optional extra: surrogate name -> (the module the extra installs, the extra).
+OPTIONAL_EXTRAS = {"wormhole": ("wassersteinwormhole", "wormhole")}
+
+
+def missing_extra(name: str) -> str | None:
+    """The extra that ``name`` needs and that is not installed, or None."""
+    module, extra = OPTIONAL_EXTRAS.get(name, (None, None))
+    if module is None or importlib.util.find_spec(module) is not None:
+        return None
+    return extra
+
 
 @pytest.fixture(scope="module")
 def toy_grid():
@@ -31,6 +43,9 @@ def toy_cloud():
 
 @pytest.mark.parametrize("name", REGISTRY.names("surrogate"))
 def test_surrogate_conforms(name, toy_grid, toy_cloud) -> None:
+    extra = missing_extra(name)
+    if extra:
+        pytest.skip(f"{name} needs the optional extra: pip install 'wbench[{extra}]'")
     entry = REGISTRY.get("surrogate", name)
     cls = entry.load()
     dataset = toy_cloud if cls.input_kind == "cloud" else toy_grid
@@ -57,5 +72,7 @@ def test_every_builtin_plugin_loads() -> None:
     assert not broken
     for kind in ("surrogate", "dataset", "metric"):
         for entry in REGISTRY.entries(kind):
+            if kind == "surrogate" and missing_extra(entry.name):
+                continue  # listed unavailable, naming its install command (tests/test_wormhole.py)
             assert entry.status() == (True, ""), (entry.name, entry.status())
             assert entry.description, f"{kind} {entry.name} needs a description"

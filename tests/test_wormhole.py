@@ -1,0 +1,184 @@
+"""Wasserstein Wormhole through the authors' package (the optional extra ``wbench[wormhole]``).
+
+Everything but the "unavailable" test skips when the extra is not installed. The fits are
+JAX programs: each pays a compilation of tens of seconds on a busy CPU, so they are slow.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wbench.budget import Budget
+from wbench.data import PairedDataset, PairSet
+from wbench.measures import MeasureBatch
+from wbench_plugins.wormhole import INSTALL_COMMAND, TEST_PARAMS
+
+HAS_EXTRA = importlib.util.find_spec("wassersteinwormhole") is not None
+needs_extra = pytest.mark.skipif(not HAS_EXTRA, reason=f"the wormhole extra is not installed ({INSTALL_COMMAND})")
+PLUGIN_FILE = Path(__file__).resolve().parents[1] / "plugins" / "wormhole" / "__init__.py"
+
+
+def translates(n: int = 40, n_points: int = 10, span: float = 16.0, seed: int = 0) -> tuple[MeasureBatch, np.ndarray]:
+    """``n`` translates ``x + v_k`` of one random cloud (pixel-like units) and the shifts ``v (n, 2)``.
+
+    W2 between two translates is exactly ``|v_i - v_j|``.
+    """
+    rng = np.random.default_rng(seed)
+    shape = rng.normal(scale=2.0, size=(n_points, 2))
+    shifts = rng.uniform(0.0, span, size=(n, 2))
+    masses = rng.uniform(0.5, 1.5, size=n_points)  # non-uniform masses, the same in every copy
+    points = shape[None] + shifts[:, None]
+    weights = np.repeat((masses / masses.sum())[None], n, axis=0)
+    return MeasureBatch.from_point_clouds(points.astype(np.float32), weights.astype(np.float32)), shifts
+
+
+def translate_dataset(n_train: int = 30, n: int = 40) -> PairedDataset:
+    """Train on pairs among the first ``n_train`` translates; test on pairs with the others."""
+    measures, shifts = translates(n)
+    left, right = np.triu_indices(n_train, 1)
+    rng = np.random.default_rng(1)
+    order = rng.permutation(len(left))
+    val_idx, train_idx = order[:20], order[20:]
+    test_left = np.repeat(np.arange(n_train, n), 3)
+    test_right = rng.integers(0, n_train, size=len(test_left))
+
+    def pairs(a: np.ndarray, b: np.ndarray) -> PairSet:
+        return PairSet(a, b, ((shifts[a] - shifts[b]) ** 2).sum(axis=1))
+
+    return PairedDataset(
+        "translates", {}, measures,
+        {"train": pairs(left[train_idx], right[train_idx]), "val": pairs(left[val_idx], right[val_idx]),
+         "test": pairs(test_left, test_right)},
+    )
+
+
+def test_without_the_extra_the_plugin_is_listed_unavailable_with_the_install_command(monkeypatch, capsys) -> None:
+    from wbench.cli import main
+    from wbench.plugins import make_plugin_manager
+
+    monkeypatch.setitem(sys.modules, "wassersteinwormhole", None)  # import fails as if not installed
+    monkeypatch.delitem(sys.modules, "wbench_plugins.wormhole.models", raising=False)
+    registered = "wormhole" in make_plugin_manager().registry.names("surrogate")
+    args = ["list"] if registered else ["list", "--plugin", str(PLUGIN_FILE)]  # not installed from this tree
+    assert main(args) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("wormhole"))
+    assert "unavailable" in line and INSTALL_COMMAND in line
+
+
+@needs_extra
+def test_parameter_count_is_the_encoders_and_grows_with_width() -> None:
+    from wbench_plugins.wormhole.models import Wormhole, encoder_parameter_count
+
+    counts = [Wormhole(dim=2, width=w).n_parameters for w in (16, 17, 64, 174)]
+    # emb_dim 32, 3 layers: 10,112 fixed + 4 feed-forward networks x (2 x 32 + 1) per hidden unit
+    assert counts == [10_112 + 260 * w for w in (16, 17, 64, 174)]
+    assert counts[-1] == 55_352  # the mnist suite's 55,430 target, within 1 %
+    assert encoder_parameter_count(2, 128, 4, 3, 512) == 677_376  # the package's default sizes
+
+
+@needs_extra
+def test_matching_finds_the_mnist_target() -> None:
+    from wbench.matching import build_at_parameter_target
+    from wbench_plugins.wormhole.models import Wormhole
+
+    model = build_at_parameter_target(Wormhole, {"dim": 2}, 55_430, tolerance=0.01)
+    assert model.params["width"] == 174 and model.n_parameters == 55_352
+
+
+@needs_extra
+def test_padded_clouds_drop_empty_pixels_and_keep_masses() -> None:
+    from wbench_plugins.wormhole.models import closest_cloud_batch, padded_clouds
+
+    images = np.zeros((2, 3, 3), dtype=np.float32)
+    images[0, 0, 0], images[0, 2, 1] = 1.0, 3.0
+    images[1, 1, 1] = 2.0
+    points, weights = padded_clouds(MeasureBatch.from_images(images))
+    assert points.shape == (2, 2, 2) and weights.shape == (2, 2)
+    np.testing.assert_allclose(weights, [[0.25, 0.75], [1.0, 0.0]])
+    np.testing.assert_allclose(points[0], [[0, 0], [2, 1]])
+    np.testing.assert_allclose(points[1], [[1, 1], [0, 0]])
+    with pytest.raises(ValueError, match="2 points of positive mass"):
+        padded_clouds(MeasureBatch.from_images(images), n_points=1)
+    points, weights = padded_clouds(MeasureBatch.from_images(images), multiple=32)
+    assert points.shape == (2, 32, 2) and float(weights[:, 2:].sum()) == 0.0
+    assert [closest_cloud_batch(p) for p in (1, 15, 256, 276)] == [2, 6, 23, 24]
+
+
+@needs_extra
+def test_bad_parameters_are_named() -> None:
+    from wbench_plugins.wormhole.models import Wormhole
+
+    with pytest.raises(ValueError, match="multiple of num_heads"):
+        Wormhole(emb_dim=10, num_heads=4)
+    with pytest.raises(ValueError, match="target must be one of"):
+        Wormhole(target="w1")
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Wormhole().embed(translates(2)[0])
+
+
+@pytest.fixture(scope="module", params=["exact", "s2"])
+def fitted_on_translates(request):
+    from wbench_plugins.wormhole.models import Wormhole
+
+    dataset = translate_dataset()
+    params = {**TEST_PARAMS, "target": request.param, "dropout": 0.0}
+    model = Wormhole(**Wormhole.params_for(params, dataset.measures))
+    budget = Budget(epochs=None, steps=1000, batch_size=64, lr=1e-2, seed=0)
+    report = model.fit(dataset.split("train"), dataset.split("val"), budget)
+    return model, report, dataset
+
+
+@needs_extra
+@pytest.mark.slow
+def test_translated_clouds_come_back_at_distance_v_in_pixels(fitted_on_translates) -> None:
+    model, report, dataset = fitted_on_translates
+    test = dataset.split("test")
+    a, b, _ = test.batch(slice(None))
+    predicted = model.distance(a, b).numpy()
+    exact = test.pairs.w2  # |v_i - v_j| in the clouds' units, up to ~20
+    # a lost scale (ot_scale ~ 10^2, emb_dim 8) would be off by a factor 2.8 or more
+    assert np.median(np.abs(predicted / exact - 1)) < 0.15, (predicted[:5], exact[:5], report.extra)
+    assert model.ot_scale > 100  # the package did rescale the OT cost: units came back through it
+
+
+@needs_extra
+@pytest.mark.slow
+def test_a_tiny_fit_lowers_the_loss(fitted_on_translates) -> None:
+    model, report, _ = fitted_on_translates
+    assert report.steps == 1000 and len(report.train_loss) >= 3
+    assert report.train_loss[-1] < 0.01 * report.train_loss[0], report.train_loss
+    assert np.isfinite(report.val_mse).all()
+
+
+@needs_extra
+@pytest.mark.slow
+def test_conformance_kit_passes_with_exact_targets() -> None:
+    """The default (``target="s2"``, the package's loop) runs in tests/test_conformance.py."""
+    from wbench.testing import check_surrogate, toy_dataset
+    from wbench_plugins.wormhole.models import Wormhole
+
+    fitted = check_surrogate(Wormhole, {**TEST_PARAMS, "target": "exact"}, toy_dataset(point_clouds=True))
+    # embedding 2x8+8, one block (qkv 8x24+24, two layer norms 32, feed-forward 8x16+16+16x8+8),
+    # final feed-forward 280
+    assert fitted.n_parameters == 24 + (216 + 32 + 280) + 280
+
+
+@needs_extra
+@pytest.mark.slow
+def test_splitting_every_point_into_two_half_masses_is_the_same_measure(fitted_on_translates) -> None:
+    """Masses enter as attention log-biases and pooling weights, so a point of mass w and two
+    copies of mass w / 2 give the same encoding; the split clouds are also twice as long as
+    any training cloud."""
+    import torch
+
+    model, _, dataset = fitted_on_translates
+    points, weights = dataset.measures.point_clouds()
+    split = MeasureBatch.from_point_clouds(torch.cat([points, points], dim=1), torch.cat([weights, weights], dim=1) / 2)
+    same = model.distance(dataset.measures, split).numpy()
+    typical = float(np.median(dataset.pairs["train"].w2))
+    assert same.max() < 1e-3 * typical, same.max()
