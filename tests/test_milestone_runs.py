@@ -43,11 +43,14 @@ name = "local-centroid"
 """
 
 
-def _run(tmp_path: Path, name: str, steps: Any, *extra: str, out: Path | None = None) -> dict[tuple[str, int], dict]:
+def _run(
+    tmp_path: Path, name: str, steps: Any, *extra: str, out: Path | None = None, status: int = 0
+) -> dict[tuple[str, int], dict]:
+    """Run the toy suite to ``steps``; ``status``: the exit status expected (1: a cell failed)."""
     suite = tmp_path / f"{name}.toml"
     suite.write_text(SUITE.format(steps=json.dumps(steps)))
     out = out or tmp_path / name
-    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(out), *extra]) == 0
+    assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(out), *extra]) == status
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     return {(r["method"], r["budget"]["steps"]): r for r in records}
 
@@ -86,7 +89,7 @@ def test_resume_uses_the_checkpoint_and_names_a_corrupt_one(tmp_path: Path) -> N
     _run(tmp_path, "short", 3, out=out)
     (checkpoint,) = (out / "checkpoints").glob("*-step000000003.pt")
     checkpoint.write_bytes(checkpoint.read_bytes()[:100])
-    grown = _run(tmp_path, "long", [3, 8], "--resume", out=out)
+    grown = _run(tmp_path, "long", [3, 8], "--resume", out=out, status=1)
     failed = grown[("naive", 8)]
     assert failed["status"] == "failed"
     assert f"checkpoint {checkpoint} is corrupt" in failed["error"]
