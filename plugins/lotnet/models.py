@@ -1,0 +1,305 @@
+"""``lot-residual``: a residual MLP on LOT features that starts as the LOT embedding.
+
+A measure nu gets its LOT feature ``f(nu)`` (:mod:`wbench_plugins.lotnet.features`: one
+exact LP to a reference fitted on the training measures, ``K * D`` coordinates), scaled by
+LOT's least-squares scale ``s`` into ``g = s f`` (ground-cost units). The embedding is
+
+    ``e(nu) = g + W2 act(W1 (g / c) + b1) + b2``
+
+with ``act`` the GELU, hidden width ``width`` and ``c`` a fixed input unit (the RMS feature
+coordinate of the training measures, fitted with the reference: no trained parameter). The
+output layer ``W2, b2`` starts at zero, so the untrained model returns exactly the scaled LOT
+distances ``s |f(mu) - f(nu)|``; training on exact W2 (the harness's loop,
+:func:`wbench.training.train_on_pairs`) then corrects them.
+
+Parameters counted (``n_parameters``): ``W1, b1, W2, b2``: ``(2 F + 1) width + F`` with
+``F = K * D`` (400 on MNIST with the default 200-point reference; 55,669 at width 69). The
+reference, the scale and the input unit are fitted data held in buffers (saved with the
+model, not trained), like LOT's, which counts 0 parameters.
+
+What is cached: during :meth:`LOTResidual.fit` only, the features of every training and
+validation measure, keyed by a content hash (:class:`~wbench_plugins.lotnet.features.FeatureCache`):
+each measure costs one LP however many epochs meet it. The cache is dropped when the fit
+returns, so every later call (evaluation, timing) solves one LP per measure it embeds, as
+LOT does: independent throughput is LP-bound; pairwise throughput is ``n + m`` LPs for an
+``n x m`` matrix.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from wbench.budget import Budget
+from wbench.data import LabelledPairs
+from wbench.measures import MeasureBatch
+from wbench.surrogate import EmbeddingSurrogate, FitReport
+from wbench_plugins.references.lot import LOT
+
+from .features import FeatureCache, lot_features
+
+LOSSES = ("mse", "relative")
+
+
+class _ExactSizeLOT(LOT):
+    """LOT whose mean reference always has exactly ``reference_size`` points.
+
+    A mean image with fewer positive pixels than ``reference_size`` is completed by the
+    next pixels of the grid in row-major order, each with a tiny mass (1e-3 of the lightest
+    positive one), so the feature dimension, and hence the network's parameter count, is
+    known before the data is seen. A mean image with enough positive pixels gives the same
+    reference as ``lot``.
+    """
+
+    def _mean_image(self, measures: MeasureBatch) -> tuple[np.ndarray, np.ndarray]:
+        weights = measures.weights.detach().double().cpu()
+        mean = (weights / weights.sum(dim=1, keepdim=True)).mean(dim=0).numpy()
+        k = self.reference_size or len(mean)
+        if int((mean > 0).sum()) >= k:
+            return super()._mean_image(measures)
+        floor = 1e-3 * float(mean[mean > 0].min())
+        order = np.sort(np.argsort(-mean, kind="stable")[:k])
+        masses = np.maximum(mean[order], floor)
+        points = measures.support.detach().cpu().double().numpy()[order]
+        return points, masses / masses.sum()
+
+    def _mean_cloud(self, measures: MeasureBatch) -> tuple[np.ndarray, np.ndarray]:
+        points, masses = super()._mean_cloud(measures)
+        if len(masses) != self.reference_size:
+            raise ValueError(
+                f"the training clouds have only {len(masses)} distinct points for a {self.reference_size}-point "
+                "LOT reference: lower reference_size"
+            )
+        return points, masses
+
+
+class LOTResidualNetwork(nn.Module):
+    """``g + W2 act(W1 (g / c) + b1) + b2`` on scaled LOT features ``g``; holds the fitted reference.
+
+    :param n_features: ``F = K * D``, the LOT feature dimension.
+    :param width: hidden units.
+    :param ref_size: ``K``, reference points.
+    :param dim: ``D``, dimension of the ground space.
+    """
+
+    def __init__(self, n_features: int, width: int, ref_size: int, dim: int) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(n_features, width)
+        self.out = nn.Linear(width, n_features)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.act = nn.GELU()
+        self.register_buffer("ref_points", torch.zeros(ref_size, dim, dtype=torch.float64))
+        self.register_buffer("ref_masses", torch.zeros(ref_size, dtype=torch.float64))
+        self.register_buffer("lot_scale", torch.ones((), dtype=torch.float64))
+        self.register_buffer("input_unit", torch.ones((), dtype=torch.float64))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``(B, F)`` in ground-cost units from unscaled LOT features ``(B, F)``."""
+        dtype = self.hidden.weight.dtype
+        g = features.to(dtype) * self.lot_scale.to(dtype)
+        return g + self.out(self.act(self.hidden(g / self.input_unit.to(dtype))))
+
+
+class LOTResidual(EmbeddingSurrogate):
+    """A residual MLP on LOT features, initialised so that it returns LOT's distances.
+
+    Fit-time parameters:
+
+    :param width: hidden units of the residual MLP (the matched-budget knob).
+    :param dim: dimension D of the ground space (filled from the data by :meth:`params_for`).
+    :param reference: LOT reference, ``"mean"`` (of the training measures) or ``"grid"``.
+    :param reference_size: K, points of the reference (clipped to the grid by :meth:`params_for`).
+    :param jitter: reference jitter in lattice spacings (as ``lot``).
+    :param ref_seed: seed of the jitter and of the k-means of cloud references.
+    :param scale_pairs: training pairs LOT's least-squares scale is fitted on.
+    :param loss: ``"mse"`` (on W2, the shared default) or ``"relative"`` (mean squared
+        relative error ``((d - w) / w)^2``, pairs with ``w`` below 1e-6 of the median excluded).
+    :param n_jobs: worker processes for the LPs (-1: all cores; small batches run in-process).
+    """
+
+    input_kind: ClassVar[str] = "any"
+    width_param: ClassVar[str | None] = "width"
+
+    def __init__(
+        self,
+        *,
+        width: int = 69,
+        dim: int = 2,
+        reference: str = "mean",
+        reference_size: int = 200,
+        jitter: float = 0.1,
+        ref_seed: int = 0,
+        scale_pairs: int = 1000,
+        loss: str = "mse",
+        n_jobs: int = -1,
+    ) -> None:
+        for name, value in (("width", width), ("dim", dim), ("reference_size", reference_size), ("scale_pairs", scale_pairs)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"lot-residual {name} must be a positive integer, got {value!r}")
+        if loss not in LOSSES:
+            raise ValueError(f"lot-residual loss must be one of {LOSSES}, got {loss!r}")
+        super().__init__(
+            width=width, dim=dim, reference=reference, reference_size=reference_size, jitter=float(jitter),
+            ref_seed=ref_seed, scale_pairs=scale_pairs, loss=loss, n_jobs=n_jobs,
+        )
+        # LOT validates reference, jitter; it builds the reference in fit.
+        self._lot = _ExactSizeLOT(
+            reference=reference, reference_size=reference_size, jitter=jitter, seed=ref_seed, n_jobs=n_jobs,
+            scale_pairs=scale_pairs,
+        )
+        self.n_features = reference_size * dim
+        self.model = LOTResidualNetwork(self.n_features, width, reference_size, dim)
+        self._cache: FeatureCache | None = None
+        self._caching = False
+        self.n_lp = 0
+        self.fit_cache_stats: dict[str, int] = {}
+
+    @classmethod
+    def params_for(cls, params: Mapping[str, Any], measures: MeasureBatch) -> dict[str, Any]:
+        """Set ``dim`` from the measures and clip ``reference_size`` to the grid size, unless given."""
+        out = dict(params)
+        out.setdefault("dim", measures.dim)
+        if measures.is_grid:
+            out["reference_size"] = min(int(out.get("reference_size", 200)), measures.n_points)
+        return out
+
+    # ---------------------------------------------------------------- features
+    def _reference(self) -> tuple[np.ndarray, np.ndarray]:
+        if not bool(self.model.fitted):
+            raise ValueError("lot-residual has no LOT reference yet: call fit with training data first")
+        return self.model.ref_points.cpu().numpy(), self.model.ref_masses.cpu().numpy()
+
+    def lot_features(self, x: MeasureBatch) -> torch.Tensor:
+        """Unscaled LOT features ``(B, K * D)`` float64 on the CPU: one LP per measure, or
+        the cached row during a fit (NaN rows for failed LPs)."""
+        if self._cache is not None:
+            before = self._cache.n_lp
+            out = self._cache.features(x)
+            self.n_lp += self._cache.n_lp - before
+            return out
+        ref_points, ref_masses = self._reference()
+        features, _ = lot_features(x, ref_points, ref_masses, n_jobs=self.params["n_jobs"])
+        self.n_lp += len(x)
+        return torch.from_numpy(features)
+
+    def embed(self, x: MeasureBatch) -> torch.Tensor:
+        """Embeddings ``(B, K * D)`` in ground-cost units (differentiable in the network's weights)."""
+        if x.dim != self.params["dim"]:
+            raise ValueError(f"this lot-residual was built for {self.params['dim']}-D measures, got {x.dim}-D")
+        return self.model(self.lot_features(x).to(self.device))
+
+    def lot_distance(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
+        """LOT's own scaled distances ``s |f(a_i) - f(b_i)|`` ``(B,)`` float64 (the untrained model's)."""
+        fa, fb = self.lot_features(a), self.lot_features(b)
+        return float(self.model.lot_scale) * (fa - fb).pow(2).sum(dim=1).sqrt()
+
+    # ---------------------------------------------------------------- training
+    def training_loss(self, a: MeasureBatch, b: MeasureBatch, w2sq: torch.Tensor) -> torch.Tensor:
+        """MSE on W2, or the mean squared relative error (``loss="relative"``)."""
+        pred = self.predict_w2(a, b)
+        target = w2sq.to(pred.dtype).clamp_min(0).sqrt()
+        if self.params["loss"] == "mse":
+            return (pred - target).pow(2).mean()
+        keep = target > 1e-6 * target.median().clamp_min(1e-30)
+        return ((pred[keep] - target[keep]) / target[keep]).pow(2).mean()
+
+    def prepare(self, train: LabelledPairs) -> torch.Tensor:
+        """Fix everything but the weights from the training measures: the LOT reference (from
+        the measures the training pairs use), LOT's least-squares scale and the input unit.
+
+        Afterwards the model (its output layer still at zero) returns LOT's scaled distances.
+
+        :returns: the unscaled features ``(n, K * D)`` of the training measures used.
+        """
+        used = np.unique(np.concatenate([train.pairs.left, train.pairs.right]))
+        train_measures = train.measures.index(used) if len(used) else train.measures
+        self._lot.set_reference_from(train_measures)
+        ref_points, ref_masses = self._lot.ref_points, self._lot.ref_masses
+        assert ref_points is not None and ref_masses is not None
+        if ref_points.shape != tuple(self.model.ref_points.shape):
+            raise ValueError(f"LOT reference has shape {ref_points.shape}, expected {tuple(self.model.ref_points.shape)}")
+        self.model.ref_points.copy_(torch.from_numpy(ref_points))
+        self.model.ref_masses.copy_(torch.from_numpy(ref_masses))
+        self.model.fitted.fill_(True)
+        self._cache = FeatureCache(ref_points, ref_masses, n_jobs=self.params["n_jobs"]) if self._caching else None
+        features = self.lot_features(train_measures)
+        scale = self._least_squares_scale(train)
+        self.model.lot_scale.fill_(scale)
+        finite = features[torch.isfinite(features).all(dim=1)]
+        rms = float((finite * scale).pow(2).mean().sqrt()) if len(finite) else 1.0
+        self.model.input_unit.fill_(rms if math.isfinite(rms) and rms > 0 else 1.0)
+        return features
+
+    def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
+        """:meth:`prepare` and the features of the validation measures, cached (one LP per
+        measure), then training with :func:`wbench.training.train_on_pairs`.
+
+        The report's ``extra`` holds the scale, the input unit, the reference size,
+        ``feature_seconds`` (reference and LPs), and the cache counts: ``lp_solved``,
+        ``measures_cached`` and ``cache_hits``. The cache is dropped when the fit returns.
+        """
+        from wbench.training import train_on_pairs
+
+        started = time.perf_counter()
+        self._caching = True
+        lp_before = self.n_lp
+        try:
+            self.prepare(train)
+            assert self._cache is not None
+            val_used = np.unique(np.concatenate([val.pairs.left, val.pairs.right]))
+            if len(val_used):
+                self.lot_features(val.measures.index(val_used))
+            feature_seconds = time.perf_counter() - started
+            report = train_on_pairs(self, train, val, budget)
+            self.fit_cache_stats = {
+                "lp_solved": self.n_lp - lp_before, "measures_cached": len(self._cache), "cache_hits": self._cache.n_hits,
+            }
+        finally:
+            self._caching, self._cache = False, None  # later calls (evaluation, timing) solve one LP per measure
+        report.extra.update(
+            lot_scale=float(self.model.lot_scale), input_unit=float(self.model.input_unit),
+            reference_points=self.params["reference_size"], feature_seconds=feature_seconds, **self.fit_cache_stats,
+        )
+        report.wall_time_s = time.perf_counter() - started
+        return report
+
+    def _least_squares_scale(self, train: LabelledPairs) -> float:
+        """LOT's scale ``sum(d w) / sum(d^2)`` on up to ``scale_pairs`` training pairs (as ``lot``)."""
+        n = len(train.pairs)
+        if train.pairs.w2sq is None or n == 0:
+            return 1.0
+        chosen = np.arange(n)
+        if n > self.params["scale_pairs"]:
+            chosen = np.sort(np.random.default_rng(LOT.SCALE_SEED).permutation(n)[: self.params["scale_pairs"]])
+        pairs = train.pairs.subset(chosen)
+        fa = self.lot_features(train.measures.index(pairs.left))
+        fb = self.lot_features(train.measures.index(pairs.right))
+        d = (fa - fb).pow(2).sum(dim=1).sqrt().numpy()
+        w = np.sqrt(np.maximum(np.asarray(pairs.w2sq, dtype=np.float64), 0.0))
+        good = np.isfinite(d) & np.isfinite(w)
+        denominator = float(np.sum(d[good] ** 2))
+        if not good.any() or denominator == 0.0:
+            return 1.0
+        return float(np.sum(d[good] * w[good]) / denominator)
+
+    def describe(self) -> dict[str, Any]:
+        """Reference size, feature dimension, LOT scale, input unit, LPs solved and the fit's cache counts."""
+        return {
+            "reference": self.params["reference"],
+            "reference_points": self.params["reference_size"],
+            "feature_dim": self.n_features,
+            "width": self.params["width"],
+            "lot_scale": float(self.model.lot_scale),
+            "input_unit": float(self.model.input_unit),
+            "n_lp": self.n_lp,
+            "fit_cache": dict(self.fit_cache_stats),
+        }
+
