@@ -131,3 +131,23 @@ def test_rejects_bad_input(toy) -> None:
     cloud3d = MeasureBatch.from_point_clouds(torch.rand(1, 4, 3))
     with pytest.raises(ValueError, match="2-D"):
         model.distance(cloud3d, cloud3d)
+
+
+def test_evaluation_uses_the_weight_average(toy) -> None:
+    model = _build(toy, ema=0.9)
+    report = model.fit(toy.split("train"), toy.split("val"), Budget(epochs=None, steps=12, batch_size=16, lr=1e-2))
+    net = model.model
+    assert int(net.average_steps) == 3 * (report.best_epoch + 1)  # the best epoch's state, 3 steps an epoch
+    features = torch.randn(5, model.n_features, dtype=torch.float64)
+    net.eval()
+    averaged = net(features)
+    net.train()
+    live = net(features)
+    net.eval()
+    g = features.float() * float(net.lot_scale)
+    hidden = torch.nn.functional.gelu((g / float(net.input_unit)) @ net.average_hidden_weight.T + net.average_hidden_bias)
+    expected = g + hidden @ net.average_out_weight.T + net.average_out_bias
+    assert torch.allclose(averaged, expected, atol=1e-6)
+    assert float((averaged - live).abs().max()) > 1e-4  # the average is not the last weights
+    plain = _build(toy, ema=0.0)
+    assert plain.n_parameters == model.n_parameters and not any("average" in k for k in plain.model.state_dict())

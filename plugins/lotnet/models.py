@@ -82,30 +82,65 @@ class _ExactSizeLOT(LOT):
 class LOTResidualNetwork(nn.Module):
     """``g + W2 act(W1 (g / c) + b1) + b2`` on scaled LOT features ``g``; holds the fitted reference.
 
+    With ``ema > 0`` the module also keeps an exponential moving average (Polyak averaging)
+    of ``W1, b1, W2, b2`` in buffers: :meth:`update_average` (called once per training step)
+    folds the current weights in, and in evaluation mode the forward pass uses the averaged
+    weights (same shapes: the parameter count used at inference is unchanged). In training
+    mode it uses the live weights.
+
     :param n_features: ``F = K * D``, the LOT feature dimension.
     :param width: hidden units.
     :param ref_size: ``K``, reference points.
     :param dim: ``D``, dimension of the ground space.
+    :param ema: decay of the weight average per step (0: off; e.g. 0.995).
     """
 
-    def __init__(self, n_features: int, width: int, ref_size: int, dim: int) -> None:
+    WEIGHTS = ("hidden.weight", "hidden.bias", "out.weight", "out.bias")
+
+    def __init__(self, n_features: int, width: int, ref_size: int, dim: int, *, ema: float = 0.0) -> None:
         super().__init__()
         self.hidden = nn.Linear(n_features, width)
         self.out = nn.Linear(width, n_features)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.act = nn.GELU()
+        self.ema = float(ema)
         self.register_buffer("ref_points", torch.zeros(ref_size, dim, dtype=torch.float64))
         self.register_buffer("ref_masses", torch.zeros(ref_size, dtype=torch.float64))
         self.register_buffer("lot_scale", torch.ones((), dtype=torch.float64))
         self.register_buffer("input_unit", torch.ones((), dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+        if self.ema > 0:
+            self.register_buffer("average_steps", torch.zeros((), dtype=torch.int64))
+            for name in self.WEIGHTS:
+                self.register_buffer(_average_name(name), self.get_parameter(name).detach().clone())
+
+    @torch.no_grad()
+    def update_average(self) -> None:
+        """Fold the current weights into their average: ``a <- d a + (1 - d) w`` with
+        ``d = min(ema, (1 + t) / (10 + t))`` at step ``t`` (a short warm-up); no-op without ``ema``."""
+        if self.ema <= 0:
+            return
+        self.average_steps += 1
+        t = float(self.average_steps)
+        decay = min(self.ema, (1.0 + t) / (10.0 + t))
+        for name in self.WEIGHTS:
+            self.get_buffer(_average_name(name)).mul_(decay).add_(self.get_parameter(name).detach(), alpha=1.0 - decay)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Embeddings ``(B, F)`` in ground-cost units from unscaled LOT features ``(B, F)``."""
-        dtype = self.hidden.weight.dtype
+        if self.ema > 0 and not self.training:
+            w1, b1, w2, b2 = (self.get_buffer(_average_name(name)) for name in self.WEIGHTS)
+        else:
+            w1, b1, w2, b2 = self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias
+        dtype = w1.dtype
         g = features.to(dtype) * self.lot_scale.to(dtype)
-        return g + self.out(self.act(self.hidden(g / self.input_unit.to(dtype))))
+        hidden = self.act(nn.functional.linear(g / self.input_unit.to(dtype), w1, b1))
+        return g + nn.functional.linear(hidden, w2, b2)
+
+
+def _average_name(name: str) -> str:
+    return "average_" + name.replace(".", "_")
 
 
 class LOTResidual(EmbeddingSurrogate):
@@ -122,6 +157,8 @@ class LOTResidual(EmbeddingSurrogate):
     :param scale_pairs: training pairs LOT's least-squares scale is fitted on.
     :param loss: ``"mse"`` (on W2, the shared default) or ``"relative"`` (mean squared
         relative error ``((d - w) / w)^2``, pairs with ``w`` below 1e-6 of the median excluded).
+    :param ema: per-step decay of the Polyak average of the weights used at evaluation
+        (0: off, the last weights; see :class:`LOTResidualNetwork`). Default 0.995.
     :param n_jobs: worker processes for the LPs (-1: all cores; small batches run in-process).
     """
 
@@ -139,6 +176,7 @@ class LOTResidual(EmbeddingSurrogate):
         ref_seed: int = 0,
         scale_pairs: int = 1000,
         loss: str = "mse",
+        ema: float = 0.995,
         n_jobs: int = -1,
     ) -> None:
         for name, value in (("width", width), ("dim", dim), ("reference_size", reference_size), ("scale_pairs", scale_pairs)):
@@ -146,9 +184,11 @@ class LOTResidual(EmbeddingSurrogate):
                 raise ValueError(f"lot-residual {name} must be a positive integer, got {value!r}")
         if loss not in LOSSES:
             raise ValueError(f"lot-residual loss must be one of {LOSSES}, got {loss!r}")
+        if not 0 <= float(ema) < 1:
+            raise ValueError(f"lot-residual ema must lie in [0, 1), got {ema!r}")
         super().__init__(
             width=width, dim=dim, reference=reference, reference_size=reference_size, jitter=float(jitter),
-            ref_seed=ref_seed, scale_pairs=scale_pairs, loss=loss, n_jobs=n_jobs,
+            ref_seed=ref_seed, scale_pairs=scale_pairs, loss=loss, ema=float(ema), n_jobs=n_jobs,
         )
         # LOT validates reference, jitter; it builds the reference in fit.
         self._lot = _ExactSizeLOT(
@@ -156,7 +196,7 @@ class LOTResidual(EmbeddingSurrogate):
             scale_pairs=scale_pairs,
         )
         self.n_features = reference_size * dim
-        self.model = LOTResidualNetwork(self.n_features, width, reference_size, dim)
+        self.model = LOTResidualNetwork(self.n_features, width, reference_size, dim, ema=float(ema))
         self._cache: FeatureCache | None = None
         self._caching = False
         self.n_lp = 0
@@ -203,7 +243,11 @@ class LOTResidual(EmbeddingSurrogate):
 
     # ---------------------------------------------------------------- training
     def training_loss(self, a: MeasureBatch, b: MeasureBatch, w2sq: torch.Tensor) -> torch.Tensor:
-        """MSE on W2, or the mean squared relative error (``loss="relative"``)."""
+        """MSE on W2, or the mean squared relative error (``loss="relative"``).
+
+        Called once per optimiser step by the training loop: it first folds the weights of
+        the previous step into the weight average (``ema``)."""
+        self.model.update_average()
         pred = self.predict_w2(a, b)
         target = w2sq.to(pred.dtype).clamp_min(0).sqrt()
         if self.params["loss"] == "mse":
