@@ -146,7 +146,7 @@ def test_evaluation_uses_the_weight_average(toy) -> None:
     net.eval()
     g = features.float() * float(net.lot_scale)
     hidden = torch.nn.functional.gelu((g / float(net.input_unit)) @ net.average_hidden_weight.T + net.average_hidden_bias)
-    expected = g + hidden @ net.average_out_weight.T + net.average_out_bias
+    expected = g + float(net.input_unit) * (hidden @ net.average_out_weight.T + net.average_out_bias)
     assert torch.allclose(averaged, expected, atol=1e-6)
     assert float((averaged - live).abs().max()) > 1e-4  # the average is not the last weights
     plain = _build(toy, ema=0.0)

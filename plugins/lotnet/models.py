@@ -4,10 +4,11 @@ A measure nu gets its LOT feature ``f(nu)`` (:mod:`wbench_plugins.lotnet.feature
 exact LP to a reference fitted on the training measures, ``K * D`` coordinates), scaled by
 LOT's least-squares scale ``s`` into ``g = s f`` (ground-cost units). The embedding is
 
-    ``e(nu) = g + W2 act(W1 (g / c) + b1) + b2``
+    ``e(nu) = g + c (W2 act(W1 (g / c) + b1) + b2)``
 
-with ``act`` the GELU, hidden width ``width`` and ``c`` a fixed input unit (the RMS feature
-coordinate of the training measures, fitted with the reference: no trained parameter). The
+with ``act`` the GELU, hidden width ``width`` and ``c`` a fixed unit (the RMS feature
+coordinate of the training measures, fitted with the reference: no trained parameter), so
+the network reads and writes coordinates of order one. The
 output layer ``W2, b2`` starts at zero, so the untrained model returns exactly the scaled LOT
 distances ``s |f(mu) - f(nu)|``; training on exact W2 (the harness's loop,
 :func:`wbench.training.train_on_pairs`) then corrects them.
@@ -80,7 +81,7 @@ class _ExactSizeLOT(LOT):
 
 
 class LOTResidualNetwork(nn.Module):
-    """``g + W2 act(W1 (g / c) + b1) + b2`` on scaled LOT features ``g``; holds the fitted reference.
+    """``g + c (W2 act(W1 (g / c) + b1) + b2)`` on scaled LOT features ``g``; holds the fitted reference.
 
     With ``ema > 0`` the module also keeps an exponential moving average (Polyak averaging)
     of ``W1, b1, W2, b2`` in buffers: :meth:`update_average` (called once per training step)
@@ -135,8 +136,9 @@ class LOTResidualNetwork(nn.Module):
             w1, b1, w2, b2 = self.hidden.weight, self.hidden.bias, self.out.weight, self.out.bias
         dtype = w1.dtype
         g = features.to(dtype) * self.lot_scale.to(dtype)
-        hidden = self.act(nn.functional.linear(g / self.input_unit.to(dtype), w1, b1))
-        return g + nn.functional.linear(hidden, w2, b2)
+        unit = self.input_unit.to(dtype)
+        hidden = self.act(nn.functional.linear(g / unit, w1, b1))
+        return g + unit * nn.functional.linear(hidden, w2, b2)
 
 
 def _average_name(name: str) -> str:
