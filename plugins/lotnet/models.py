@@ -8,15 +8,19 @@ LOT's least-squares scale ``s`` into ``g = s f`` (ground-cost units). The embedd
 
 with ``act`` the GELU, hidden width ``width`` and ``c`` a fixed unit (the RMS feature
 coordinate of the training measures, fitted with the reference: no trained parameter), so
-the network reads and writes coordinates of order one. The
-output layer ``W2, b2`` starts at zero, so the untrained model returns exactly the scaled LOT
-distances ``s |f(mu) - f(nu)|``; training on exact W2 (the harness's loop,
-:func:`wbench.training.train_on_pairs`) then corrects them.
+the network reads and writes coordinates of order one. The output layer ``W2, b2`` starts
+at zero, so the untrained model returns exactly the scaled LOT distances ``s |f(mu) - f(nu)|``; training on exact W2 (the harness's loop,
+:func:`wbench.training.train_on_pairs`, constant learning rate) then corrects them. The
+weights used in evaluation are a Polyak (exponential moving) average of the training
+iterates (``ema``, 0.995 per step by default): with the suite's constant learning rate the
+last iterate is noisy, and the average stands in for a learning-rate decay.
 
 Parameters counted (``n_parameters``): ``W1, b1, W2, b2``: ``(2 F + 1) width + F`` with
 ``F = K * D`` (400 on MNIST with the default 200-point reference; 55,669 at width 69). The
-reference, the scale and the input unit are fitted data held in buffers (saved with the
-model, not trained), like LOT's, which counts 0 parameters.
+reference, the scale and the unit are fitted data held in buffers (saved with the model, not
+trained), like LOT's, which counts 0 parameters; so is the weight average, which replaces
+the four weights at evaluation with tensors of the same shapes (the count used at inference
+is the same).
 
 What is cached: during :meth:`LOTResidual.fit` only, the features of every training and
 validation measure, keyed by a content hash (:class:`~wbench_plugins.lotnet.features.FeatureCache`):
