@@ -151,3 +151,20 @@ def test_evaluation_uses_the_weight_average(toy) -> None:
     assert float((averaged - live).abs().max()) > 1e-4  # the average is not the last weights
     plain = _build(toy, ema=0.0)
     assert plain.n_parameters == model.n_parameters and not any("average" in k for k in plain.model.state_dict())
+
+
+def test_training_skips_pairs_whose_lp_failed(toy) -> None:
+    model = _build(toy)
+    model.prepare(toy.split("train"))
+    a, b = toy.measures.index([0, 1, 2]), toy.measures.index([3, 4, 5])
+    w2sq = torch.tensor([1.0, 2.0, 3.0])
+    full = model.training_loss(a, b, w2sq)
+    real = model.lot_features
+    model.lot_features = lambda x: torch.cat([torch.full_like(real(x)[:1], float("nan")), real(x)[1:]])  # measure 0 failed
+    skipped = model.training_loss(a, b, w2sq)
+    model.lot_features = real
+    kept = model.training_loss(a.index([1, 2]), b.index([1, 2]), w2sq[1:])
+    assert torch.isfinite(skipped) and float(skipped) == pytest.approx(float(kept), rel=1e-6)
+    assert float(skipped) != pytest.approx(float(full), rel=1e-3)
+    skipped.backward()
+    assert all(bool(torch.isfinite(p.grad).all()) for p in model.model.parameters())

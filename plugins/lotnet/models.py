@@ -44,7 +44,7 @@ from torch import nn
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
-from wbench.surrogate import EmbeddingSurrogate, FitReport
+from wbench.surrogate import EmbeddingSurrogate, FitReport, concat_measures
 from wbench_plugins.references.lot import LOT
 
 from .features import FeatureCache, lot_features
@@ -249,13 +249,19 @@ class LOTResidual(EmbeddingSurrogate):
 
     # ---------------------------------------------------------------- training
     def training_loss(self, a: MeasureBatch, b: MeasureBatch, w2sq: torch.Tensor) -> torch.Tensor:
-        """MSE on W2, or the mean squared relative error (``loss="relative"``).
+        """MSE on W2, or the mean squared relative error (``loss="relative"``), over the
+        pairs whose LOT features are finite.
 
         Called once per optimiser step by the training loop: it first folds the weights of
         the previous step into the weight average (``ema``)."""
         self.model.update_average()
-        pred = self.predict_w2(a, b)
-        target = w2sq.to(pred.dtype).clamp_min(0).sqrt()
+        features = self.lot_features(concat_measures(a, b))
+        failed = ~torch.isfinite(features).all(dim=1)  # an LP that failed: NaN row, its pairs skipped
+        embedded = self.model(features.masked_fill(failed[:, None], 0.0).to(self.device))
+        diff = embedded[: len(a)] - embedded[len(a) :]
+        keep = ~(failed[: len(a)] | failed[len(a) :]).to(self.device)
+        pred = (diff.pow(2).sum(dim=1) + 1e-12).sqrt()[keep]
+        target = w2sq.to(pred.dtype).clamp_min(0).sqrt()[keep]
         if self.params["loss"] == "mse":
             return (pred - target).pow(2).mean()
         keep = target > 1e-6 * target.median().clamp_min(1e-30)
