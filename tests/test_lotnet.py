@@ -168,3 +168,22 @@ def test_training_skips_pairs_whose_lp_failed(toy) -> None:
     assert float(skipped) != pytest.approx(float(full), rel=1e-3)
     skipped.backward()
     assert all(bool(torch.isfinite(p.grad).all()) for p in model.model.parameters())
+
+
+def test_a_large_batch_solves_its_lps_in_one_call(toy, monkeypatch) -> None:
+    import wbench_plugins.lotnet.models as models
+
+    model = _build(toy)
+    model.prepare(toy.split("train"))
+    calls: list[int] = []
+    real = models.lot_features
+
+    def counting(measures, *args, **kwargs):
+        calls.append(len(measures))
+        return real(measures, *args, **kwargs)
+
+    monkeypatch.setattr(models, "lot_features", counting)
+    chunked = model.embed_all(toy.measures, batch_size=5)
+    assert calls == [len(toy.measures)]
+    whole = model.embed_all(toy.measures)
+    assert torch.allclose(chunked, whole)

@@ -242,6 +242,25 @@ class LOTResidual(EmbeddingSurrogate):
             raise ValueError(f"this lot-residual was built for {self.params['dim']}-D measures, got {x.dim}-D")
         return self.model(self.lot_features(x).to(self.device))
 
+    @torch.inference_mode()
+    def embed_all(self, x: MeasureBatch, batch_size: int = 1024) -> torch.Tensor:
+        """Embed a large batch in evaluation mode: ``(B, K * D)``.
+
+        The LOT features of the whole batch come from one call (its LPs spread over the
+        workers at once, as ``lot`` does), then the network runs in chunks of ``batch_size``.
+        """
+        if x.dim != self.params["dim"]:
+            raise ValueError(f"this lot-residual was built for {self.params['dim']}-D measures, got {x.dim}-D")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            features = self.lot_features(x)
+            device = self.device
+            parts = [self.model(features[i : i + batch_size].to(device)) for i in range(0, len(x), batch_size)]
+        finally:
+            self.model.train(was_training)
+        return torch.cat(parts, dim=0) if parts else torch.zeros((0, self.n_features), device=self.device)
+
     def lot_distance(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
         """LOT's own scaled distances ``s |f(a_i) - f(b_i)|`` ``(B,)`` float64 (the untrained model's)."""
         fa, fb = self.lot_features(a), self.lot_features(b)
