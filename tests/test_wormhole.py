@@ -83,7 +83,7 @@ def test_parameter_count_is_the_encoders_and_grows_with_width() -> None:
 
 @needs_extra
 def test_matching_finds_the_mnist_target() -> None:
-    from wbench.matching import build_at_parameter_target
+    from wbench.sizing import build_at_parameter_target
     from wbench_plugins.wormhole.models import Wormhole
 
     model = build_at_parameter_target(Wormhole, {"dim": 2}, 55_430, tolerance=0.01)
