@@ -285,7 +285,7 @@ def significance_labels(df: pd.DataFrame, primary: str) -> dict[tuple[str, str],
     from wbench.stats import significance
 
     if "trainable" in df.columns:
-        df = df[df["trainable"].fillna(False).astype(bool)]
+        df = df[[bool(v) if pd.notna(v) else False for v in df["trainable"]]]
     if primary not in df.columns or df[df["status"] == "ok"].empty:
         return {}
     lower = next((c.lower_is_better for c in COLUMNS if c.key == primary), True)

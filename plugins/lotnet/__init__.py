@@ -25,6 +25,5 @@ def wbench_register_surrogates(registry: Registry) -> None:
         "lot-residual",
         "wbench_plugins.lotnet.models:LOTResidual",
         description="residual MLP on LOT features (exact plan to the mean training measure), starts as LOT, trained on exact W2",
-        params={"n_jobs": -1},
         test_params={"width": 8, "reference_size": 32, "n_jobs": 1},
     )
