@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -36,3 +37,18 @@ def mnist_root() -> Path:
     if not root:
         pytest.skip("WBENCH_MNIST_ROOT is not set: point it at a folder holding MNIST/raw/ to run this test")
     return Path(root)
+
+
+def records(values: dict[str, list[float]], metric: str = "test.w2.mse", dataset: str = "mnist", **extra: dict) -> pd.DataFrame:
+    """A records frame (one row per method and seed, status ok) for the statistics and claims
+    tests: ``values[method]`` holds one ``metric`` value per seed; ``extra`` adds columns
+    (``a__b`` for the column ``a.b``) as ``{method: value}``."""
+    rows = []
+    for method, per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            row = {"dataset": dataset, "method": method, "method_name": method, "seed": seed, "status": "ok", metric: value}
+            for column, by_method in extra.items():
+                if method in by_method:
+                    row[column.replace("__", ".")] = by_method[method]
+            rows.append(row)
+    return pd.DataFrame(rows)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import records
 
 from wbench.errors import PluginError
 from wbench.leaderboard import leaderboard_text, records_frame, sections_markdown
@@ -17,16 +18,6 @@ from wbench_plugins.claims.table import EXTENSION, claims_table
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def records(values: dict[str, list[float]], metric: str = "test.w2.mse", dataset: str = "mnist", **extra) -> pd.DataFrame:
-    rows = []
-    for method, per_seed in values.items():
-        for seed, value in enumerate(per_seed):
-            row = {"dataset": dataset, "method": method, "method_name": method, "seed": seed, "status": "ok", metric: value}
-            for column, by_method in extra.items():
-                if method in by_method:
-                    row[column.replace("__", ".")] = by_method[method]
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def paper_like_records(*, ode: float = 0.8, params: dict | None = None, pearson: float = 0.997,

@@ -8,8 +8,8 @@ import torch
 
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairSet
-from wbench.sizing import build_at_parameter_target
 from wbench.measures import MeasureBatch
+from wbench.sizing import build_at_parameter_target
 from wbench.testing import check_surrogate, toy_dataset
 from wbench_plugins.lotnet.features import FeatureCache, measure_keys
 from wbench_plugins.lotnet.models import LOTResidual

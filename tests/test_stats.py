@@ -7,20 +7,9 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import records
 
 from wbench.stats import holm, significance, transfer_matrix
-
-
-def records(values: dict[str, list[float]], metric: str = "test.w2.mse", dataset: str = "mnist", **extra) -> pd.DataFrame:
-    rows = []
-    for method, per_seed in values.items():
-        for seed, value in enumerate(per_seed):
-            row = {"dataset": dataset, "method": method, "method_name": method, "seed": seed, "status": "ok", metric: value}
-            for column, by_method in extra.items():
-                if method in by_method:
-                    row[column.replace("__", ".")] = by_method[method]
-            rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def test_holm_adjustment():

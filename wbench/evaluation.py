@@ -258,16 +258,6 @@ def evaluation_pool(dataset: PairedDataset) -> np.ndarray:
     return np.unique(np.concatenate([test.left, test.right]))
 
 
-def _split_prediction(ctx: EvaluationContext, split: str) -> np.ndarray:
-    pred = np.asarray(ctx.predictions[split], dtype=np.float64).reshape(-1)
-    pairs = ctx.dataset.pairs[split]
-    if len(pred) != len(pairs):
-        raise ValueError(f"{len(pred)} predictions for the {len(pairs)} {split} pairs")
-    if pairs.w2sq is None:
-        raise ValueError(f"split {split!r} has no ground truth")
-    return pred
-
-
 def split_prediction(ctx: EvaluationContext, split: str) -> np.ndarray:
     """The predicted W2 ``(P,)`` of ``split``, checked: one per pair, and the split has ground truth.
 

@@ -181,6 +181,10 @@ class TorchSurrogate(Surrogate):
     round-trip the state as tensors only (no pickled objects) plus a JSON header.
     """
 
+    channels_last_on_cpu: ClassVar[bool] = False
+    """Run convolutions in the ``channels_last`` memory format on CPU (see :meth:`to`): the
+    same computation, results equal to float32 round-off, often 1.5-2.5x faster."""
+
     model: torch.nn.Module
     inference_modules: ClassVar[tuple[str, ...] | None] = None
     """Names of the sub-modules of ``model`` that compute distances (None: all of it)."""
@@ -214,9 +218,17 @@ class TorchSurrogate(Surrogate):
         return torch.device("cpu")
 
     def to(self, device: str | torch.device) -> TorchSurrogate:
-        """Move the model to ``device``."""
+        """Move the model to ``device``; with :attr:`channels_last_on_cpu`, on CPU the
+        convolution weights go to the ``channels_last`` memory format (oneDNN's fast path)."""
         self.model.to(device)
+        if self.channels_last_on_cpu:
+            fmt = torch.channels_last if self.uses_channels_last() else torch.contiguous_format
+            self.model.to(memory_format=fmt)
         return self
+
+    def uses_channels_last(self) -> bool:
+        """Whether inputs should be ``channels_last``: the class asks for it and the model is on CPU."""
+        return self.channels_last_on_cpu and self.device.type == "cpu"
 
     def predict_w2(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
         """Differentiable W2 predictions ``(B,)`` used in training (model in train mode)."""

@@ -206,16 +206,6 @@ class DWE(EmbeddingSurrogate):
     def grid_shape(self) -> tuple[int, int]:
         return self.model.grid_shape
 
-    def to(self, device: str | torch.device) -> DWE:
-        """Move the model; on CPU the convolution weights go to ``channels_last``."""
-        self.model.to(device)
-        fmt = torch.channels_last if self._channels_last() else torch.contiguous_format
-        self.model.to(memory_format=fmt)
-        return self
-
-    def _channels_last(self) -> bool:
-        return self.channels_last_on_cpu and self.device.type == "cpu"
-
     @torch.inference_mode()
     def embed_all(self, x: MeasureBatch, batch_size: int | None = None) -> torch.Tensor:
         """Embed a large batch in chunks of ``batch_size`` (default :attr:`embed_batch`), in evaluation mode: ``(B, p)``."""

@@ -215,18 +215,8 @@ class _KENNSurrogate(EmbeddingSurrogate):
         """Take ``grid_shape`` from the data unless given."""
         return with_grid_shape(cls, params, measures)
 
-    def to(self, device: str | torch.device) -> _KENNSurrogate:
-        """Move the model; on CPU the convolution weights go to ``channels_last``."""
-        self.model.to(device)
-        fmt = torch.channels_last if self._channels_last() else torch.contiguous_format
-        self.model.to(memory_format=fmt)
-        return self
-
-    def _channels_last(self) -> bool:
-        return self.channels_last_on_cpu and self.device.type == "cpu"
-
     def _input(self, x: MeasureBatch) -> torch.Tensor:
-        return grid_input(x.to(self.device), self.grid_shape, channels_last=self._channels_last())
+        return grid_input(x.to(self.device), self.grid_shape, channels_last=self.uses_channels_last())
 
     def embed(self, x: MeasureBatch) -> torch.Tensor:
         """Embeddings ``(B, k)``; their Euclidean distances are the model's W2 estimates (pixels)."""
