@@ -345,7 +345,7 @@ def _evaluate(
     )
     metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
     throughput = _throughput(task, surrogate, dataset) if suite.evaluation.throughput and timed else {}
-    timed_reference = any(k.startswith("exact.") for k in throughput)
+    timed_reference = any(k.startswith(("exact.", "speedup.one_core.", "speedup.all_cores.")) for k in throughput)
     return Outcome(
         n_parameters=surrogate.n_parameters,
         n_parameters_inference=surrogate.n_parameters_inference,
