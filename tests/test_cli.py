@@ -140,6 +140,7 @@ def test_suite_names_its_speedup_reference(tmp_path) -> None:
     from wbench.records import RecordStore
 
     text = Path(TINY).read_text().replace("plots = false", 'plots = false\nspeedup_reference = "sinkhorn"')
+    text = text.replace('speedup_sides = ["one_core"]', 'speedup_sides = ["one_core", "all_cores"]')
     text = text.replace('[[surrogates]]\nname = "failing"\n', "")
     suite = tmp_path / "ref.toml"
     suite.write_text(text)

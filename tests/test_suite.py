@@ -107,6 +107,7 @@ def test_cells_are_seed_major_across_datasets_and_respect_method_subsets(tmp_pat
         ("[evaluation]\ndirect_n = 16\n", r"\[evaluation\].direct_n: expected list"),
         ("[evaluation]\nmin_round_s = -0.1\n", r"\[evaluation\].min_round_s must be at least 0.0, got -0.1"),
         ("[evaluation]\ncost_threads = -1\n", r"\[evaluation\].cost_threads must be at least 0, got -1"),
+        ("[evaluation]\nspeedup_sides = ['one']\n", r"\[evaluation\].speedup_sides lists 'one_core' and/or"),
     ],
 )
 def test_sizes_that_cannot_work_are_errors_at_load_naming_the_key(table: str, message: str) -> None:

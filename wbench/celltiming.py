@@ -229,6 +229,7 @@ def cell_timing(
                 surrogate, measures, method_batch=batch, lp_batch_one_core=ev.exact_independent_pairs,
                 lp_batch_all_cores=2 * ev.exact_independent_pairs, rounds=rounds, min_round_s=ev.min_round_s,
                 reference=_reference_factory(reference_name, reference_cls),
+                sides=tuple(ev.speedup_sides),
             )
         except WbenchError:
             fair = None

@@ -109,6 +109,9 @@ class EvaluationSpec:
     cost_threads: int = 1
     """Torch / BLAS threads of the cost model on the CPU (1: one core, like the papers'
     1-CPU figures; 0: as set, all cores by default)."""
+    speedup_sides: tuple[str, ...] = ("one_core", "all_cores")
+    """Which fair speed-ups to time: ``one_core`` (in-process LP) and ``all_cores`` (the LP
+    through the oracle's process pool, whose start-up costs seconds once per process)."""
 
 
 @dataclass(frozen=True)
@@ -288,11 +291,19 @@ def _evaluation(table: Mapping[str, Any], source: str) -> EvaluationSpec:
             if isinstance(n, bool) or not isinstance(n, int) or n < 1:
                 raise SuiteError(f"{source}: [evaluation].direct_n must list positive integers, got {n!r}")
         values["direct_n"] = tuple(sizes)
+    if "speedup_sides" in values:
+        sides = _expect(values["speedup_sides"], list, f"{source}: [evaluation].speedup_sides")
+        unknown = [side for side in sides if side not in ("one_core", "all_cores")]
+        if unknown or not sides:
+            raise SuiteError(
+                f"{source}: [evaluation].speedup_sides lists 'one_core' and/or 'all_cores', got {sides!r}"
+            )
+        values["speedup_sides"] = tuple(sides)
     if isinstance(values.get("min_round_s"), int) and not isinstance(values["min_round_s"], bool):
         values["min_round_s"] = float(values["min_round_s"])
     defaults = EvaluationSpec()
     for key, value in values.items():
-        if key in ("metrics", "options", "direct_n"):
+        if key in ("metrics", "options", "direct_n", "speedup_sides"):
             continue
         default = getattr(defaults, key)
         expected = type(default) if default is not None else (int, type(None))
