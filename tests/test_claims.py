@@ -195,3 +195,59 @@ def test_a_section_hook_returning_the_wrong_type_is_named(tmp_path: Path, run_di
     plugins = make_plugin_manager([bad], use_entry_points=False)
     with pytest.raises(PluginError, match="returned a str, not a Section"):
         leaderboard_text([run_dir], fmt="md", plugins=plugins)
+
+
+# --- the throughput claims at the paper's effective n (issue 21) -------------------------------
+
+def test_effective_n_from_the_papers_two_figures() -> None:
+    from wbench_plugins.claims.table import PAPER, effective_n
+
+    # 213,384 / 3,633 = 58.73...: pairwise/independent = n (2e + c) / (2e + n c) = n when c << e
+    assert PAPER.pairwise_over_independent == pytest.approx(58.735, abs=1e-3)
+    assert PAPER.effective_n == 59
+    # a model with c = 0 gives back its n exactly: independent 1/(2e), pairwise n/(2n e) * n = n/(2e)
+    e = 1e-3
+    assert effective_n(1 / (2 * e), 100 / (2 * e)) == 100
+    with pytest.raises(ValueError, match="below independent"):
+        effective_n(10.0, 5.0)
+    with pytest.raises(ValueError, match="positive"):
+        effective_n(0.0, 5.0)
+
+
+def cost_model_records(*, embed_s: float, pair_s: float, call_s: float, lp: float, one_core: float,
+                       pairwise_rows: float = 1024.0) -> pd.DataFrame:
+    df = paper_like_records(speedup_independent=999.0, speedup_pairwise=1e9)  # older columns: must be ignored
+    dwe = df["method"] == "dwe"
+    for key, value in {
+        "cost.embed_s": embed_s, "cost.pair_s": pair_s, "cost.call_s": call_s, "cost.threads": 1.0,
+        "speedup.one_core.speedup": one_core, "speedup.one_core.lp_pairs_per_s": lp,
+        "throughput.pairwise_rows": pairwise_rows,
+    }.items():
+        df.loc[dwe, key] = value
+    return df
+
+
+def test_pairwise_claim_uses_the_cost_model_at_the_effective_n_not_the_batch_setting() -> None:
+    # e = 1 ms, c = 0, o = 0: pairwise at n = 59 is 59 / (2 e) = 29,500 pairs/s; LP 20 pairs/s -> 1,475x
+    table = claims_table(cost_model_records(embed_s=1e-3, pair_s=0.0, call_s=0.0, lp=20.0, one_core=25.0))
+    rows = {("independent" if "independent" in c else "pairwise"): r for c, r in
+            zip(table["claim"], table.to_dict("records"), strict=True) if "faster" in c}
+    assert rows["pairwise"]["our_value"] == "1,475.0x" and rows["pairwise"]["verdict"] == "holds"
+    assert "pairwise at n = 59" in rows["pairwise"]["note"] and "timed at n" not in rows["pairwise"]["note"]
+    assert rows["independent"]["our_value"] == "25.0x" and rows["independent"]["verdict"] == "holds"
+    # the same costs with another recorded pairwise block size give the same verdict and value
+    other = claims_table(cost_model_records(embed_s=1e-3, pair_s=0.0, call_s=0.0, lp=20.0, one_core=25.0,
+                                            pairwise_rows=16.0))
+    assert list(other["our_value"]) == list(table["our_value"])
+    # a slower embedding (e = 5 ms): 59 / 10 ms = 5,900 pairs/s over 20 -> 295.0x < 1,111.4x
+    slow = claims_table(cost_model_records(embed_s=5e-3, pair_s=0.0, call_s=0.0, lp=20.0, one_core=5.0))
+    assert verdicts(slow)["c_pairwise"] == "does not hold" and verdicts(slow)["c_independent"] == "does not hold"
+    assert "295.0x" in set(slow["our_value"])
+
+
+def test_older_records_keep_their_verdict_and_state_the_n_they_were_timed_at() -> None:
+    df = paper_like_records(speedup_pairwise=2000.0)
+    df.loc[df["method"] == "dwe", "throughput.pairwise_rows"] = 512.0
+    table = claims_table(df)
+    (note,) = [n for c, n in zip(table["claim"], table["note"], strict=True) if "pairwise" in c]
+    assert "timed at n = 512" in note and verdicts(table)["c_pairwise"] == "holds"

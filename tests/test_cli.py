@@ -140,6 +140,7 @@ def test_suite_names_its_speedup_reference(tmp_path) -> None:
     from wbench.records import RecordStore
 
     text = Path(TINY).read_text().replace("plots = false", 'plots = false\nspeedup_reference = "sinkhorn"')
+    text = text.replace('speedup_sides = ["one_core"]', 'speedup_sides = ["one_core", "all_cores"]')
     text = text.replace('[[surrogates]]\nname = "failing"\n', "")
     suite = tmp_path / "ref.toml"
     suite.write_text(text)
@@ -148,9 +149,12 @@ def test_suite_names_its_speedup_reference(tmp_path) -> None:
     assert record.ok and record.outcome.speedup_reference == "sinkhorn"
     figures = record.outcome.throughput
     assert figures["exact.throughput.independent_pairs_per_s"] > 0
+    # the reference's rate and the speed-up are the one-core side of the fair (interleaved) comparison
+    assert figures["exact.throughput.independent_pairs_per_s"] == figures["speedup.one_core.lp_pairs_per_s"]
     assert figures["speedup.independent"] == pytest.approx(
-        figures["throughput.independent_pairs_per_s"] / figures["exact.throughput.independent_pairs_per_s"]
+        figures["speedup.one_core.method_pairs_per_s"] / figures["exact.throughput.independent_pairs_per_s"]
     )
+    assert figures["speedup.all_cores.lp_workers"] == 1  # a generic solver: no executor, its own threads
 
 
 def test_unknown_speedup_reference_stops_the_run_before_any_work(tmp_path, capsys) -> None:

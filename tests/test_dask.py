@@ -245,6 +245,9 @@ pairwise_size = 8
 exact_independent_pairs = 8
 exact_pairwise_size = 4
 timing_rounds = 1
+min_round_s = 0.005
+direct_n = [4]
+speedup_sides = ["one_core"]
 plots = false
 options = { n_queries = 5, n_database = 15, k = 3, n_triplets = 30, n_symmetry = 30 }
 

@@ -103,6 +103,11 @@ def test_cells_are_seed_major_across_datasets_and_respect_method_subsets(tmp_pat
         ("[evaluation]\nindependent_pairs = 0\n", r"\[evaluation\].independent_pairs must be at least 1, got 0"),
         ("[evaluation]\npairwise_size = -1\n", r"\[evaluation\].pairwise_size must be at least 1, got -1"),
         ("[evaluation]\ntiming_max_s = 0.0\n", r"\[evaluation\].timing_max_s must be positive, got 0.0"),
+        ("[evaluation]\ndirect_n = [16, 0]\n", r"\[evaluation\].direct_n must list positive integers, got 0"),
+        ("[evaluation]\ndirect_n = 16\n", r"\[evaluation\].direct_n: expected list"),
+        ("[evaluation]\nmin_round_s = -0.1\n", r"\[evaluation\].min_round_s must be at least 0.0, got -0.1"),
+        ("[evaluation]\ncost_threads = -1\n", r"\[evaluation\].cost_threads must be at least 0, got -1"),
+        ("[evaluation]\nspeedup_sides = ['one']\n", r"\[evaluation\].speedup_sides lists 'one_core' and/or"),
     ],
 )
 def test_sizes_that_cannot_work_are_errors_at_load_naming_the_key(table: str, message: str) -> None:
@@ -127,3 +132,10 @@ def test_known_metrics_include_every_pair_statistic_of_each_split() -> None:
     columns = pair_metric_columns()
     assert {"test.w2.mae", "train.w2sq.pearson", "val.w2.rel_mae", "test.n_failed"} <= columns
     assert "test.w2.rel_mae" in known_metric_columns() and "bogus.metric" not in known_metric_columns()
+
+
+def test_timing_options_parse_with_their_defaults() -> None:
+    default = parse_suite(MINIMAL, source="s.toml").evaluation
+    assert (default.direct_n, default.min_round_s, default.cost_threads) == ((16, 256, 4096), 0.2, 1)
+    ev = parse_suite("[evaluation]\ndirect_n = [8, 64]\nmin_round_s = 1\ncost_threads = 0\n" + MINIMAL, source="s.toml").evaluation
+    assert (ev.direct_n, ev.min_round_s, ev.cost_threads) == ((8, 64), 1.0, 0)

@@ -345,7 +345,7 @@ def _evaluate(
     )
     metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
     throughput = _throughput(task, surrogate, dataset) if suite.evaluation.throughput and timed else {}
-    timed_reference = any(k.startswith("exact.") for k in throughput)
+    timed_reference = any(k.startswith(("exact.", "speedup.one_core.", "speedup.all_cores.")) for k in throughput)
     return Outcome(
         n_parameters=surrogate.n_parameters,
         n_parameters_inference=surrogate.n_parameters_inference,
@@ -377,49 +377,19 @@ def coverage(predicted: np.ndarray | None) -> float | None:
 
 
 def _throughput(task: CellTask, surrogate: Surrogate, dataset: PairedDataset) -> dict[str, Any]:
-    """The method's throughput figures (pairs per second), its reference's (``exact.*``) and the speed-ups."""
-    from wbench.throughput import measure_throughput, speedup_columns
-
-    suite = task.suite
-    ev = suite.evaluation
-    figures = dict(
-        measure_throughput(
-            surrogate, dataset.measures, n_independent=ev.independent_pairs, n_pairwise=ev.pairwise_size,
-            rounds=ev.timing_rounds, device=suite.device, max_time_s=ev.timing_max_s,
-            method=task.surrogate.name,
-        )
-    )
-    exact = _reference_throughput(task, dataset)
-    if exact:
-        figures.update({f"exact.{k}": v for k, v in exact.items()})
-        figures.update(speedup_columns(figures, exact))
-    return figures
-
-
-def _reference_throughput(task: CellTask, dataset: PairedDataset) -> dict[str, float]:
-    """The suite's speed-up reference (default the exact LP) timed on the cell's dataset right
-    after the method, in the process that runs the cell (on a cluster, on that worker's cores):
-    the denominator of its speed-ups. Stored under ``exact.*`` whatever the reference.
-
-    Timed again for every cell (a second or two), so that each speed-up is a ratio of two
-    figures taken within seconds of each other under the same load, not against one figure
-    taken at another time of the run.
-    """
-    from wbench.throughput import measure_throughput
+    """The method's timing columns (:func:`wbench.celltiming.cell_timing`): cost model, direct
+    timings, fair speed-ups against the suite's reference timed right after the method in
+    the process that runs the cell (interleaved rounds, on a cluster that worker's cores),
+    roofline, and the older ``throughput.*`` / ``speedup.*`` / ``exact.*`` columns derived
+    from them."""
+    from wbench.celltiming import cell_timing
 
     ev = task.suite.evaluation
-    if task.reference_cls is None:
-        return {}
-    try:
-        return dict(
-            measure_throughput(
-                task.reference_cls(), dataset.measures, n_independent=ev.exact_independent_pairs,
-                n_pairwise=ev.exact_pairwise_size, rounds=max(1, ev.timing_rounds // 2), device="cpu",
-                max_time_s=ev.timing_max_s,
-            )
-        )
-    except WbenchError:
-        return {}
+    return cell_timing(
+        surrogate, dataset.measures, ev, device=task.suite.device,
+        reference_name=ev.speedup_reference if task.reference_cls is not None else None,
+        reference_cls=task.reference_cls, method=task.surrogate.name,
+    )
 
 
 def _transfer(task: CellTask, surrogate: Surrogate, datasets: Mapping[str, PairedDataset]) -> dict[str, Any]:

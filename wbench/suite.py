@@ -100,6 +100,18 @@ class EvaluationSpec:
     plots: bool = True
     speedup_reference: str = "exact-lp"
     """The registered surrogate whose throughput divides every speed-up (timed in each cell)."""
+    direct_n: tuple[int, ...] = (16, 256, 4096)
+    """Sizes ``n`` at which an embedding method's real ``pairwise`` of an ``n x n`` block is
+    timed directly, next to the cost model's prediction (sizes whose predicted timing would
+    exceed the time budget are skipped and say so)."""
+    min_round_s: float = 0.2
+    """Seconds every timing round lasts at least (the call is repeated inside it)."""
+    cost_threads: int = 1
+    """Torch / BLAS threads of the cost model on the CPU (1: one core, like the papers'
+    1-CPU figures; 0: as set, all cores by default)."""
+    speedup_sides: tuple[str, ...] = ("one_core", "all_cores")
+    """Which fair speed-ups to time: ``one_core`` (in-process LP) and ``all_cores`` (the LP
+    through the oracle's process pool, whose start-up costs seconds once per process)."""
 
 
 @dataclass(frozen=True)
@@ -273,9 +285,25 @@ def _evaluation(table: Mapping[str, Any], source: str) -> EvaluationSpec:
     values = dict(table)
     if "metrics" in values:
         values["metrics"] = tuple(_expect(values["metrics"], list, f"{source}: [evaluation].metrics"))
+    if "direct_n" in values:
+        sizes = _expect(values["direct_n"], list, f"{source}: [evaluation].direct_n")
+        for n in sizes:
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise SuiteError(f"{source}: [evaluation].direct_n must list positive integers, got {n!r}")
+        values["direct_n"] = tuple(sizes)
+    if "speedup_sides" in values:
+        sides = _expect(values["speedup_sides"], list, f"{source}: [evaluation].speedup_sides")
+        unknown = [side for side in sides if side not in ("one_core", "all_cores")]
+        if unknown or not sides:
+            raise SuiteError(
+                f"{source}: [evaluation].speedup_sides lists 'one_core' and/or 'all_cores', got {sides!r}"
+            )
+        values["speedup_sides"] = tuple(sides)
+    if isinstance(values.get("min_round_s"), int) and not isinstance(values["min_round_s"], bool):
+        values["min_round_s"] = float(values["min_round_s"])
     defaults = EvaluationSpec()
     for key, value in values.items():
-        if key in ("metrics", "options"):
+        if key in ("metrics", "options", "direct_n", "speedup_sides"):
             continue
         default = getattr(defaults, key)
         expected = type(default) if default is not None else (int, type(None))
@@ -289,7 +317,7 @@ def _evaluation(table: Mapping[str, Any], source: str) -> EvaluationSpec:
 
 _EVALUATION_MINIMUM = {
     "independent_pairs": 1, "pairwise_size": 1, "exact_independent_pairs": 1, "exact_pairwise_size": 1,
-    "timing_rounds": 1, "solver_eval_pairs": 1,
+    "timing_rounds": 1, "solver_eval_pairs": 1, "min_round_s": 0.0, "cost_threads": 0,
 }
 """The smallest value each size of ``[evaluation]`` accepts (a count of pairs, measures or rounds)."""
 

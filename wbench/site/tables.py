@@ -30,6 +30,13 @@ COLUMN_HELP: dict[str, str] = {
     "throughput.pairwise_pairs_per_s": "pairs per second for all n x m distances between two sets",
     "speedup.independent": "independent pairs/s over the exact LP's, timed in the same cell",
     "speedup.pairwise": "pairwise pairs/s over the exact LP's, timed in the same cell",
+    "cost.independent_pairs_per_s@": "1 / (2e + c) from the cost model (e: s per measure embedded, c: s per pair), "
+    "on the threads in the header",
+    "cost.pairwise_pairs_per_s@": "n^2 / (o + 2n e + n^2 c): the pairs/s of an n x n matrix at the one n in the header",
+    "cost.asymptote_pairs_per_s": "1 / c: the pairwise rate as n grows without bound",
+    "speedup.one_core.speedup": "independent pairs/s on one thread over the exact LP's on one core (interleaved rounds)",
+    "speedup.one_core.pairwise@": "the pairwise pairs/s at n over the exact LP's on one core",
+    "speedup.all_cores.speedup@": "independent pairs/s on all threads over the exact LP's through the pool of all cores",
     "vs_best": "paired t-test over seeds against the best learned method, Holm-corrected: worse at p < 0.05, else tied",
     "status": "ok, or failed / unavailable / partial with the first line of the error",
 }
@@ -37,8 +44,9 @@ COLUMN_HELP: dict[str, str] = {
 
 
 def _help(key: str) -> str:
-    if key.startswith("retrieval.recall@"):
-        return COLUMN_HELP["retrieval.recall@"]
+    for prefix in (k for k in COLUMN_HELP if k.endswith("@")):
+        if key.startswith(prefix):
+            return COLUMN_HELP[prefix]
     return COLUMN_HELP.get(key, "")
 
 
