@@ -64,7 +64,7 @@ def front_page_block() -> str:
         "Regenerate with `wbench run mnist --out results/mnist` (MNIST in `$WBENCH_MNIST_ROOT`), then "
         "`python results/front_page.py`.\n\n"
     )
-    curve = RUN / "plots" / "learning-curves-mnist.png"
+    curve = RUN / "learning-curves-mnist.png"  # from wbench leaderboard results/mnist --plots results/mnist
     if milestone is not None and curve.is_file():
         intro += f"![test rel. MAE against training steps and seconds]({curve.relative_to(ROOT).as_posix()})\n\n"
     extras = sections_markdown(df, make_plugin_manager(), primary=PRIMARY)  # claims (plugin), transfer
@@ -78,7 +78,7 @@ def _budget_text(budget: dict, milestone: int | None) -> str:
     length = int(budget[unit])
     epochs = length * budget["batch_size"] / 49_500 if unit == "steps" else float(length)
     text = (
-        f"{length:,} Adam {unit} of batch {budget['batch_size']} (about {epochs:.3g} epochs: the paper trains "
+        f"{length:,} Adam {unit} of batch {budget['batch_size']} (about {epochs:.2g} epochs: the paper trains "
         f"2,000 epochs on a GPU, so {'these are short-budget numbers' if epochs < 200 else 'a comparable budget'})"
     )
     if milestone is not None and budget.get("milestones"):
