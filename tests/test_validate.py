@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import FIXTURES
 
+from wbench.celltiming import check_timed_outputs
 from wbench.leaderboard import leaderboard_text, records_frame, summarise
 from wbench.records import Outcome, Record
 from wbench.testing import check_surrogate, toy_dataset
-from wbench.throughput import measure_throughput
 from wbench.training import predict_pairs
 from wbench.validate import InvalidPredictionError, check_predictions
 
@@ -97,12 +97,12 @@ def test_training_rejects_a_column_prediction(bad, toy) -> None:
 
 
 def test_throughput_rejects_invalid_outputs(bad, toy) -> None:
-    with pytest.raises(InvalidPredictionError, match=r"column: throughput independent \(distance\) returned shape \(16, 1\)"):
-        measure_throughput(bad["column"](), toy.measures, n_independent=16, n_pairwise=None, rounds=1, max_time_s=None, method="column")
-    with pytest.raises(InvalidPredictionError, match="NaNHalf: throughput independent"):
-        measure_throughput(bad["nan-half"](), toy.measures, n_independent=16, n_pairwise=None, rounds=1, max_time_s=None)
-    figures = measure_throughput(bad["nan-solver"](), toy.measures, n_independent=16, n_pairwise=4, rounds=1, max_time_s=None)
-    assert figures["throughput.independent_pairs_per_s"] > 0
+    cpu = torch.device("cpu")
+    with pytest.raises(InvalidPredictionError, match=r"column: throughput independent \(distance\) returned shape \(4, 1\)"):
+        check_timed_outputs(bad["column"](), toy.measures, cpu, "column")
+    with pytest.raises(InvalidPredictionError, match="nan-half: throughput independent"):
+        check_timed_outputs(bad["nan-half"](), toy.measures, cpu, "nan-half")
+    check_timed_outputs(bad["nan-solver"](), toy.measures, cpu, "nan-solver")  # a solver may leave pairs unsolved
 
 
 def test_pairwise_matrix_of_the_wrong_shape_fails_the_metric_run(toy) -> None:

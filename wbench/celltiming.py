@@ -148,7 +148,7 @@ def speedup_columns(figures: dict[str, float], pairwise_n: int) -> dict[str, flo
     return {}
 
 
-def _check_outputs(surrogate: Surrogate, measures: MeasureBatch, device: torch.device, method: str) -> None:
+def check_timed_outputs(surrogate: Surrogate, measures: MeasureBatch, device: torch.device, method: str) -> None:
     """One small ``distance`` and ``pairwise`` call checked (shape, finite, >= 0) before timing:
     a method that is fast because it returns nonsense is not timed as if it were valid."""
     ok_missing = allows_missing(surrogate)
@@ -204,7 +204,7 @@ def cell_timing(
     rounds = max(MIN_ROUNDS, ev.timing_rounds)
     threads = (ev.cost_threads or None) if dev.type == "cpu" else None
     n = ev.pairwise_size
-    _check_outputs(surrogate, measures, dev, method)
+    check_timed_outputs(surrogate, measures, dev, method)
     model = measure_cost_model(
         surrogate, measures, embed_batch=min(EMBED_BATCH, ev.independent_pairs), pair_block=n,
         solver_batch=SOLVER_BATCH, rounds=rounds, min_round_s=ev.min_round_s, threads=threads, device=dev,

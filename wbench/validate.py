@@ -10,7 +10,7 @@ Callers: :func:`wbench.training.predict_pairs` (training's validation, evaluatio
 the metrics' pair distances), the default
 :meth:`wbench.surrogate.TorchSurrogate.training_loss` (``training``),
 :func:`wbench.evaluation.surrogate_matrix` (``pairwise``) and
-:func:`wbench.throughput.measure_throughput` (``throughput``).
+:func:`wbench.celltiming.check_timed_outputs` (``throughput``, before any timing).
 """
 
 from __future__ import annotations
