@@ -7,9 +7,7 @@ leaderboard from the same records gives the same bytes.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,273 +15,29 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from wbench.errors import WbenchError
+# Re-exported: ``wbench.leaderboard`` stays the one import for columns and loading.
+from wbench.columns import (  # noqa: F401
+    COLUMNS,
+    Column,
+    UnknownColumnError,
+    _format_number,
+    cost_columns,
+    resolve_columns,
+    select_columns,
+)
 from wbench.plugins import Plugins, make_plugin_manager
-from wbench.records import Outcome, Record, RecordStore
+from wbench.record_frame import (  # noqa: F401
+    DuplicateCellError,
+    DuplicateCellWarning,
+    load_records,
+    records_frame,
+)
 from wbench.sections import Section, SectionContext, collect_sections, render_section
 from wbench.suite import DEFAULT_PRIMARY_METRIC
-
-
-@dataclass(frozen=True)
-class Column:
-    """A leaderboard column: record column ``key``, header text, and whether lower is better."""
-
-    key: str
-    header: str
-    lower_is_better: bool | None = True
-    spread: bool = True
-    replaces: tuple[str, ...] = ()
-    """Older columns this one supersedes: hidden when every record that has them has this one."""
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("n_parameters", "params", None, spread=False),
-    Column("n_parameters_trained", "trained params", None, spread=False),
-    Column("test.w2.mse", "MSE W2"),
-    Column("test.w2.rel_mae", "rel. MAE W2"),
-    Column("test.w2sq.mse", "MSE W2²"),
-    Column("test.w2.pearson", "Pearson W2", False),
-    Column("test.w2.spearman", "Spearman W2", False),
-    Column("gap.w2.mse_ratio", "test/train MSE"),
-    Column("fit.wall_time_s", "fit s"),
-    Column("retrieval.recall@", "recall@k", False),
-    Column("axioms.triangle_violation_rate", "triangle viol."),
-    Column("axioms.symmetry_error", "symmetry err."),
-    Column("throughput.independent_pairs_per_s", "indep. pairs/s", False),
-    Column("throughput.pairwise_pairs_per_s", "pairwise pairs/s", False),
-    Column("speedup.independent", "speed-up indep.", False),
-    Column("speedup.pairwise", "speed-up pairwise", False),
-    # the cost model's columns (records timed under the cost-model protocol only; see cost_columns)
-    Column("cost.independent_pairs_per_s@", "indep. pairs/s (@k thr.)", False,
-           replaces=("throughput.independent_pairs_per_s",)),
-    Column("cost.pairwise_pairs_per_s@", "pairwise pairs/s n=@k", False, replaces=("throughput.pairwise_pairs_per_s",)),
-    Column("cost.asymptote_pairs_per_s", "asymptote pairs/s 1/c", False),
-    Column("speedup.one_core.speedup", "speed-up 1 core indep.", False, replaces=("speedup.independent",)),
-    Column("speedup.one_core.pairwise@", "speed-up 1 core pairwise n=@k", False, replaces=("speedup.pairwise",)),
-    Column("speedup.all_cores.speedup@", "speed-up all cores (@k thr.) indep.", False),
-)
-"""The columns shown by default, in order (absent ones are skipped)."""
-
-LEADERBOARD_PAIRWISE_N = 1024
-"""The ``n`` of the pairwise column when no record states its suite's ``pairwise_size``."""
 
 BY_CONSTRUCTION = "metric by construction"
 """What the axiom columns show for a method whose records say its distances are Euclidean
 distances between embeddings (``metric_by_construction``)."""
-
-
-class DuplicateCellError(WbenchError):
-    """Two run directories hold a record of the same cell (same key)."""
-
-
-class DuplicateCellWarning(UserWarning):
-    """A cell held by several run directories: only its newest record is kept (``keep_newest``)."""
-
-
-def load_records(run_dirs: Iterable[str | Path], *, keep_newest: bool = False) -> list[Record]:
-    """All records of the given run directories (or ``records.jsonl`` files), in order.
-
-    A cell (record key) held by two of the directories would count twice: that is a
-    :class:`DuplicateCellError` naming the key and both files, unless ``keep_newest``, which
-    keeps the record finished last (the later directory on a tie) with a
-    :class:`DuplicateCellWarning`. A directory given twice is read once.
-    """
-    found: dict[str, tuple[Record, Path]] = {}
-    seen: set[Path] = set()
-    for run_dir in run_dirs:
-        path = Path(run_dir)
-        store = RecordStore(path.parent if path.name.endswith(".jsonl") else path)
-        if not store.path.exists():
-            raise FileNotFoundError(f"no records at {store.path}")
-        if store.path.resolve() in seen:
-            continue
-        seen.add(store.path.resolve())
-        for record in store.load():
-            if record.key not in found:
-                found[record.key] = (record, store.path)
-                continue
-            other, other_path = found[record.key]
-            cell = f"cell {record.key} ({record.dataset_label or record.dataset} / {record.label or record.method} / seed {record.seed})"
-            if not keep_newest:
-                raise DuplicateCellError(
-                    f"{cell} is in both {other_path} and {store.path}: it would count twice; "
-                    f"pass --keep-newest to keep only its newest record"
-                )
-            newer = (record.finished_at or "") >= (other.finished_at or "")
-            kept, dropped = (store.path, other_path) if newer else (other_path, store.path)
-            warnings.warn(f"{cell} is in both {other_path} and {store.path}: kept the newest ({kept}), dropped {dropped}",
-                          DuplicateCellWarning, stacklevel=2)
-            if newer:
-                del found[record.key]  # re-inserted below, at its new position
-                found[record.key] = (record, store.path)
-    return [record for record, _ in found.values()]
-
-
-def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per record: identity columns plus every metric, throughput and transfer figure.
-
-    :param records: :class:`~wbench.records.Record` objects (JSON objects are read with
-        :meth:`~wbench.records.Record.from_dict`).
-    """
-    rows = []
-    for item in records:
-        r = item if isinstance(item, Record) else Record.from_dict(item)
-        out = r.outcome or Outcome()
-        row: dict[str, Any] = {
-            "dataset": r.dataset_label or r.dataset,
-            "dataset_name": r.dataset,
-            "method": r.label or r.method,
-            "method_name": r.method,
-            "seed": r.seed,
-            "status": r.status,
-            "error": r.error.splitlines()[0] if r.error else "",
-            "n_parameters": out.n_parameters if out.n_parameters_inference is None else out.n_parameters_inference,
-            "trainable": out.trainable,
-            "milestone": _milestone(r.budget),
-            "milestone_unit": "steps" if (r.budget or {}).get("steps") is not None else "epochs",
-            "batch_size": (r.budget or {}).get("batch_size"),
-            "device": (r.provenance or {}).get("device_name"),
-            "unit": out.unit or "",
-        }
-        row["coverage"] = record_coverage(r)
-        row.update(out.metrics or {})
-        row.update(out.throughput or {})
-        row.update({f"transfer.{k}": v for k, v in (out.transfer or {}).items()})
-        fit = out.fit or {}
-        row["fit.steps"] = fit.get("steps")
-        row["fit.wall_time_s"] = fit.get("wall_time_s")
-        if out.metric_by_construction is not None:
-            row["metric_by_construction"] = out.metric_by_construction
-        if out.n_parameters_trained is not None:  # records before issue 18 lack both: no empty columns
-            row["n_parameters_trained"] = out.n_parameters_trained
-        if "cost" in fit:
-            row["fit.pairs_seen"] = fit["cost"].get("pairs_seen")
-        rows.append(row)
-    return cost_columns(pd.DataFrame(rows))
-
-
-def _stated(values: pd.Series) -> str:
-    """One value as an integer string, or ``mixed`` when the rows disagree."""
-    found = sorted({int(v) for v in pd.to_numeric(values, errors="coerce").dropna()})
-    return str(found[0]) if len(found) == 1 else "mixed"
-
-
-def leaderboard_pairwise_n(df: pd.DataFrame) -> int:
-    """The one ``n`` of the pairwise column: the ``cost.pairwise_n`` most records state (ties:
-    the largest), else :data:`LEADERBOARD_PAIRWISE_N`."""
-    if "cost.pairwise_n" not in df.columns:
-        return LEADERBOARD_PAIRWISE_N
-    counts = pd.to_numeric(df["cost.pairwise_n"], errors="coerce").dropna().astype(int).value_counts()
-    if counts.empty:
-        return LEADERBOARD_PAIRWISE_N
-    return int(max(counts.index, key=lambda n: (counts[n], n)))
-
-
-def cost_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the leaderboard's cost-model columns to a records frame (records without the
-    ``cost.*`` keys get none, so older leaderboards render unchanged).
-
-    * ``cost.independent_pairs_per_s@<threads>``: ``1 / (2 e + c)`` (pairs/s), the key naming
-      the cost model's thread count (``mixed`` when records differ);
-    * ``cost.pairwise_pairs_per_s@<n>``: ``n^2 / (o + 2 n e + n^2 c)`` at ONE ``n`` for every
-      row (:func:`leaderboard_pairwise_n`), computed from each record's ``e``, ``c``, ``o``;
-    * ``speedup.one_core.pairwise@<n>``: that rate over the one-core reference rate, for
-      records whose cost model ran on one thread;
-    * ``speedup.all_cores.speedup@<threads>``: the all-cores speed-up, the key naming the
-      method's threads on that side.
-    """
-    if "cost.pair_s" not in df.columns:
-        return df
-    from wbench.costmodel import pairwise_pairs_per_s
-
-    n = leaderboard_pairwise_n(df)
-    has = pd.to_numeric(df["cost.pair_s"], errors="coerce").notna()
-    out = df.copy()
-
-    def rate(row: pd.Series) -> float:
-        e, c = float(row.get("cost.embed_s", 0.0) or 0.0), float(row["cost.pair_s"])
-        o = row.get("cost.call_s", 0.0)
-        o = 0.0 if o is None or pd.isna(o) else float(o)
-        try:
-            return pairwise_pairs_per_s(e, c, n, call_s=o)
-        except ValueError:
-            return math.nan
-
-    pairwise = pd.Series([rate(r) if h else math.nan for (_, r), h in zip(df.iterrows(), has, strict=True)],
-                         index=df.index, dtype=float)
-    threads = _stated(df.loc[has, "cost.threads"]) if "cost.threads" in df.columns else "mixed"
-    out[f"cost.independent_pairs_per_s@{threads}"] = pd.to_numeric(df.get("cost.independent_pairs_per_s"), errors="coerce")
-    out[f"cost.pairwise_pairs_per_s@{n}"] = pairwise
-    if "speedup.one_core.lp_pairs_per_s" in df.columns:
-        one_thread = pd.to_numeric(df.get("cost.threads"), errors="coerce") == 1
-        lp = pd.to_numeric(df["speedup.one_core.lp_pairs_per_s"], errors="coerce")
-        out[f"speedup.one_core.pairwise@{n}"] = (pairwise / lp).where(one_thread)
-    if "speedup.all_cores.speedup" in df.columns:
-        side = pd.to_numeric(df["speedup.all_cores.speedup"], errors="coerce")
-        out[f"speedup.all_cores.speedup@{_stated(df.loc[side.notna(), 'speedup.all_cores.method_threads'])}"] = side
-    return out
-
-
-def record_coverage(record: Record) -> float:
-    """Fraction of the record's test pairs with a value: its ``coverage``, or for a record
-    written before wbench stored it, ``1 - test.n_failed / test.n_pairs`` (1.0 when
-    ``test.n_failed`` is 0 or absent). NaN for a record that is not ``ok``."""
-    if not record.ok:
-        return math.nan
-    out = record.outcome or Outcome()
-    if out.coverage is not None:
-        return float(out.coverage)
-    metrics = out.metrics or {}
-    failed, pairs = metrics.get("test.n_failed"), metrics.get("test.n_pairs")
-    if not failed:
-        return 1.0
-    if not pairs:
-        return 0.0
-    return 1.0 - float(failed) / float(pairs)
-
-
-def _milestone(budget: Mapping[str, Any]) -> int | None:
-    """A record's milestone: the length of its budget in the budget's unit (steps, else epochs)."""
-    value = budget.get("steps") if budget.get("steps") is not None else budget.get("epochs")
-    return int(value) if value is not None else None
-
-
-def _format_number(value: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    magnitude = abs(value)
-    if magnitude != 0 and (magnitude >= 1e5 or magnitude < 1e-3):
-        return f"{value:.3g}"
-    if float(value).is_integer() and magnitude >= 100:
-        return f"{value:.0f}"
-    return f"{value:.4g}"
-
-
-def resolve_columns(df: pd.DataFrame, columns: Sequence[Column]) -> list[Column]:
-    """The columns present in ``df``; a key ending in ``@`` matches e.g. ``recall@10`` (its
-    header's ``@k`` becomes ``@10``; ``cost.pairwise_pairs_per_s@1024``'s ``n=@k``, ``n=1024``).
-    A column whose ``replaces`` are all covered (every row with a value there has one in the
-    new column) hides them."""
-    present = []
-    for column in columns:
-        if column.key.endswith("@"):
-            matches = sorted(c for c in df.columns if c.startswith(column.key))
-            if matches:
-                k = matches[0].removeprefix(column.key)
-                at = "@" if column.key.endswith("recall@") else ""
-                present.append(Column(matches[0], column.header.replace("@k", f"{at}{k}"), column.lower_is_better,
-                                      column.spread, column.replaces))
-        elif column.key in df.columns:
-            present.append(column)
-    hidden = {old for c in present for old in c.replaces if old in df.columns and _covers(df, c.key, old)}
-    return [c for c in present if c.key not in hidden]
-
-
-def _covers(df: pd.DataFrame, new: str, old: str) -> bool:
-    """Whether every row with a value of ``old`` has one of ``new`` (an empty frame: yes)."""
-    if df.empty:
-        return True
-    return bool((df[new].notna() | df[old].isna()).all())
 
 
 def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COLUMNS) -> pd.DataFrame:
@@ -466,19 +220,8 @@ def sections_markdown(df: pd.DataFrame, plugins: Plugins, *, primary: str) -> st
     return "".join(render_section(section, "md") for section in sections)
 
 
-class UnknownColumnError(WbenchError, ValueError):
-    """A leaderboard column that is neither a known record key nor a known header."""
 
 
-def select_columns(keys: Sequence[str]) -> tuple[Column, ...]:
-    """The default columns restricted to ``keys``, each a record key (``retrieval.recall@``
-    for recall@k) or a header as printed (``"rel. MAE W2"``), in the order given."""
-    known = {c.key: c for c in COLUMNS} | {c.header: c for c in COLUMNS}
-    unknown = [k for k in keys if k not in known]
-    if unknown:
-        listing = ", ".join(f"{c.key} ({c.header})" for c in COLUMNS)
-        raise UnknownColumnError(f"unknown leaderboard column {unknown[0]!r}; known: {listing}")
-    return tuple(known[k] for k in keys)
 
 
 def leaderboard_text(
