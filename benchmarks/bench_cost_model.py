@@ -35,7 +35,7 @@ import torch
 
 from wbench.costmodel import measure_cost_model
 from wbench.measures import MeasureBatch
-from wbench.records import provenance, utc_now
+from wbench.provenance import provenance, utc_now
 from wbench.roofline import embedding_flops, gemm_rate
 from wbench.rounds import thread_limit
 from wbench.surrogate import Surrogate

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from wbench.budget import Budget
     from wbench.groundtruth import compute_ground_truth
-    from wbench.records import provenance, utc_now
+    from wbench.provenance import provenance, utc_now
     from wbench.training import predict_pairs, seed_everything
     from wbench_plugins.datasets.distributions import (
         FAMILIES_1D,

@@ -33,7 +33,7 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
-from wbench.records import provenance, utc_now
+from wbench.provenance import provenance, utc_now
 from wbench.testing import toy_images
 from wbench.training import seed_everything, train_on_pairs
 from wbench_plugins.kenn.models import ODEKENN, DeepKENN, NaiveKENN

@@ -34,7 +34,7 @@ import torch
 
 from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
-from wbench.records import provenance, utc_now
+from wbench.provenance import provenance, utc_now
 from wbench_plugins.datasets.shapes import SHAPES, ShapesDataset
 from wbench_plugins.references.lot import LOT
 

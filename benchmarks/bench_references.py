@@ -43,7 +43,7 @@ import torch
 from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
 from wbench.oracle import exact_w2sq_between
-from wbench.records import provenance, utc_now
+from wbench.provenance import provenance, utc_now
 
 
 @dataclass(frozen=True)

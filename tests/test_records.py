@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from wbench.provenance import provenance
 from wbench.records import (
     SCHEMA_VERSION,
     Outcome,
@@ -17,7 +18,6 @@ from wbench.records import (
     RecordStore,
     cell_key,
     clean_floats,
-    provenance,
 )
 
 

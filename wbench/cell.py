@@ -23,6 +23,7 @@ from wbench.data import PairedDataset
 from wbench.errors import WbenchError
 from wbench.exact_blocks import ExactBlocks
 from wbench.executor import where, worker_threads
+from wbench.provenance import provenance, utc_now
 from wbench.records import (
     SCHEMA_VERSION,
     Outcome,
@@ -30,8 +31,6 @@ from wbench.records import (
     Status,
     canonical_json,
     cell_key,
-    provenance,
-    utc_now,
 )
 from wbench.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate, TorchSurrogate

@@ -99,7 +99,7 @@ def _slug(text: str) -> str:
 def output_dir(out_root: str | Path, dataset: str, device: str) -> Path:
     """``<out_root>/<dataset>-gpu-<device name>`` (e.g. ``results/mnist-gpu-nvidia-h200``;
     on the CPU ``...-gpu-cpu``, so a CPU dry run is never mistaken for a GPU run)."""
-    from wbench.records import device_name
+    from wbench.provenance import device_name
 
     name = device_name(device) if torch.device(device).type == "cuda" else "cpu"
     return Path(out_root) / f"{dataset}-gpu-{_slug(name)}"
@@ -163,7 +163,7 @@ def run_gpu_timing(options: GpuRunOptions, out_root: str | Path = "results") -> 
     """
     from wbench.groundtruth import attach_ground_truth
     from wbench.plugins import make_plugin_manager
-    from wbench.records import provenance, utc_now
+    from wbench.provenance import provenance, utc_now
 
     _check(options)
     started = time.perf_counter()

@@ -40,7 +40,8 @@ from wbench.exact_blocks import ExactBlocks
 from wbench.executor import Executor, TaskFailedError, executor_for, use_executor
 from wbench.plugins import Plugins
 from wbench.progress import progress
-from wbench.records import TORN_SUFFIX, Record, RecordStore, canonical_json, cell_key, utc_now
+from wbench.provenance import utc_now
+from wbench.records import TORN_SUFFIX, Record, RecordStore, canonical_json, cell_key
 from wbench.run_options import RunOptions, apply_dataset_params, resolve_suite, select_specs
 from wbench.runlock import check_writable, run_dir_lock
 from wbench.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
