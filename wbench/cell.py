@@ -8,7 +8,6 @@ client or as a task on a Dask cluster (:mod:`wbench.cluster_task`); only the cli
 
 from __future__ import annotations
 
-import hashlib
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,11 @@ from typing import Any
 import numpy as np
 
 from wbench.budget import Budget
-from wbench.checkpoint import MilestoneHooks, load_checkpoint, milestone_hooks, save_checkpoint
+from wbench.cell_milestones import (
+    cell_training_hooks,
+    milestone_fit,
+)
+from wbench.checkpoint import milestone_hooks
 from wbench.data import PairedDataset
 from wbench.errors import WbenchError
 from wbench.exact_blocks import ExactBlocks
@@ -202,7 +205,7 @@ def compute_cell(
             else:
                 records.extend(made)
 
-        hooks = _milestone_hooks(task, budget, n_train, evaluate_milestone)
+        hooks = cell_training_hooks(task, budget, n_train, evaluate_milestone)
         with milestone_hooks(hooks):
             fit_report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
     except Exception as exc:
@@ -217,65 +220,12 @@ def compute_cell(
     return CellResult(records, blocks=blocks.computed)
 
 
-def milestone_fit(fit_report: Any, budget: Budget, index: int, n_train: int) -> dict[str, Any]:
-    """The fit report of one milestone as stored in its record (``fit``), with the
-    milestone (``fit["milestone"]``: index, value, unit, all milestones) and the training
-    cost of the milestone's budget (``fit["cost"]``: steps x batch size = pairs seen)."""
-    fit = dict(fit_report.as_dict())
-    if fit.get("stopped_by") == "nothing to fit":
-        return fit
-    milestones = budget.milestone_list
-    fit["milestone"] = {
-        "index": index, "value": milestones[index], "unit": budget.unit, "of": list(milestones),
-        "throughput_timed": "at the last milestone only",
-    }
-    fit["cost"] = budget.at_milestone(milestones[index]).cost(n_train)
-    return fit
 
 
-def checkpoint_identity(ident: Mapping[str, Any]) -> str:
-    """What a training run is, whatever its length: the cell identity without the
-    evaluation setting and the budget's length (steps, epochs, milestones, time limit)."""
-    budget = {k: v for k, v in ident["budget"].items() if k not in ("steps", "epochs", "milestones", "time_limit_s")}
-    keep = {k: v for k, v in ident.items() if k not in ("eval_params", "budget", "dataset_label")}
-    return canonical_json({**keep, "budget": budget})
 
 
-def checkpoint_stem(task: CellTask, ident: Mapping[str, Any]) -> str:
-    """File-name prefix of this cell's checkpoints: method, dataset, seed and a hash of
-    :func:`checkpoint_identity`; each file adds ``-step<N>.pt``."""
-    digest = hashlib.sha256(checkpoint_identity(ident).encode()).hexdigest()[:12]
-    stem = f"{ident['dataset_label']}-{task.surrogate.label or task.surrogate.name}-seed{task.seed}-{digest}"
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem)
 
 
-def _milestone_hooks(
-    task: CellTask, budget: Budget, n_train: int, evaluate: Callable[[int, Any], None]
-) -> MilestoneHooks:
-    """The training hooks of a cell: evaluate at each milestone, checkpoint, and on resume
-    the latest checkpoint before the first milestone still to evaluate."""
-    if not task.todo or task.checkpoint_dir is None:
-        return MilestoneHooks(evaluate=evaluate)
-    ident = task.todo[0][2]
-    identity = checkpoint_identity(ident)
-    folder = Path(task.checkpoint_dir)
-    stem = checkpoint_stem(task, ident)
-    steps = budget.milestone_steps(n_train)
-
-    def checkpoint(index: int, state: dict[str, Any]) -> None:
-        save_checkpoint(folder / f"{stem}-step{steps[index]:09d}.pt", state, identity=identity)
-
-    resume = None
-    if task.resume:
-        first_missing = steps[min(m for m, _, _ in task.todo)]
-        candidates = sorted(
-            (int(p.stem.rsplit("-step", 1)[1]), p) for p in folder.glob(f"{stem}-step*.pt")
-            if p.stem.rsplit("-step", 1)[1].isdigit()
-        )
-        usable = [p for step, p in candidates if step < first_missing]
-        if usable:
-            resume = load_checkpoint(usable[-1], identity=identity)
-    return MilestoneHooks(evaluate=evaluate, checkpoint=checkpoint, resume=resume)
 
 
 def _build(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> Surrogate:
