@@ -57,32 +57,57 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     """
     _check_primary_column(df, primary)
     present = resolve_columns(df, columns)
-    out_rows = []
-    for (dataset, method), group in df.groupby(["dataset", "method"], sort=True, dropna=False):
-        ok = group[group["status"] == "ok"]
-        units = sorted({u for u in group["unit"] if u}) if "unit" in group else []
-        averaged = pd.to_numeric(ok[primary], errors="coerce") if primary in ok else pd.Series(dtype=float)
-        n_seeds = int(np.isfinite(averaged.to_numpy(dtype=float)).sum())
-        row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": n_seeds, "unit": "/".join(units)}
-        if "metric_by_construction" in group.columns:
-            flags = ok["metric_by_construction"].dropna()
-            row["metric_by_construction"] = bool(len(flags)) and bool(flags.astype(bool).all())
-        for column in present:
-            values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
-            row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
-            row[f"{column.key}.std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
-        covered = pd.to_numeric(ok["coverage"], errors="coerce").dropna() if "coverage" in ok and len(ok) else []
-        row["coverage"] = float(min(covered)) if len(covered) else math.nan
-        statuses = sorted(set(group["status"]) - {"ok"})
-        row["status"] = "ok" if not statuses else ("partial: " if len(ok) else "") + "/".join(statuses)
-        if row["coverage"] < 1.0:
-            row["status"] = f"partial (coverage {row['coverage']:.4g})" + ("" if not statuses else "; " + row["status"])
-        errors = [e for e in group["error"] if e]
-        row["error"] = errors[0] if errors else ""
-        out_rows.append(row)
+    out_rows = [
+        _summary_row(dataset, method, group, primary=primary, present=present)
+        for (dataset, method), group in df.groupby(["dataset", "method"], sort=True, dropna=False)
+    ]
     table = pd.DataFrame(out_rows)
     if table.empty:
         return table
+    table = _rank_rows(table, primary)
+    labels = significance_labels(df, primary)
+    table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
+    return table
+
+
+def _summary_row(
+    dataset: Any, method: Any, group: pd.DataFrame, *, primary: str, present: Sequence[Column]
+) -> dict[str, Any]:
+    """One leaderboard row for the records ``group`` of one (dataset, method) cell.
+
+    Holds the seed count, unit, column means and stds over the ``ok`` seeds, the lowest
+    coverage, the status (``ok``, ``partial ...`` or the failure statuses) and the first error.
+    """
+    ok = group[group["status"] == "ok"]
+    units = sorted({u for u in group["unit"] if u}) if "unit" in group else []
+    averaged = pd.to_numeric(ok[primary], errors="coerce") if primary in ok else pd.Series(dtype=float)
+    n_seeds = int(np.isfinite(averaged.to_numpy(dtype=float)).sum())
+    row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": n_seeds, "unit": "/".join(units)}
+    if "metric_by_construction" in group.columns:
+        flags = ok["metric_by_construction"].dropna()
+        row["metric_by_construction"] = bool(len(flags)) and bool(flags.astype(bool).all())
+    for column in present:
+        values = pd.to_numeric(ok[column.key], errors="coerce").dropna() if len(ok) else pd.Series(dtype=float)
+        row[f"{column.key}.mean"] = float(values.mean()) if len(values) else math.nan
+        row[f"{column.key}.std"] = float(values.std(ddof=1)) if len(values) > 1 else math.nan
+    covered = pd.to_numeric(ok["coverage"], errors="coerce").dropna() if "coverage" in ok and len(ok) else []
+    row["coverage"] = float(min(covered)) if len(covered) else math.nan
+    statuses = sorted(set(group["status"]) - {"ok"})
+    row["status"] = "ok" if not statuses else ("partial: " if len(ok) else "") + "/".join(statuses)
+    if row["coverage"] < 1.0:
+        row["status"] = f"partial (coverage {row['coverage']:.4g})" + ("" if not statuses else "; " + row["status"])
+    errors = [e for e in group["error"] if e]
+    row["error"] = errors[0] if errors else ""
+    return row
+
+
+def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
+    """Sort the non-empty summary ``table`` per dataset and insert the ``rank`` column.
+
+    Ranked rows (full coverage, a ``primary`` mean) come first by that mean, then partial rows,
+    then rows without the primary metric, both unranked (rank NaN). ``coverage`` is dropped
+    when every row has full coverage; ranks are ints when every row is ranked.
+    """
     key = f"{primary}.mean"
     if key not in table.columns:  # e.g. every cell failed: rank by nothing, render the statuses
         table[key] = math.nan
@@ -99,11 +124,7 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
         table = table.drop(columns=["coverage"])
     if rankable.all():
         table["rank"] = table["rank"].astype(int)
-    table = table.drop(columns=["_partial", "_group"])
-    labels = significance_labels(df, primary)
-    table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
-    return table
-
+    return table.drop(columns=["_partial", "_group"])
 
 _NOT_METRICS = frozenset({"dataset", "method", "method_name", "seed", "status", "error", "trainable", "device", "unit"})
 
