@@ -199,24 +199,42 @@ def error_by_range(
     bin_edges = range_edges(true_w2, n_bins) if quantile else np.asarray(edges, dtype=np.float64)
     if bin_edges.ndim != 1 or len(bin_edges) < 2 or np.any(np.diff(bin_edges) < 0):
         raise ValueError(f"bin edges must be an increasing sequence of at least 2 values, got {bin_edges}")
-    # bin b holds edges[b] <= w < edges[b+1]; the top edge is included in the last bin
-    index = np.searchsorted(bin_edges, true_w2, side="right") - 1
-    index[true_w2 == bin_edges[-1]] = len(bin_edges) - 2
+    index = _bin_index(true_w2, bin_edges)
     out: dict[str, float] = {}
     for b in range(len(bin_edges) - 1):
         lo, hi = float(bin_edges[b]), float(bin_edges[b + 1])
         name = f"q{b + 1}" if quantile else f"range_{format_edge(lo)}_{format_edge(hi)}"
-        key = _join(prefix, name)
-        in_bin = index == b
-        pred, true = pred_w2[in_bin], true_w2[in_bin]
-        valid = np.isfinite(pred)
-        out[f"{key}.n"] = float(in_bin.sum())
-        out[f"{key}.n_failed"] = float((~valid).sum())
-        if quantile:
-            out[f"{key}.lo"], out[f"{key}.hi"] = lo, hi
-        stats = error_statistics(pred[valid], true[valid])
-        out.update({f"{key}.{s}": stats[s] for s in ("mse", "mae", "rel_mae", "max_abs") if s in stats})
+        out.update(_bin_errors(pred_w2, true_w2, index == b, _join(prefix, name), bounds=(lo, hi) if quantile else None))
     return _finite(out)
+
+
+def _bin_index(true_w2: np.ndarray, bin_edges: np.ndarray) -> np.ndarray:
+    """Bin number of each exact W2 (``(P,)`` array, W2 units) for increasing ``bin_edges``.
+
+    Bin ``b`` holds ``edges[b] <= w < edges[b+1]``; the top edge is included in the last bin.
+    Values below the first edge get -1, values above the last get ``len(bin_edges) - 1``.
+    """
+    index = np.searchsorted(bin_edges, true_w2, side="right") - 1
+    index[true_w2 == bin_edges[-1]] = len(bin_edges) - 2
+    return index
+
+
+def _bin_errors(
+    pred_w2: np.ndarray, true_w2: np.ndarray, in_bin: np.ndarray, key: str, *, bounds: tuple[float, float] | None
+) -> dict[str, float]:
+    """Error columns ``<key>.<stat>`` of the pairs selected by the boolean mask ``in_bin``.
+
+    ``pred_w2`` and ``true_w2`` are ``(P,)`` arrays in W2 units (NaN prediction: failed, counted
+    in ``n_failed`` and dropped); ``bounds`` (the bin's ``lo``, ``hi``) is written when given.
+    """
+    pred, true = pred_w2[in_bin], true_w2[in_bin]
+    valid = np.isfinite(pred)
+    out: dict[str, float] = {f"{key}.n": float(in_bin.sum()), f"{key}.n_failed": float((~valid).sum())}
+    if bounds is not None:
+        out[f"{key}.lo"], out[f"{key}.hi"] = bounds
+    stats = error_statistics(pred[valid], true[valid])
+    out.update({f"{key}.{s}": stats[s] for s in ("mse", "mae", "rel_mae", "max_abs") if s in stats})
+    return out
 
 
 def generalisation_gap(train_mse: float, test_mse: float, prefix: str = "gap.w2", *, floor: float = 0.0) -> dict[str, float]:
