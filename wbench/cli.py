@@ -43,6 +43,23 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     p_plugins = sub.add_parser("plugins", parents=[common], help="list plugins with their distributions")
     p_plugins.set_defaults(handler=cmd_plugins)
 
+    _add_run_parser(sub, common)
+    _add_leaderboard_parser(sub, common)
+    _add_site_parser(sub, common)
+
+    try:
+        from wbench.cli_prepare import add_prepare_parser
+    except ImportError:  # pragma: no cover - the prepare command ships with wbench
+        pass
+    else:
+        add_prepare_parser(sub, parents=[common])
+
+    plugins.manager.hook.wbench_add_cli_commands(subparsers=sub)
+    return parser
+
+
+def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``run`` sub-command (run a suite, print its leaderboard) to the subparsers ``sub``."""
     p_run = sub.add_parser("run", parents=[common], help="run a suite and print its leaderboard")
     p_run.add_argument("suite", nargs="?", default=None, help="suite file (.toml) or built-in suite name (default: quick)")
     p_run.add_argument(
@@ -72,6 +89,9 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     add_scheduler_option(p_run)
     p_run.set_defaults(handler=cmd_run)
 
+
+def _add_leaderboard_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``leaderboard`` sub-command (render run directories) to the subparsers ``sub``."""
     p_lb = sub.add_parser("leaderboard", parents=[common], help="render a leaderboard from run directories")
     p_lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p_lb.add_argument("--format", choices=["md", "csv", "html"], default="md")
@@ -93,21 +113,14 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
     )
     p_lb.set_defaults(handler=cmd_leaderboard)
 
+
+def _add_site_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``site`` sub-command (build the static results website) to the subparsers ``sub``."""
     p_site = sub.add_parser("site", parents=[common], help="build the static results website from run directories")
     p_site.add_argument("results", type=Path, metavar="RESULTS",
                         help="a folder of run folders (each holding records.jsonl), or one run folder")
     p_site.add_argument("--out", type=Path, required=True, metavar="DIR", help="site folder to (re)build")
     p_site.set_defaults(handler=cmd_site)
-
-    try:
-        from wbench.cli_prepare import add_prepare_parser
-    except ImportError:  # pragma: no cover - the prepare command ships with wbench
-        pass
-    else:
-        add_prepare_parser(sub, parents=[common])
-
-    plugins.manager.hook.wbench_add_cli_commands(subparsers=sub)
-    return parser
 
 
 def cmd_list(args: argparse.Namespace) -> int:
