@@ -191,12 +191,7 @@ def fair_speedups(
         call here (it is run under the side's thread limit; ``n_jobs`` may be ignored).
     :raises ValueError: an unknown side, or a surrogate on a GPU.
     """
-    unknown = set(sides) - {"one_core", "all_cores"}
-    if unknown:
-        raise ValueError(f"unknown side(s) {sorted(unknown)}; known: one_core, all_cores")
-    device = getattr(surrogate, "device", torch.device("cpu"))
-    if torch.device(device).type != "cpu":
-        raise ValueError(f"fair speed-ups compare CPU cores; move the surrogate to the CPU (it is on {device})")
+    _check_request(surrogate, sides)
     all_threads = int(all_threads or os.cpu_count() or 1)
     a = sample_measures(measures, method_batch, seed=seed)
     b = sample_measures(measures, method_batch, seed=seed + 1)
@@ -207,36 +202,76 @@ def fair_speedups(
     out: dict[str, SpeedupSide] = {}
     for side in sides:
         threads, n_jobs, lp_batch = (1, 1, lp_batch_one_core) if side == "one_core" else (all_threads, -1, lp_batch_all_cores)
-        la = sample_measures(measures, lp_batch, seed=seed + 2)
-        lb = sample_measures(measures, lp_batch, seed=seed + 3)
-        lp = lp_callable(la, lb, n_jobs=n_jobs) if reference is None else reference(la, lb, n_jobs)
-        seen: dict[str, int] = {}
-
-        @contextlib.contextmanager
-        def pinned(name: str, threads: int = threads, seen: dict[str, int] = seen) -> Iterator[None]:
-            with thread_limit(threads) as used:
-                seen[name] = used
-                yield
-
-        workers = 1
-        if n_jobs != 1 and reference is None:
-            from joblib import effective_n_jobs
-
-            workers = int(effective_n_jobs(n_jobs))
-        stats = interleaved_rounds(
-            {"method": method, "lp": lp},
-            # a process pool starts its workers over its first calls: two warm-up calls keep
-            # that start-up out of the timed rounds
-            rounds=rounds, min_round_s=min_round_s, warmup=1 if n_jobs == 1 else 2,
-            contexts={"method": lambda: pinned("method"), "lp": lambda: pinned("lp")},
-        )
-        out[side] = SpeedupSide(
-            method=_per_pair(stats["method"], method_batch),
-            lp=_per_pair(stats["lp"], lp_batch),
-            method_threads=seen["method"],
-            lp_workers=workers,
-            lp_threads=seen["lp"],
-            method_batch=method_batch,
-            lp_batch=lp_batch,
+        out[side] = _time_side(
+            method, measures, method_batch=method_batch, lp_batch=lp_batch, threads=threads, n_jobs=n_jobs,
+            rounds=rounds, min_round_s=min_round_s, seed=seed, reference=reference,
         )
     return FairSpeedups(one_core=out.get("one_core"), all_cores=out.get("all_cores"))
+
+
+def _check_request(surrogate: Surrogate, sides: tuple[str, ...]) -> None:
+    """Refuse an unknown side or a surrogate that is not on the CPU (``ValueError``)."""
+    unknown = set(sides) - {"one_core", "all_cores"}
+    if unknown:
+        raise ValueError(f"unknown side(s) {sorted(unknown)}; known: one_core, all_cores")
+    device = getattr(surrogate, "device", torch.device("cpu"))
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"fair speed-ups compare CPU cores; move the surrogate to the CPU (it is on {device})")
+
+
+def _time_side(
+    method: Callable[[], Any],
+    measures: MeasureBatch,
+    *,
+    method_batch: int,
+    lp_batch: int,
+    threads: int,
+    n_jobs: int,
+    rounds: int,
+    min_round_s: float,
+    seed: int,
+    reference: Callable[[MeasureBatch, MeasureBatch, int], Callable[[], Any]] | None,
+) -> SpeedupSide:
+    """Time ``method`` (one call: ``method_batch`` pairs) against the reference on one side.
+
+    Draws ``lp_batch`` reference pairs (seeds ``seed + 2``, ``seed + 3``), then runs interleaved
+    rounds of both callables, each under a limit of ``threads`` threads (``n_jobs``: the
+    reference's workers, 1 or -1). Per-pair times are in seconds.
+    """
+    la = sample_measures(measures, lp_batch, seed=seed + 2)
+    lb = sample_measures(measures, lp_batch, seed=seed + 3)
+    lp = lp_callable(la, lb, n_jobs=n_jobs) if reference is None else reference(la, lb, n_jobs)
+    seen: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def pinned(name: str) -> Iterator[None]:
+        with thread_limit(threads) as used:
+            seen[name] = used
+            yield
+
+    workers = _lp_workers(n_jobs, reference is None)
+    stats = interleaved_rounds(
+        {"method": method, "lp": lp},
+        # a process pool starts its workers over its first calls: two warm-up calls keep
+        # that start-up out of the timed rounds
+        rounds=rounds, min_round_s=min_round_s, warmup=1 if n_jobs == 1 else 2,
+        contexts={"method": lambda: pinned("method"), "lp": lambda: pinned("lp")},
+    )
+    return SpeedupSide(
+        method=_per_pair(stats["method"], method_batch),
+        lp=_per_pair(stats["lp"], lp_batch),
+        method_threads=seen["method"],
+        lp_workers=workers,
+        lp_threads=seen["lp"],
+        method_batch=method_batch,
+        lp_batch=lp_batch,
+    )
+
+
+def _lp_workers(n_jobs: int, exact_lp: bool) -> int:
+    """Worker processes the exact LP's ``n_jobs`` resolves to (1 for another reference)."""
+    if n_jobs != 1 and exact_lp:
+        from joblib import effective_n_jobs
+
+        return int(effective_n_jobs(n_jobs))
+    return 1
