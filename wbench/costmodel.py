@@ -299,37 +299,18 @@ def measure_cost_model(
     """
     dev = _device_of(surrogate, device)
     rows, cols = (pair_block, pair_block) if isinstance(pair_block, int) else pair_block
-    for name, value in (("embed_batch", embed_batch), ("solver_batch", solver_batch), ("pair_block rows", rows), ("pair_block cols", cols)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    bad = [n for n in direct_n if int(n) < 1]
-    if bad:
-        raise ValueError(f"direct_n sizes must be positive, got {bad}")
+    _check_sizes(embed_batch=embed_batch, solver_batch=solver_batch, rows=rows, cols=cols, direct_n=direct_n)
     kw: dict[str, Any] = {"rounds": rounds, "min_round_s": min_round_s, "warmup": warmup, "device": dev}
-    fns: dict[str, Callable[[], Any]] = {}
     embedding = is_embedding_method(surrogate)
     with thread_limit(threads) as used_threads:
         if embedding:
-            embed = embedder(surrogate)
-            batch = sample_measures(measures, embed_batch, seed=seed, device=dev)
-            ex = embed(sample_measures(measures, rows, seed=seed + 1, device=dev))
-            ey = embed(sample_measures(measures, cols, seed=seed + 2, device=dev))
-            chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
-            fns["embed"] = lambda: embed(batch)
-            fns["pair"] = lambda: pairwise_euclidean(ex, ey, chunk=chunk)
-            one_x, one_y = sample_measures(measures, 1, seed=seed + 5, device=dev), batch.index(slice(0, 1))
-            fns["call"] = lambda: pairwise_step(surrogate, one_x, one_y)
+            fns = _embedding_calls(surrogate, measures, embed_batch=embed_batch, rows=rows, cols=cols, seed=seed, dev=dev)
             block = (rows, cols)
         else:
-            a = sample_measures(measures, solver_batch, seed=seed + 1, device=dev)
-            b = sample_measures(measures, solver_batch, seed=seed + 2, device=dev)
-            fns["pair"] = lambda: independent_step(surrogate, a, b)
+            fns = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
             embed_batch, block = 0, (solver_batch, 1)
         sizes = [int(n) for n in direct_n]
-        for n in sizes:
-            x = sample_measures(measures, n, seed=seed + 3 + n, device=dev)
-            y = sample_measures(measures, n, seed=seed + 4 + n, device=dev)
-            fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
+        fns.update(_direct_calls(surrogate, measures, sizes, seed=seed, dev=dev))
         # one interleaved series: drift in the machine's load hits e, c and the direct timings alike
         stats = interleaved_rounds(fns, **kw)
     e_stats = _per_unit(stats["embed"], embed_batch) if embedding else None
@@ -338,18 +319,64 @@ def measure_cost_model(
     o = max(0.0, stats["call"].median_s - 2 * e - c) if embedding else 0.0
     direct = [DirectTiming(n, n, stats[f"direct.{n}"], pairwise_pairs_per_s(e, c, n, call_s=o)) for n in sizes]
     return CostModel(
-        embedding=embedding,
-        embed=e_stats,
-        pair=c_stats,
-        embed_batch=embed_batch,
-        pair_block=block,
-        threads=int(used_threads),
-        device=str(dev),
-        min_round_s=float(min_round_s),
-        direct=tuple(direct),
-        call_s=o,
+        embedding=embedding, embed=e_stats, pair=c_stats, embed_batch=embed_batch, pair_block=block,
+        threads=int(used_threads), device=str(dev), min_round_s=float(min_round_s), direct=tuple(direct), call_s=o,
     )
 
+
+def _check_sizes(*, embed_batch: int, solver_batch: int, rows: int, cols: int, direct_n: Sequence[int]) -> None:
+    """Refuse a batch or block size that is not a positive integer (``ValueError`` naming it)."""
+    for name, value in (("embed_batch", embed_batch), ("solver_batch", solver_batch), ("pair_block rows", rows), ("pair_block cols", cols)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    bad = [n for n in direct_n if int(n) < 1]
+    if bad:
+        raise ValueError(f"direct_n sizes must be positive, got {bad}")
+
+
+def _embedding_calls(
+    surrogate: Surrogate, measures: MeasureBatch, *, embed_batch: int, rows: int, cols: int, seed: int, dev: torch.device
+) -> dict[str, Callable[[], Any]]:
+    """The timed calls of an embedding method: ``embed`` (``embed_batch`` measures), ``pair``
+    (the ``rows x cols`` distance matrix of embeddings) and ``call`` (one 1 x 1 ``pairwise``).
+
+    Draws the measures (seeds ``seed``, ``seed + 1``, ``seed + 2``, ``seed + 5``) on ``dev`` and
+    embeds the block's rows and columns now, outside the timed calls.
+    """
+    embed = embedder(surrogate)
+    batch = sample_measures(measures, embed_batch, seed=seed, device=dev)
+    ex = embed(sample_measures(measures, rows, seed=seed + 1, device=dev))
+    ey = embed(sample_measures(measures, cols, seed=seed + 2, device=dev))
+    chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
+    fns: dict[str, Callable[[], Any]] = {}
+    fns["embed"] = lambda: embed(batch)
+    fns["pair"] = lambda: pairwise_euclidean(ex, ey, chunk=chunk)
+    one_x, one_y = sample_measures(measures, 1, seed=seed + 5, device=dev), batch.index(slice(0, 1))
+    fns["call"] = lambda: pairwise_step(surrogate, one_x, one_y)
+    return fns
+
+
+def _solver_calls(
+    surrogate: Surrogate, measures: MeasureBatch, *, solver_batch: int, seed: int, dev: torch.device
+) -> dict[str, Callable[[], Any]]:
+    """The timed call of a solver: ``pair``, one ``distance`` call on ``solver_batch`` row-aligned
+    pairs (drawn with seeds ``seed + 1``, ``seed + 2`` on ``dev``)."""
+    a = sample_measures(measures, solver_batch, seed=seed + 1, device=dev)
+    b = sample_measures(measures, solver_batch, seed=seed + 2, device=dev)
+    return {"pair": lambda: independent_step(surrogate, a, b)}
+
+
+def _direct_calls(
+    surrogate: Surrogate, measures: MeasureBatch, sizes: Sequence[int], *, seed: int, dev: torch.device
+) -> dict[str, Callable[[], Any]]:
+    """Timed calls ``direct.<n>``: the real ``pairwise`` of an ``n x n`` block for each size ``n``
+    (measures drawn with seeds ``seed + 3 + n``, ``seed + 4 + n`` on ``dev``)."""
+    fns: dict[str, Callable[[], Any]] = {}
+    for n in sizes:
+        x = sample_measures(measures, n, seed=seed + 3 + n, device=dev)
+        y = sample_measures(measures, n, seed=seed + 4 + n, device=dev)
+        fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
+    return fns
 
 def _per_unit(stats: RoundStats, units: int) -> RoundStats:
     """Seconds per call -> seconds per unit (measure or pair)."""
