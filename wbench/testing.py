@@ -141,10 +141,24 @@ def check_surrogate(
 
     :param match_budget: whether suites build the method at a parameter target (the default).
     """
-    name = cls.__name__
     if dataset is None:
         dataset = toy_dataset(point_clouds=cls.input_kind == "cloud")
     _check(dataset.has_ground_truth, "the conformance dataset needs ground truth")
+    surrogate = _check_construction(cls, params, dataset, match_budget=match_budget)
+    _check_fit(cls, surrogate, dataset, budget)
+    a, b, d_ab = _check_distance(cls, surrogate, dataset)
+    _check_pairwise(cls, surrogate, dataset, rtol)
+    _check_eval_params(cls, surrogate)
+    if isinstance(surrogate, TorchSurrogate):
+        _check_save_load(cls, surrogate, a, b, d_ab)
+    return surrogate
+
+
+def _check_construction(
+    cls: type[Surrogate], params: Mapping[str, Any] | None, dataset: PairedDataset, *, match_budget: bool
+) -> Surrogate:
+    """Seed 0, build ``cls`` through ``params_for`` and check its parameter count (and width)."""
+    name = cls.__name__
     seed_everything(0)
     surrogate = cls(**cls.params_for(dict(params or {}), dataset.measures))
     n_params = surrogate.n_parameters
@@ -152,7 +166,12 @@ def check_surrogate(
     _check(n_params > 0 or not cls.trainable, f"{name} is trainable but has 0 parameters")
     if cls.trainable and match_budget:
         check_width(cls, dict(params or {}), dataset.measures)
+    return surrogate
 
+
+def _check_fit(cls: type[Surrogate], surrogate: Surrogate, dataset: PairedDataset, budget: Budget) -> None:
+    """Fit on the train / val splits; a :class:`FitReport` within the step budget must come back."""
+    name = cls.__name__
     try:
         report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
     except InvalidPredictionError as exc:  # the training loop checks outputs as the harness does
@@ -161,6 +180,11 @@ def check_surrogate(
     if cls.trainable:
         _check(0 < report.steps <= budget.total_steps(len(dataset.pairs["train"])), f"{name}.fit took {report.steps} steps; budget allows {budget.total_steps(len(dataset.pairs['train']))}")
 
+
+def _check_distance(cls: type[Surrogate], surrogate: Surrogate, dataset: PairedDataset) -> tuple[MeasureBatch, MeasureBatch, torch.Tensor]:
+    """Check ``distance`` on the test pairs: valid ``(B,)`` W2 values, symmetric, and (solvers)
+    a median ratio to the exact W2 in [0.5, 2]. Returns the batches ``a``, ``b`` and ``d(a, b)``."""
+    name = cls.__name__
     test = dataset.pairs["test"]
     a, b = dataset.measures.index(test.left), dataset.measures.index(test.right)
     d_ab = _valid(surrogate.distance(a, b), len(test), name, "distance")
@@ -169,7 +193,12 @@ def check_surrogate(
     if not cls.trainable:
         ratio = float(np.median(d_ab.numpy() / np.maximum(test.w2, 1e-12)))
         _check(0.5 <= ratio <= 2.0, f"{name}: median ratio to exact W2 is {ratio:.3g}; is the output in W2 units (not squared, not halved)?")
+    return a, b, d_ab
 
+
+def _check_pairwise(cls: type[Surrogate], surrogate: Surrogate, dataset: PairedDataset, rtol: float) -> None:
+    """``pairwise`` of a 5 x 7 block must be valid and agree with row-aligned ``distance``."""
+    name = cls.__name__
     x = dataset.measures.index(np.arange(min(5, len(dataset.measures))))
     y = dataset.measures.index(np.arange(min(7, len(dataset.measures))))
     matrix = _valid(surrogate.pairwise(x, y), (len(x), len(y)), name, "pairwise")
@@ -181,6 +210,10 @@ def check_surrogate(
         f"{name}.pairwise disagrees with distance: max diff {float((matrix - aligned).abs().max()):.3g}",
     )
 
+
+def _check_eval_params(cls: type[Surrogate], surrogate: Surrogate) -> None:
+    """The default evaluation parameters are accepted and an unknown one is refused."""
+    name = cls.__name__
     surrogate.configure(**dict(cls.default_eval_params))
     try:
         surrogate.configure(no_such_eval_parameter=1)
@@ -189,14 +222,16 @@ def check_surrogate(
     else:
         raise AssertionError(f"{name}.configure accepted an unknown evaluation parameter")
 
-    if isinstance(surrogate, TorchSurrogate):
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "model.pt"
-            surrogate.save(path)
-            loaded = type(surrogate).load(path)
-            again = _valid(loaded.distance(a, b), len(test), name, "distance after save / load")
-            _check(torch.allclose(d_ab, again, rtol=1e-5, atol=1e-6), f"{name}: distances change after save / load")
-    return surrogate
+
+def _check_save_load(cls: type[Surrogate], surrogate: TorchSurrogate, a: MeasureBatch, b: MeasureBatch, d_ab: torch.Tensor) -> None:
+    """A torch surrogate saved and loaded again gives the same ``distance(a, b)`` as ``d_ab``."""
+    name = cls.__name__
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.pt"
+        surrogate.save(path)
+        loaded = type(surrogate).load(path)
+        again = _valid(loaded.distance(a, b), len(d_ab), name, "distance after save / load")
+        _check(torch.allclose(d_ab, again, rtol=1e-5, atol=1e-6), f"{name}: distances change after save / load")
 
 
 def check_dataset(cls: type[DatasetPlugin], params: Mapping[str, Any] | None = None) -> PairedDataset:
