@@ -164,10 +164,7 @@ def solve_pairs(
     :raises wbench.executor.SchedulerUnreachableError: the scheduler does not answer.
     """
     k = len(table)
-    left = as_index_array(left, k, "left")
-    right = as_index_array(right, k, "right")
-    if left.shape != right.shape:
-        raise InvalidMeasureError(f"left and right must have equal length, got {len(left)} and {len(right)}")
+    left, right = _checked_pairs(left, right, k)
     out = np.zeros(len(left), dtype=np.float64)
     lo, hi = np.minimum(left, right), np.maximum(left, right)
     solve = lo != hi
@@ -175,15 +172,52 @@ def solve_pairs(
         return out
     keys, first, inverse = np.unique(lo[solve] * k + hi[solve], return_index=True, return_inverse=True)
     ulo, uhi = keys // k, keys % k
-    n_unique = len(keys)
-    na, nb = np.diff(table.offsets)[ulo].astype(np.float64), np.diff(table.offsets)[uhi].astype(np.float64)
-    estimated = float(np.sum(na * nb * (na + nb))) * _SECONDS_PER_WORK_UNIT
     name_l, name_r = (left, right) if names is None else names
 
     def pair_name(u: int) -> str:
         p = int(np.flatnonzero(solve)[first[u]])
         return f"pair {p} (measures {int(name_l[p])} and {int(name_r[p])})"
 
+    values, codes = _solve_unique(
+        table, ulo, uhi, pair_name, n_jobs=n_jobs, progress=progress, desc=desc,
+        num_iter_max=num_iter_max, scheduler=scheduler, on_backend=on_backend,
+    )
+    _check_codes(codes, num_iter_max, pair_name)
+    out[solve] = np.maximum(values[inverse.reshape(-1)], 0.0)
+    return out
+
+
+def _checked_pairs(left: np.ndarray, right: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``left`` and ``right`` as ``(P,)`` index arrays into ``k`` measures, of equal length."""
+    left = as_index_array(left, k, "left")
+    right = as_index_array(right, k, "right")
+    if left.shape != right.shape:
+        raise InvalidMeasureError(f"left and right must have equal length, got {len(left)} and {len(right)}")
+    return left, right
+
+
+def _solve_unique(
+    table: SupportTable,
+    ulo: np.ndarray,
+    uhi: np.ndarray,
+    pair_name: Callable[[int], str],
+    *,
+    n_jobs: int,
+    progress: bool,
+    desc: str,
+    num_iter_max: int,
+    scheduler: str | None,
+    on_backend: Callable[[str], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve the unique pairs ``(ulo[u], uhi[u])`` (``(U,)`` each) of ``table``.
+
+    Small jobs (estimated below :data:`PARALLEL_MIN_SECONDS`) run in this process, others on
+    the executor of ``scheduler`` / ``n_jobs``. Returns the W2^2 values ``(U,)`` (float64,
+    unclipped) and the LP result codes ``(U,)`` (int8), unchecked.
+    """
+    n_unique = len(ulo)
+    na, nb = np.diff(table.offsets)[ulo].astype(np.float64), np.diff(table.offsets)[uhi].astype(np.float64)
+    estimated = float(np.sum(na * nb * (na + nb))) * _SECONDS_PER_WORK_UNIT
     values = np.empty(n_unique, dtype=np.float64)
     codes = np.empty(n_unique, dtype=np.int8)
     small = estimated < PARALLEL_MIN_SECONDS  # in this process: no pool to start, no cluster to reach
@@ -200,10 +234,7 @@ def solve_pairs(
         finally:
             if bar is not None:
                 bar.close()
-    _check_codes(codes, num_iter_max, pair_name)
-    out[solve] = np.maximum(values[inverse.reshape(-1)], 0.0)
-    return out
-
+    return values, codes
 
 def _collect(
     results: Iterator[tuple[int, tuple[np.ndarray, np.ndarray]]], starts: list[int], values: np.ndarray,
