@@ -167,21 +167,47 @@ def method_page(run: RunData, page_info: MethodPage, run_href: str, dataset_slug
     """One method on one dataset of a run: per-seed figures, curves, weights, parameters,
     budget and provenance."""
     dataset, method = page_info.dataset, page_info.method
-    recs = sorted(
+    recs = _method_records(run, dataset, method)
+    parts = [
+        _leaderboard_row_part(run, dataset, method),
+        _seeds_part(run, recs),
+        _errors_part(recs),
+        loss_chart(recs, method, "chart-loss"),
+        _figures_part(page_info.images),
+        weights_chart(recs, method, "chart-weights"),
+        _settings_part(recs),
+        _provenance_part(recs),
+    ]
+    body = "".join(parts)
+    return page(f"{method} on {dataset}", body, root="../../",
+                breadcrumbs=[("all runs", "../../index.html"), (run.name, f"../{run_href}#{dataset_slug}")],
+                charts="Plotly.newPlot" in body)
+
+
+def _method_records(run: RunData, dataset: str, method: str) -> list[dict[str, Any]]:
+    """The run's records of ``method`` on ``dataset`` (by label), by milestone then seed."""
+    return sorted(
         (r for r in run.records if (r.get("dataset_label") or r.get("dataset")) == dataset
          and str(r.get("label") or r.get("method")) == method),
         key=lambda r: (r.get("milestone") or 0, r.get("seed") if r.get("seed") is not None else -1),
     )
+
+
+def _leaderboard_row_part(run: RunData, dataset: str, method: str) -> str:
+    """HTML: the method's rank sentence and its leaderboard row ("" when it has no row)."""
     row = run.summary[(run.summary["dataset"] == dataset) & (run.summary["method"] == method)]
-    parts = []
-    if not row.empty:
-        r0 = row.iloc[0]
-        rank = f"Rank <strong>{int(r0['rank'])}</strong>" if pd.notna(r0["rank"]) else "Not ranked"
-        parts.append(f"<p>{rank} on <code>{esc(run.primary)}</code> among "
-                     f"{int((run.summary['dataset'] == dataset).sum())} methods on {esc(dataset)}; "
-                     f"status {esc(r0['status'])}; {seeds_text(int(r0['seeds']))} finished.</p>\n")
-        parts.append("<h2>Leaderboard row</h2>\n"
-                     + leaderboard_table(row, run.columns, table_id="summary"))
+    if row.empty:
+        return ""
+    r0 = row.iloc[0]
+    rank = f"Rank <strong>{int(r0['rank'])}</strong>" if pd.notna(r0["rank"]) else "Not ranked"
+    return (f"<p>{rank} on <code>{esc(run.primary)}</code> among "
+            f"{int((run.summary['dataset'] == dataset).sum())} methods on {esc(dataset)}; "
+            f"status {esc(r0['status'])}; {seeds_text(int(r0['seeds']))} finished.</p>\n"
+            + "<h2>Leaderboard row</h2>\n" + leaderboard_table(row, run.columns, table_id="summary"))
+
+
+def _seeds_part(run: RunData, recs: list[dict[str, Any]]) -> str:
+    """HTML: the per-seed table (status, parameters, primary metric, MSE, fit time, steps)."""
     seed_headers = [("seed", ""), ("status", ""), ("params", "trainable parameters"),
                     (run.primary, "the run's primary metric"), ("MSE W2", "test MSE of W2"),
                     ("fit s", "seconds of fitting"), ("steps", "optimiser steps taken"),
@@ -197,21 +223,33 @@ def method_page(run: RunData, page_info: MethodPage, run_href: str, dataset_slug
                        float(fit["steps"]) if fit.get("steps") is not None else math.nan),
                   text_cell(fit.get("stopped_by")), text_cell(r.get("finished_at"))]
         seed_rows.append((cells, "" if r.get("status") == "ok" else "failed"))
-    parts.append("<h2>Seeds</h2>\n" + table(seed_headers, seed_rows, table_id="seeds"))
+    return "<h2>Seeds</h2>\n" + table(seed_headers, seed_rows, table_id="seeds")
+
+
+def _errors_part(recs: list[dict[str, Any]]) -> str:
+    """HTML: each failed seed's error ("" when none failed)."""
     errors = [(r.get("seed"), r.get("error")) for r in recs if r.get("error")]
-    if errors:
-        parts.append("<h3>Errors</h3>\n" + "".join(f"<p>seed {esc(s)}:</p>" + f'<pre class="json">{esc(e)}</pre>\n'
-                                                   for s, e in errors))
-    parts.append(loss_chart(recs, method, "chart-loss"))
-    if page_info.images:
-        figs = "".join(f'<figure class="figure"><img src="{esc(src)}" alt="{esc(cap)}" loading="lazy">'
-                       f"<figcaption>{esc(cap)}</figcaption></figure>" for src, cap in page_info.images)
-        parts.append("<h2>Predicted against exact</h2>\n<p>Predicted against exact W2 on the test pairs, with the "
-                     f"identity line (plots written by the run).</p>\n<div class=\"figures\">{figs}</div>\n")
-    parts.append(weights_chart(recs, method, "chart-weights"))
+    if not errors:
+        return ""
+    return "<h3>Errors</h3>\n" + "".join(f"<p>seed {esc(s)}:</p>" + f'<pre class="json">{esc(e)}</pre>\n'
+                                        for s, e in errors)
+
+
+def _figures_part(images: Sequence[tuple[str, str]]) -> str:
+    """HTML: the run's predicted-against-exact plots, ``(src, caption)`` each ("" when none)."""
+    if not images:
+        return ""
+    figs = "".join(f'<figure class="figure"><img src="{esc(src)}" alt="{esc(cap)}" loading="lazy">'
+                   f"<figcaption>{esc(cap)}</figcaption></figure>" for src, cap in images)
+    return ("<h2>Predicted against exact</h2>\n<p>Predicted against exact W2 on the test pairs, with the "
+            f"identity line (plots written by the run).</p>\n<div class=\"figures\">{figs}</div>\n")
+
+
+def _settings_part(recs: list[dict[str, Any]]) -> str:
+    """HTML: method and evaluation parameters, what the method describes, and the budget."""
     first = recs[0] if recs else {}
-    parts.append("<h2>Parameters</h2>\n<p>Method <code>" + esc(first.get("method")) + "</code>, parameters:</p>\n"
-                 + _json_block(first.get("method_params") or {}))
+    parts = ["<h2>Parameters</h2>\n<p>Method <code>" + esc(first.get("method")) + "</code>, parameters:</p>\n"
+             + _json_block(first.get("method_params") or {})]
     if first.get("eval_params"):
         parts.append("<p>Evaluation settings:</p>\n" + _json_block(first.get("eval_params")))
     describes = _unique(json.dumps(_compact(r.get("describe") or {}), sort_keys=True) for r in recs)
@@ -221,14 +259,15 @@ def method_page(run: RunData, page_info: MethodPage, run_href: str, dataset_slug
                      + _json_block(json.loads(describes[0])))
     parts.append("<h2>Budget</h2>\n" + _json_block(first.get("budget") or {})
                  + f"<p>Matched to the budget: {esc(first.get('match_budget'))}.</p>\n")
+    return "".join(parts)
+
+
+def _provenance_part(recs: list[dict[str, Any]]) -> str:
+    """HTML: a table of each provenance field's values across the records (one when they agree)."""
     prov_keys = sorted({k for r in recs for k in (r.get("provenance") or {})})
     prov_rows = []
     for k in prov_keys:
         values = _unique(json.dumps((r.get("provenance") or {}).get(k), sort_keys=True) for r in recs)
         prov_rows.append(([text_cell(k), text_cell("; ".join(values), "wrap")], ""))
-    parts.append("<h2>Provenance</h2>\n<p>Values across the seeds' records (one when they agree).</p>\n"
-                 + table([("field", ""), ("value", "")], prov_rows, sortable=False))
-    body = "".join(parts)
-    return page(f"{method} on {dataset}", body, root="../../",
-                breadcrumbs=[("all runs", "../../index.html"), (run.name, f"../{run_href}#{dataset_slug}")],
-                charts="Plotly.newPlot" in body)
+    return ("<h2>Provenance</h2>\n<p>Values across the seeds' records (one when they agree).</p>\n"
+            + table([("field", ""), ("value", "")], prov_rows, sortable=False))
