@@ -171,25 +171,11 @@ def compute_cell(
     budget = replace(budget_for(suite, s), seed=seed, device=suite.device)
     started = utc_now()
     records: list[Record] = []
-    done: set[int] = set()
     cls = task.surrogate_cls
     dataset = datasets[dataset_memo(d.name, d.params)]
     n_train = len(dataset.split("train"))
-
-    def evaluate(index: int, fit_report: Any, surrogate: Surrogate) -> list[Record]:
-        out = []
-        for milestone, eval_params, ident in task.todo:
-            if milestone != index:
-                continue
-            fit = milestone_fit(fit_report, budget, index, n_train)
-            try:
-                outcome = _evaluate(task, surrogate, dataset, datasets, eval_params, fit, ident, artifact_dir, blocks,
-                                    timed=index == len(budget.milestone_list) - 1)
-                out.append(make_record(suite, s, ident, "ok", started, outcome=outcome))
-            except Exception as exc:
-                out.append(make_record(suite, s, ident, "failed", started, error=describe_error(exc)))
-        done.add(index)
-        return out
+    milestones = _MilestoneEvaluation(task, dataset, datasets, budget, n_train, started, artifact_dir, blocks)
+    evaluate, done = milestones.records_at, milestones.done
 
     try:
         surrogate = _build(cls, s, dataset, budget)
@@ -220,12 +206,39 @@ def compute_cell(
     return CellResult(records, blocks=blocks.computed)
 
 
+@dataclass
+class _MilestoneEvaluation:
+    """Evaluates a cell's fitted surrogate at a milestone and remembers which milestones are done."""
 
+    task: CellTask
+    dataset: PairedDataset
+    datasets: Mapping[str, PairedDataset]
+    budget: Budget
+    n_train: int
+    started: str
+    artifact_dir: Path
+    blocks: ExactBlocks
+    done: set[int] = field(default_factory=set)
 
-
-
-
-
+    def records_at(self, index: int, fit_report: Any, surrogate: Surrogate) -> list[Record]:
+        """One record per evaluation setting still to do at milestone ``index`` (``failed``
+        records for evaluations that raise); marks the milestone done. The last milestone's
+        evaluation is timed."""
+        task, budget = self.task, self.budget
+        out = []
+        for milestone, eval_params, ident in task.todo:
+            if milestone != index:
+                continue
+            fit = milestone_fit(fit_report, budget, index, self.n_train)
+            try:
+                outcome = _evaluate(task, surrogate, self.dataset, self.datasets, eval_params, fit, ident,
+                                    self.artifact_dir, self.blocks, timed=index == len(budget.milestone_list) - 1)
+                out.append(make_record(task.suite, task.surrogate, ident, "ok", self.started, outcome=outcome))
+            except Exception as exc:
+                out.append(make_record(task.suite, task.surrogate, ident, "failed", self.started,
+                                       error=describe_error(exc)))
+        self.done.add(index)
+        return out
 
 
 def _build(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> Surrogate:
