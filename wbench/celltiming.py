@@ -221,26 +221,60 @@ def cell_timing(
     figures.update({f"cost.direct_skipped.{k}": v for k, v in skipped.items()})
     figures.update(legacy_columns(model, n))
     if reference_cls is not None and reference_name is not None and dev.type == "cpu":
-        from wbench.denominators import fair_speedups
-
-        batch = min(EMBED_BATCH, ev.independent_pairs) if model.embedding else SOLVER_BATCH
-        try:
-            fair = fair_speedups(
-                surrogate, measures, method_batch=batch, lp_batch_one_core=ev.exact_independent_pairs,
-                lp_batch_all_cores=2 * ev.exact_independent_pairs, rounds=rounds, min_round_s=ev.min_round_s,
-                reference=_reference_factory(reference_name, reference_cls),
-                sides=tuple(ev.speedup_sides),
-            )
-        except WbenchError:
-            fair = None
-        if fair is not None:
-            figures.update(fair.to_record())
-            figures.update(speedup_columns(figures, n))
+        _add_speedups(figures, surrogate, measures, ev, model, rounds=rounds, n=n,
+                      reference_name=reference_name, reference_cls=reference_cls)
     if model.embedding and isinstance(surrogate, TorchSurrogate):
-        from wbench.roofline import gemm_rate, roofline
-
-        gemm = gemm_rate(threads=threads, device=dev, rounds=rounds, min_round_s=ev.min_round_s)
-        line = roofline(surrogate, measures, embed_s=model.embed_s, pair_s=model.pair_s, gemm=gemm, threads=threads)
-        figures.update(line.to_record())
+        figures.update(_roofline_figures(surrogate, measures, model, rounds=rounds, min_round_s=ev.min_round_s,
+                                         threads=threads, device=dev))
     figures["cost.timing_s"] = time.perf_counter() - began
     return {k: float(v) for k, v in figures.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def _add_speedups(
+    figures: dict[str, Any],
+    surrogate: Surrogate,
+    measures: MeasureBatch,
+    ev: EvaluationSpec,
+    model: CostModel,
+    *,
+    rounds: int,
+    n: int,
+    reference_name: str,
+    reference_cls: type[Surrogate],
+) -> None:
+    """Add the fair CPU speed-ups over the reference (and the speed-up columns at pairwise size
+    ``n``) to ``figures``; nothing when the reference fails with a :class:`WbenchError`."""
+    from wbench.denominators import fair_speedups
+
+    batch = min(EMBED_BATCH, ev.independent_pairs) if model.embedding else SOLVER_BATCH
+    try:
+        fair = fair_speedups(
+            surrogate, measures, method_batch=batch, lp_batch_one_core=ev.exact_independent_pairs,
+            lp_batch_all_cores=2 * ev.exact_independent_pairs, rounds=rounds, min_round_s=ev.min_round_s,
+            reference=_reference_factory(reference_name, reference_cls),
+            sides=tuple(ev.speedup_sides),
+        )
+    except WbenchError:
+        fair = None
+    if fair is not None:
+        figures.update(fair.to_record())
+        figures.update(speedup_columns(figures, n))
+
+
+def _roofline_figures(
+    surrogate: Surrogate,
+    measures: MeasureBatch,
+    model: CostModel,
+    *,
+    rounds: int,
+    min_round_s: float,
+    threads: int | None,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Roofline columns of an embedding method: its measured GEMM rate and how close the
+    embedding and pair costs (seconds) come to it."""
+    from wbench.roofline import gemm_rate, roofline
+
+    gemm = gemm_rate(threads=threads, device=device, rounds=rounds, min_round_s=min_round_s)
+    line = roofline(surrogate, measures, embed_s=model.embed_s, pair_s=model.pair_s, gemm=gemm, threads=threads)
+    return line.to_record()
