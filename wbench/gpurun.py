@@ -35,15 +35,19 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from wbench.budget import Budget
 from wbench.costmodel import is_embedding_method, measure_cost_model
-from wbench.roofline import Roofline, embedding_flops, gemm_rate
+from wbench.roofline import GemmRate, Roofline, embedding_flops, gemm_rate
 from wbench.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS
 from wbench.surrogate import Surrogate, TorchSurrogate
+
+if TYPE_CHECKING:
+    from wbench.data import PairedDataset
+    from wbench.measures import MeasureBatch
 
 __all__ = ["DEFAULT_METHODS", "DEFAULT_TRAIN", "GpuRunOptions", "main", "output_dir", "run_gpu_timing"]
 
@@ -179,40 +183,8 @@ def run_gpu_timing(options: GpuRunOptions, out_root: str | Path = "results") -> 
     gemm = gemm_rate(device=options.device, rounds=options.rounds, min_round_s=options.min_round_s)
     records: list[dict[str, Any]] = []
     for name in options.methods:
-        began = time.perf_counter()
-        surrogate, facts = _build(registry, name, dataset, options)
-        where = facts.pop("device")
-        embedding = is_embedding_method(surrogate)
-        probe = measure_cost_model(
-            surrogate, test, pair_block=256, rounds=2, min_round_s=0.0, device=where, solver_batch=options.solver_batch
-        )
-        sizes = [
-            int(n) for n in options.sizes
-            if probe.call_s + 2 * n * probe.embed_s + n * n * probe.pair_s <= options.max_call_s
-        ]
-        model = measure_cost_model(  # c at the largest size timed, capped at 4096 (c grows with the block)
-            surrogate, test, direct_n=sizes, pair_block=min(max(sizes, default=256), 4096),
-            rounds=options.rounds, min_round_s=options.min_round_s,
-            device=where, solver_batch=options.solver_batch, seed=options.seed,
-        )
-        record: dict[str, Any] = {
-            "method": name,
-            "dataset": options.dataset,
-            "device": where,
-            "n_parameters": float(surrogate.n_parameters),
-            **{f"fit.{k}": v for k, v in facts.items()},
-            **model.to_record(pairwise_n=options.sizes),
-            "cost.direct_sizes_skipped": float(len(options.sizes) - len(sizes)),
-        }
-        if embedding and isinstance(surrogate, TorchSurrogate):  # a network: FLOPs are its dense algebra
-            flops = embedding_flops(surrogate, test)
-            line_gemm = gemm if torch.device(where) == torch.device(options.device) else gemm_rate(device=where, rounds=options.rounds, min_round_s=options.min_round_s)
-            record.update(Roofline(flops, line_gemm, model.embed_s, model.pair_s).to_record())
-        record["wall_s"] = time.perf_counter() - began
-        records.append(record)
-        with (out_dir / "records.jsonl").open("w") as handle:
-            for r in records:
-                handle.write(json.dumps(r, sort_keys=True) + "\n")
+        records.append(_time_method(registry, name, dataset, test, options, gemm))
+        _write_records(out_dir / "records.jsonl", records)
     (out_dir / "summary.md").write_text(summary_table(records, options))
     run = {
         "finished": utc_now(),
@@ -223,6 +195,53 @@ def run_gpu_timing(options: GpuRunOptions, out_root: str | Path = "results") -> 
     }
     (out_dir / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True, default=str) + "\n")
     return out_dir
+
+
+def _time_method(
+    registry: Any, name: str, dataset: PairedDataset, test: MeasureBatch, options: GpuRunOptions, gemm: GemmRate
+) -> dict[str, Any]:
+    """Fit method ``name`` and time it on the ``test`` measures: one record of its cost model,
+    direct timings at the sizes whose estimated call fits ``options.max_call_s``, roofline
+    columns for a network, and ``wall_s`` (seconds for all of it). ``gemm``: the GEMM rate of
+    ``options.device``, measured again when the method runs elsewhere."""
+    began = time.perf_counter()
+    surrogate, facts = _build(registry, name, dataset, options)
+    where = facts.pop("device")
+    embedding = is_embedding_method(surrogate)
+    probe = measure_cost_model(
+        surrogate, test, pair_block=256, rounds=2, min_round_s=0.0, device=where, solver_batch=options.solver_batch
+    )
+    sizes = [
+        int(n) for n in options.sizes
+        if probe.call_s + 2 * n * probe.embed_s + n * n * probe.pair_s <= options.max_call_s
+    ]
+    model = measure_cost_model(  # c at the largest size timed, capped at 4096 (c grows with the block)
+        surrogate, test, direct_n=sizes, pair_block=min(max(sizes, default=256), 4096),
+        rounds=options.rounds, min_round_s=options.min_round_s,
+        device=where, solver_batch=options.solver_batch, seed=options.seed,
+    )
+    record: dict[str, Any] = {
+        "method": name,
+        "dataset": options.dataset,
+        "device": where,
+        "n_parameters": float(surrogate.n_parameters),
+        **{f"fit.{k}": v for k, v in facts.items()},
+        **model.to_record(pairwise_n=options.sizes),
+        "cost.direct_sizes_skipped": float(len(options.sizes) - len(sizes)),
+    }
+    if embedding and isinstance(surrogate, TorchSurrogate):  # a network: FLOPs are its dense algebra
+        flops = embedding_flops(surrogate, test)
+        line_gemm = gemm if torch.device(where) == torch.device(options.device) else gemm_rate(device=where, rounds=options.rounds, min_round_s=options.min_round_s)
+        record.update(Roofline(flops, line_gemm, model.embed_s, model.pair_s).to_record())
+    record["wall_s"] = time.perf_counter() - began
+    return record
+
+
+def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    """(Re)write ``path`` with one sorted-key JSON line per record (so far: a run that stops keeps them)."""
+    with path.open("w") as handle:
+        for r in records:
+            handle.write(json.dumps(r, sort_keys=True) + "\n")
 
 
 def _fmt(value: float | None) -> str:
