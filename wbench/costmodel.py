@@ -34,7 +34,7 @@ the real ``pairwise`` call to compare with the prediction.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -313,6 +313,26 @@ def measure_cost_model(
         fns.update(_direct_calls(surrogate, measures, sizes, seed=seed, dev=dev))
         # one interleaved series: drift in the machine's load hits e, c and the direct timings alike
         stats = interleaved_rounds(fns, **kw)
+    return _cost_model(
+        stats, embedding=embedding, embed_batch=embed_batch, block=block, sizes=sizes,
+        threads=int(used_threads), device=str(dev), min_round_s=float(min_round_s),
+    )
+
+
+def _cost_model(
+    stats: Mapping[str, RoundStats],
+    *,
+    embedding: bool,
+    embed_batch: int,
+    block: tuple[int, int],
+    sizes: Sequence[int],
+    threads: int,
+    device: str,
+    min_round_s: float,
+) -> CostModel:
+    """The :class:`CostModel` of the timed calls' round ``stats`` (seconds per call): ``e`` per
+    measure of ``embed_batch``, ``c`` per pair of ``block``, the call overhead ``o`` (embedding
+    methods) and the direct timings at ``sizes`` with the rates ``e``, ``c``, ``o`` predict."""
     e_stats = _per_unit(stats["embed"], embed_batch) if embedding else None
     c_stats = _per_unit(stats["pair"], block[0] * block[1])
     e, c = (e_stats.median_s if e_stats is not None else 0.0), c_stats.median_s
@@ -320,7 +340,7 @@ def measure_cost_model(
     direct = [DirectTiming(n, n, stats[f"direct.{n}"], pairwise_pairs_per_s(e, c, n, call_s=o)) for n in sizes]
     return CostModel(
         embedding=embedding, embed=e_stats, pair=c_stats, embed_batch=embed_batch, pair_block=block,
-        threads=int(used_threads), device=str(dev), min_round_s=float(min_round_s), direct=tuple(direct), call_s=o,
+        threads=threads, device=device, min_round_s=min_round_s, direct=tuple(direct), call_s=o,
     )
 
 
