@@ -41,18 +41,21 @@ def record(method: str, seed: int, *, rel: float | None, status: str = "ok", err
         "method_params": {"width": 3}, "describe": {"embedding_dim": 4}, "artifacts": [],
         "metrics": {}, "throughput": {},
     }
-    if milestone is not None:
-        r["milestone"] = milestone
+    if milestone is not None:  # as the harness writes a milestone: the budget of a run stopped there
+        r["budget"] = {**r["budget"], "steps": milestone}
     if status == "ok":
         r["metrics"] = {"test.w2.rel_mae": rel, "test.w2.mse": 2 * (rel or 0.0), "test.w2.pearson": 1 - (rel or 0.0)}
         ips = INDEPENDENT.get(method, 1000.0)
         r["throughput"] = {"throughput.independent_pairs_per_s": ips * (1 + 0.01 * seed),
                            "throughput.pairwise_pairs_per_s": 10 * ips}
         if trainable:
-            r["fit"] = {"steps": 40, "wall_time_s": 1.5 + seed, "stopped_by": "budget",
+            r["fit"] = {"steps": r["budget"]["steps"], "wall_time_s": 1.5 + seed, "stopped_by": "budget",
                         "train_loss": [1.0, 0.5, 0.25], "val_mse": [1.2, 0.6, 0.3 + 0.01 * seed],
                         "extra": {"layer_weights": {"layers": ["conv1", "fc"], "start": [1.0, 1.0],
                                                     "final": [0.5 + seed, 2.0]}}}
+            if milestone is not None:
+                r["fit"]["milestone"] = {"index": (100, 200).index(milestone), "value": milestone, "unit": "steps",
+                                         "of": [100, 200], "throughput_timed": "at the last milestone only"}
             r["artifacts"] = [f"plots/{dataset}-{method}-seed{seed}-pred.png"]
     return r
 

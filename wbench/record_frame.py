@@ -94,7 +94,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
             "error": r.error.splitlines()[0] if r.error else "",
             "n_parameters": out.n_parameters if out.n_parameters_inference is None else out.n_parameters_inference,
             "trainable": out.trainable,
-            "milestone": _milestone(r.budget),
+            "milestone": milestone_of(r.budget),
             "milestone_unit": "steps" if (r.budget or {}).get("steps") is not None else "epochs",
             "batch_size": (r.budget or {}).get("batch_size"),
             "device": (r.provenance or {}).get("device_name"),
@@ -135,7 +135,7 @@ def record_coverage(record: Record) -> float:
     return 1.0 - float(failed) / float(pairs)
 
 
-def _milestone(budget: Mapping[str, Any]) -> int | None:
+def milestone_of(budget: Mapping[str, Any]) -> int | None:
     """A record's milestone: the length of its budget in the budget's unit (steps, else epochs)."""
     value = budget.get("steps") if budget.get("steps") is not None else budget.get("epochs")
     return int(value) if value is not None else None

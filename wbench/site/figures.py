@@ -83,38 +83,14 @@ def speed_charts(run: RunData, dataset: str, block: pd.DataFrame, prefix: str) -
 
 
 def learning_curves(run: RunData, dataset: str, block: pd.DataFrame, prefix: str) -> str:
-    """Learning curves, one trace per method: the primary metric against the ``milestone``
-    steps when the records have milestones, else the validation MSE per epoch from the fit
-    reports (mean over seeds); empty when neither is recorded."""
+    """Learning curves, one trace per method: the primary metric against the training
+    milestones when the run has them (``run.curves``), else the validation MSE per epoch from
+    the fit reports (mean over seeds); empty when neither is recorded."""
     styles = style_index(run)
-    recs = [r for r in run.records if (r.get("dataset_label") or r.get("dataset")) == dataset and r.get("status") == "ok"]
-    by_method: dict[str, list[dict[str, Any]]] = {}
-    for r in recs:
-        by_method.setdefault(str(r.get("label") or r.get("method")), []).append(r)
+    curves = run.curves[run.curves["dataset"] == dataset] if not run.curves.empty else run.curves
+    milestones = not curves.empty
     traces = []
-    milestones = any(r.get("milestone") is not None for r in recs)
-    for method in sorted(by_method):
-        rs = by_method[method]
-        if milestones:
-            points: dict[float, list[float]] = {}
-            for r in rs:
-                value = (r.get("metrics") or {}).get(run.primary)
-                if r.get("milestone") is not None and value is not None:
-                    points.setdefault(float(r["milestone"]), []).append(float(value))
-            xs = sorted(points)
-            ys = [sum(points[x]) / len(points[x]) for x in xs]
-            ns = [len(points[x]) for x in xs]
-        else:
-            curves = [list((r.get("fit") or {}).get("val_mse") or []) for r in rs]
-            curves = [c for c in curves if c]
-            if not curves:
-                continue
-            length = min(len(c) for c in curves)
-            xs = list(range(1, length + 1))
-            ys = [sum(c[i] for c in curves) / len(curves) for i in range(length)]
-            ns = [len(curves)] * length
-        if not xs:
-            continue
+    for method, xs, ys, ns in (_milestone_points(curves) if milestones else _epoch_points(run, dataset)):
         what = run.primary if milestones else "validation MSE W2"
         traces.append({
             "type": "scatter", "mode": "lines+markers", "name": method, "x": xs, "y": ys,
@@ -136,6 +112,41 @@ def learning_curves(run: RunData, dataset: str, block: pd.DataFrame, prefix: str
         intro = ("The records have no milestones; these are the fit reports' validation MSE per epoch "
                  "(mean over seeds) of the learned methods.")
     return f"<h3>Learning curves</h3>\n<p>{intro}</p>\n" + charts.chart(f"{prefix}-learning", traces, lay)
+
+
+Points = tuple[str, list[float], list[float], list[int]]
+"""One trace's data: method, x values, mean y values, seeds behind each point."""
+
+
+def _milestone_points(curves: pd.DataFrame) -> list[Points]:
+    """Per method of a :func:`wbench.learning_curves.curve_table`: milestones, mean primary
+    metric over seeds, and the number of seeds."""
+    out = []
+    for method, group in curves.groupby("method", sort=True):
+        group = group[group["seeds"] > 0].sort_values("milestone")
+        if len(group):
+            out.append((str(method), [int(m) for m in group["milestone"]], [float(v) for v in group["mean"]],
+                        [int(n) for n in group["seeds"]]))
+    return out
+
+
+def _epoch_points(run: RunData, dataset: str) -> list[Points]:
+    """Per learned method of ``dataset``: epochs, the validation MSE per epoch averaged over the
+    seeds' fit reports (up to the shortest report), and the number of seeds."""
+    recs = [r for r in run.records if (r.get("dataset_label") or r.get("dataset")) == dataset and r.get("status") == "ok"]
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for r in recs:
+        by_method.setdefault(str(r.get("label") or r.get("method")), []).append(r)
+    out = []
+    for method in sorted(by_method):
+        curves = [list((r.get("fit") or {}).get("val_mse") or []) for r in by_method[method]]
+        curves = [c for c in curves if c]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        out.append((method, list(range(1, length + 1)), [sum(c[i] for c in curves) / len(curves) for i in range(length)],
+                    [len(curves)] * length))
+    return out
 
 
 def loss_chart(recs: Sequence[dict[str, Any]], method: str, div_id: str) -> str:

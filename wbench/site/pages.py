@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from wbench.record_frame import milestone_of
 from wbench.site.figures import learning_curves, loss_chart, seeds_text, speed_charts, weights_chart
 from wbench.site.html import Cell, esc, page, table, text_cell
 from wbench.site.source import RunData, format_number, sections, transfer
@@ -189,7 +190,7 @@ def _method_records(run: RunData, dataset: str, method: str) -> list[dict[str, A
     return sorted(
         (r for r in run.records if (r.get("dataset_label") or r.get("dataset")) == dataset
          and str(r.get("label") or r.get("method")) == method),
-        key=lambda r: (r.get("milestone") or 0, r.get("seed") if r.get("seed") is not None else -1),
+        key=lambda r: (milestone_of(r.get("budget") or {}) or 0, r.get("seed") if r.get("seed") is not None else -1),
     )
 
 

@@ -9,7 +9,6 @@ to re-point.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,11 +26,12 @@ from wbench.leaderboard import (
     resolve_columns,
     summarise,
 )
+from wbench.learning_curves import curve_table, select_milestone
 from wbench.sections import Section, SectionContext, collect_sections
 from wbench.suite import DEFAULT_PRIMARY_METRIC
 
 __all__ = [
-    "COLUMNS", "Column", "RunData", "SiteInputError", "sections", "sections_of", "find_runs", "final_records",
+    "COLUMNS", "Column", "RunData", "SiteInputError", "sections", "sections_of", "find_runs",
     "format_number", "load_records", "load_run", "records_frame", "summarise_frame", "transfer", "transfer_of",
 ]
 
@@ -49,7 +49,11 @@ class RunData:
 
     ``frame`` has one row per record (:func:`wbench.leaderboard.records_frame`), ``summary``
     one row per (dataset, method) with ``<key>.mean`` / ``<key>.std`` columns, ranked by
-    ``primary``; ``columns`` are the leaderboard columns present in ``summary``.
+    ``primary``; ``columns`` are the leaderboard columns present in ``summary``. A run with
+    budget milestones is summarised at its last one (:func:`wbench.learning_curves.select_milestone`,
+    as ``wbench leaderboard`` does), and ``curves`` holds its learning curves
+    (:func:`wbench.learning_curves.curve_table`: one row per dataset, method and milestone;
+    empty without milestones).
     """
 
     name: str
@@ -60,6 +64,7 @@ class RunData:
     columns: list[Column]
     primary: str
     suite: dict[str, Any] = field(default_factory=dict)
+    curves: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def datasets(self) -> list[str]:
@@ -92,22 +97,6 @@ def find_runs(root: str | Path) -> list[Path]:
     return runs
 
 
-def final_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records that belong in the leaderboard: of a cell recorded at several milestones
-    (a ``milestone`` field, in optimiser steps), only the last milestone is kept."""
-    last: dict[tuple[Any, ...], float] = {}
-    for r in records:
-        if r.get("milestone") is not None:
-            key = _cell_key(r)
-            last[key] = max(last.get(key, -math.inf), float(r["milestone"]))
-    return [r for r in records if r.get("milestone") is None or float(r["milestone"]) == last[_cell_key(r)]]
-
-
-def _cell_key(record: dict[str, Any]) -> tuple[Any, ...]:
-    return (record.get("dataset_label") or record.get("dataset"), record.get("label") or record.get("method"),
-            record.get("seed"))
-
-
 def load_run(path: str | Path, *, name: str | None = None, primary: str | None = None) -> RunData:
     """Load a run folder (records and, when present, ``suite.json``) and summarise it.
 
@@ -126,10 +115,11 @@ def load_run(path: str | Path, *, name: str | None = None, primary: str | None =
     if suite_file.is_file():
         suite = json.loads(suite_file.read_text()).get("suite") or {}
     primary = primary or suite.get("primary_metric") or PRIMARY_DEFAULT
-    frame = records_frame(final_records(records))
+    full = records_frame(records)
+    frame, _ = select_milestone(full)
     summary, columns = summarise_frame(frame, primary=primary)
     return RunData(name=name or path.name, path=path, records=records, frame=frame, summary=summary,
-                   columns=columns, primary=primary, suite=suite)
+                   columns=columns, primary=primary, suite=suite, curves=curve_table(full, primary))
 
 
 def summarise_frame(
