@@ -12,12 +12,12 @@ from wbench.budget import Budget
 from wbench.costmodel import (
     embedder,
     independent_pairs_per_s,
-    is_embedding_method,
     measure_cost_model,
     pairwise_pairs_per_s,
     sample_measures,
 )
 from wbench.data import LabelledPairs
+from wbench.evaluation import is_embedding
 from wbench.measures import MeasureBatch
 from wbench.rounds import interleaved_rounds, one_round, round_stats, thread_limit, timed_rounds
 from wbench.surrogate import EmbeddingSurrogate, FitReport, Solver
@@ -146,8 +146,8 @@ def test_rounds_synchronise_with_device_cpu():
 
 
 def test_embedding_detection(measures):
-    assert is_embedding_method(SleepyEmbedding())
-    assert not is_embedding_method(SleepySolver())
+    assert is_embedding(SleepyEmbedding())
+    assert not is_embedding(SleepySolver())
     with pytest.raises(TypeError, match="solver"):
         embedder(SleepySolver())
     x = sample_measures(measures, 80, seed=1)

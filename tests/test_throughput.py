@@ -12,7 +12,6 @@ from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Solver, Surrogate
 from wbench.throughput import (
-    speedup_columns,
     time_call,
 )
 
@@ -58,13 +57,3 @@ def test_time_call_measures_elapsed_time():
     assert time_call(lambda: time.sleep(0.02), "cpu") >= 0.015
 
 
-def test_speedup_columns():
-    row = {"throughput.independent_pairs_per_s": 3633.0, "throughput.pairwise_pairs_per_s": 213384.0}
-    exact = {"throughput.independent_pairs_per_s": 192.0}
-    speedups = speedup_columns(row, exact)
-    assert speedups["speedup.independent"] == pytest.approx(3633 / 192)
-    assert speedups["speedup.pairwise"] == pytest.approx(213384 / 192)
-    exact["throughput.pairwise_pairs_per_s"] = 100.0
-    assert speedup_columns(row, exact)["speedup.pairwise"] == pytest.approx(2133.84)
-    assert speedup_columns(row, {}) == {}
-    assert speedup_columns({"throughput.independent_pairs_per_s": 5.0}, {"throughput.independent_pairs_per_s": 0.0}) == {}

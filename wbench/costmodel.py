@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from wbench.evaluation import is_embedding
 from wbench.measures import MeasureBatch
 from wbench.rounds import (
     DEFAULT_MIN_ROUND_S,
@@ -60,7 +61,6 @@ __all__ = [
     "DirectTiming",
     "embedder",
     "independent_pairs_per_s",
-    "is_embedding_method",
     "measure_cost_model",
     "pairwise_pairs_per_s",
     "sample_measures",
@@ -219,18 +219,13 @@ class CostModel:
         return out
 
 
-def is_embedding_method(surrogate: Surrogate) -> bool:
-    """True when ``surrogate`` computes distances between embeddings (it has a callable ``embed``)."""
-    return callable(getattr(surrogate, "embed", None))
-
-
 def embedder(surrogate: Surrogate) -> Callable[[MeasureBatch], torch.Tensor]:
     """The embedding call that ``distance`` / ``pairwise`` use: ``embed_all`` when there is one
     (learned models: evaluation mode, chunks), else ``embed``; run under inference mode.
 
     :raises TypeError: the surrogate has no ``embed``.
     """
-    if not is_embedding_method(surrogate):
+    if not is_embedding(surrogate):
         raise TypeError(f"{type(surrogate).__name__} has no embed(): it is a solver, time it with its pairs")
     function = getattr(surrogate, "embed_all", None) or surrogate.embed
 
@@ -301,7 +296,7 @@ def measure_cost_model(
     rows, cols = (pair_block, pair_block) if isinstance(pair_block, int) else pair_block
     _check_sizes(embed_batch=embed_batch, solver_batch=solver_batch, rows=rows, cols=cols, direct_n=direct_n)
     kw: dict[str, Any] = {"rounds": rounds, "min_round_s": min_round_s, "warmup": warmup, "device": dev}
-    embedding = is_embedding_method(surrogate)
+    embedding = is_embedding(surrogate)
     with thread_limit(threads) as used_threads:
         if embedding:
             fns = _embedding_calls(surrogate, measures, embed_batch=embed_batch, rows=rows, cols=cols, seed=seed, dev=dev)
@@ -333,8 +328,8 @@ def _cost_model(
     """The :class:`CostModel` of the timed calls' round ``stats`` (seconds per call): ``e`` per
     measure of ``embed_batch``, ``c`` per pair of ``block``, the call overhead ``o`` (embedding
     methods) and the direct timings at ``sizes`` with the rates ``e``, ``c``, ``o`` predict."""
-    e_stats = _per_unit(stats["embed"], embed_batch) if embedding else None
-    c_stats = _per_unit(stats["pair"], block[0] * block[1])
+    e_stats = stats["embed"].per_unit(embed_batch) if embedding else None
+    c_stats = stats["pair"].per_unit(block[0] * block[1])
     e, c = (e_stats.median_s if e_stats is not None else 0.0), c_stats.median_s
     o = max(0.0, stats["call"].median_s - 2 * e - c) if embedding else 0.0
     direct = [DirectTiming(n, n, stats[f"direct.{n}"], pairwise_pairs_per_s(e, c, n, call_s=o)) for n in sizes]
@@ -398,9 +393,3 @@ def _direct_calls(
         fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
     return fns
 
-def _per_unit(stats: RoundStats, units: int) -> RoundStats:
-    """Seconds per call -> seconds per unit (measure or pair)."""
-    return RoundStats(
-        stats.median_s / units, stats.q1_s / units, stats.q3_s / units, stats.rounds, stats.calls,
-        tuple(s / units for s in stats.per_round_s),
-    )

@@ -150,13 +150,6 @@ def lp_callable(a: MeasureBatch, b: MeasureBatch, *, n_jobs: int) -> Callable[[]
     return parallel
 
 
-def _per_pair(stats: RoundStats, pairs: int) -> RoundStats:
-    return RoundStats(
-        stats.median_s / pairs, stats.q1_s / pairs, stats.q3_s / pairs, stats.rounds, stats.calls,
-        tuple(s / pairs for s in stats.per_round_s),
-    )
-
-
 def fair_speedups(
     surrogate: Surrogate,
     measures: MeasureBatch,
@@ -258,8 +251,8 @@ def _time_side(
         contexts={"method": lambda: pinned("method"), "lp": lambda: pinned("lp")},
     )
     return SpeedupSide(
-        method=_per_pair(stats["method"], method_batch),
-        lp=_per_pair(stats["lp"], lp_batch),
+        method=stats["method"].per_unit(method_batch),
+        lp=stats["lp"].per_unit(lp_batch),
         method_threads=seen["method"],
         lp_workers=workers,
         lp_threads=seen["lp"],

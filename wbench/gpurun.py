@@ -40,7 +40,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from wbench.budget import Budget
-from wbench.costmodel import is_embedding_method, measure_cost_model
+from wbench.costmodel import measure_cost_model
+from wbench.evaluation import is_embedding
 from wbench.roofline import GemmRate, Roofline, embedding_flops, gemm_rate
 from wbench.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS
 from wbench.surrogate import Surrogate, TorchSurrogate
@@ -207,7 +208,7 @@ def _time_method(
     began = time.perf_counter()
     surrogate, facts = _build(registry, name, dataset, options)
     where = facts.pop("device")
-    embedding = is_embedding_method(surrogate)
+    embedding = is_embedding(surrogate)
     probe = measure_cost_model(
         surrogate, test, pair_block=256, rounds=2, min_round_s=0.0, device=where, solver_batch=options.solver_batch
     )

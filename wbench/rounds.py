@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from wbench.throughput import synchronize
+
 __all__ = [
     "RoundStats",
     "interleaved_rounds",
@@ -69,6 +71,13 @@ class RoundStats:
         """IQR over the median (0 when the median is 0)."""
         return self.iqr_s / self.median_s if self.median_s > 0 else 0.0
 
+    def per_unit(self, units: int) -> RoundStats:
+        """Seconds per call -> seconds per unit (a measure embedded, a pair solved), ``units`` per call."""
+        return RoundStats(
+            self.median_s / units, self.q1_s / units, self.q3_s / units, self.rounds, self.calls,
+            tuple(s / units for s in self.per_round_s),
+        )
+
     def to_record(self, prefix: str) -> dict[str, float]:
         """``{prefix}_s``, ``{prefix}_s_iqr``, ``{prefix}_rounds``, ``{prefix}_calls`` (flat floats)."""
         return {
@@ -96,11 +105,6 @@ def round_stats(per_round_s: Sequence[float], calls: int | None = None) -> Round
     return RoundStats(statistics.median(values), q1, q3, len(values), len(values) if calls is None else calls, tuple(values))
 
 
-def _synchronize(device: str | torch.device | None) -> None:
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize(torch.device(device))
-
-
 def one_round(
     fn: Callable[[], Any], *, min_round_s: float = DEFAULT_MIN_ROUND_S, device: str | torch.device | None = None
 ) -> tuple[float, int]:
@@ -109,12 +113,12 @@ def one_round(
     The device is synchronised before the round and after every call, so a CUDA round
     contains its kernels' execution, not only their launch.
     """
-    _synchronize(device)
+    synchronize(device)
     calls = 0
     begin = time.perf_counter()
     while True:
         fn()
-        _synchronize(device)
+        synchronize(device)
         calls += 1
         elapsed = time.perf_counter() - begin
         if elapsed >= min_round_s:
@@ -173,7 +177,7 @@ def interleaved_rounds(
         with context(name):
             for _ in range(warmup):
                 fn()
-            _synchronize(device)
+            synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
     calls: dict[str, int] = dict.fromkeys(fns, 0)
     for _ in range(rounds):

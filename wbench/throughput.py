@@ -24,9 +24,8 @@ pytest-benchmark suite (``benchmarks/bench_throughput.py``) time.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "independent_step",
     "pairwise_step",
-    "speedup_columns",
     "synchronize",
     "time_call",
 ]
@@ -83,28 +81,3 @@ def time_call(function: Callable[[], Any], device: str | torch.device | None = N
     return time.perf_counter() - begin
 
 
-def speedup_columns(row_throughput: Mapping[str, float], exact_throughput: Mapping[str, float]) -> dict[str, float]:
-    """Speed-ups over the exact LP measured in the same run.
-
-    ``speedup.independent`` = the method's independent pairs/s over the LP's independent
-    pairs/s; ``speedup.pairwise`` = the method's pairwise pairs/s over the LP's pairwise
-    pairs/s (its independent pairs/s when the LP has no pairwise figure: an LP solves every
-    entry anyway). The DWE paper divides both of its figures by one LP rate (192 W2^2/s), so
-    the two conventions agree up to the LP's small pairwise overhead. A ratio whose inputs are
-    missing, zero or non-finite is left out.
-    """
-    def rate(figures: Mapping[str, float], key: str) -> float | None:
-        value = figures.get(f"throughput.{key}_pairs_per_s")
-        if value is None:
-            return None
-        value = float(value)
-        return value if math.isfinite(value) and value > 0 else None
-
-    out: dict[str, float] = {}
-    exact_independent = rate(exact_throughput, "independent")
-    exact_pairwise = rate(exact_throughput, "pairwise") or exact_independent
-    for key, denominator in (("independent", exact_independent), ("pairwise", exact_pairwise)):
-        numerator = rate(row_throughput, key)
-        if numerator is not None and denominator is not None:
-            out[f"speedup.{key}"] = numerator / denominator
-    return out
