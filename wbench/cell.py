@@ -26,6 +26,7 @@ from wbench.data import PairedDataset
 from wbench.errors import WbenchError
 from wbench.exact_blocks import ExactBlocks
 from wbench.executor import where, worker_threads
+from wbench.filenames import safe_stem
 from wbench.provenance import provenance, utc_now
 from wbench.records import (
     SCHEMA_VERSION,
@@ -386,7 +387,7 @@ def _artifacts(
     milestone = fit.get("milestone")
     if milestone and len(milestone["of"]) > 1:  # one run, several milestones: one set of files each
         stem += f"-{milestone['value']}{milestone['unit']}"
-    stem = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem)
+    stem = safe_stem(stem)
     paths: list[Path] = []
     if ev.plots:
         title = f"{ident['method']} on {ident['dataset_label']}, seed {ident['seed']}"

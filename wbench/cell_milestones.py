@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from wbench.budget import Budget
 from wbench.checkpoint import MilestoneHooks, load_checkpoint, save_checkpoint
+from wbench.filenames import safe_stem
 from wbench.records import canonical_json
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def checkpoint_stem(task: CellTask, ident: Mapping[str, Any]) -> str:
     :func:`checkpoint_identity`; each file adds ``-step<N>.pt``."""
     digest = hashlib.sha256(checkpoint_identity(ident).encode()).hexdigest()[:12]
     stem = f"{ident['dataset_label']}-{task.surrogate.label or task.surrogate.name}-seed{task.seed}-{digest}"
-    return "".join(c if c.isalnum() or c in "-_.=" else "_" for c in stem)
+    return safe_stem(stem)
 
 
 def cell_training_hooks(
