@@ -188,3 +188,24 @@ def test_torn_last_line_is_reported_then_dropped_alone_and_kept_in_a_backup(tmp_
     assert (tmp_path / "records.jsonl.torn").read_bytes() == torn + b"\n"
     assert [r.key for r in store.load()] == ["a", "b"]
     assert store.drop_torn_tail() == b""  # nothing left to drop
+
+
+def test_append_checks_each_line_once_yet_sees_a_changed_line(tmp_path, monkeypatch) -> None:
+    """Appending parses only the lines added since the store's last check, unless the bytes
+    it checked changed: an edit in place is still refused."""
+    import wbench.records as records
+
+    store = RecordStore(tmp_path)
+    store.append(_record("a"))
+    store.append(_record("b"))
+    parsed: list[str] = []
+    real = records.parse_record_line
+    monkeypatch.setattr(records, "parse_record_line", lambda line, where: (parsed.append(where), real(line, where))[1])
+    store.append(_record("c"))
+    assert parsed == []  # lines 1 and 2 were checked (written) by this store already
+    lines = store.path.read_bytes().split(b"\n")
+    lines[0] = b'{"schema_version": 1, "key": "a", "sta'  # damaged in place, after it was checked
+    store.path.write_bytes(b"\n".join(lines))
+    with pytest.raises(RecordFileError, match=r"records.jsonl:1: not a JSON record"):
+        store.append(_record("d"))
+    assert parsed[0].endswith("records.jsonl:1")

@@ -278,6 +278,8 @@ class RecordStore:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / RECORDS_FILENAME
         self._lock_path = self.run_dir / ".records.lock"
+        self._checked: tuple[int, bytes] = (0, hashlib.sha256().digest())
+        """How many leading bytes of the file this store has checked or written, and their digest."""
 
     def exists(self) -> bool:
         """Whether the run directory holds a non-empty ``records.jsonl``."""
@@ -295,16 +297,25 @@ class RecordStore:
         """The JSON objects of the file, each checked to be a readable record, one per key."""
         if not self.path.exists():
             return []
-        data = self.path.read_bytes()
+        return self._parse(self.path.read_bytes())
+
+    def _parse(self, data: bytes, start: int = 0) -> list[dict[str, Any]]:
+        """The records of ``data[start:]`` (``start``: 0 or the end of a line), one per key,
+        each checked; line numbers in errors count from the start of the file.
+
+        :raises RecordFileError: a line that is not a valid record, or a torn last line.
+        """
         torn = self.torn_tail(data)
         by_key: dict[str, dict[str, Any]] = {}
-        lines = data.decode("utf-8", errors="replace").split("\n")
+        lines = data[start:].decode("utf-8", errors="replace").split("\n")
         if lines and lines[-1] == "":
             lines.pop()
-        for number, line in enumerate(lines, start=1):
+        first = data[:start].count(b"\n") + 1
+        last = first + len(lines) - 1
+        for number, line in enumerate(lines, start=first):
             if not line.strip():
                 continue
-            if torn and number == len(lines):
+            if torn and number == last:
                 raise RecordFileError(
                     f"{self.path}:{number}: torn last line ({len(torn)} bytes without a final newline: a run "
                     f"was killed while writing it); `wbench run --resume` drops it and keeps the bytes in "
@@ -314,6 +325,20 @@ class RecordStore:
             by_key.pop(record["key"], None)  # the later line of a key supersedes the earlier one
             by_key[record["key"]] = record
         return list(by_key.values())
+
+    def _check_before_append(self) -> bytes:
+        """Refuse to append to a file with a torn or invalid line; return its bytes.
+
+        The bytes this store already checked (or wrote) are parsed again only if they
+        changed (their digest differs), so a run of n appends parses each line once, not
+        n times over.
+        """
+        data = self.path.read_bytes() if self.path.exists() else b""
+        size, digest = self._checked
+        if len(data) < size or hashlib.sha256(data[:size]).digest() != digest:
+            size = 0
+        self._parse(data, start=size)
+        return data
 
     @staticmethod
     def torn_tail(data: bytes) -> bytes:
@@ -383,12 +408,14 @@ class RecordStore:
         data = clean_floats(record.as_dict())
         stored = Record.from_dict(data)
         line = json.dumps(data, sort_keys=True, allow_nan=False) + "\n"
+        encoded = line.encode("utf-8")
         with self._locked():
-            self._load_objects()  # refuse to append after a torn or invalid line
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(line)
+            data = self._check_before_append()  # refuse to append after a torn or invalid line
+            with open(self.path, "ab") as handle:
+                handle.write(encoded)
                 handle.flush()
                 os.fsync(handle.fileno())
+            self._checked = (len(data) + len(encoded), hashlib.sha256(data + encoded).digest())
         return stored
 
     def finished_keys(self) -> set[str]:
