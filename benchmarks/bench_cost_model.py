@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                     surrogate, measures, direct_n=fit, pair_block=block, rounds=args.rounds,
                     min_round_s=args.min_round_s, seed=seed,
                 )
-                flops = embedding_flops(surrogate, measures, batch=64)
+                flops = embedding_flops(surrogate, measures, batch=model.embed_batch)  # e's batch
                 record = {**model.to_record(), "flops.per_item": flops.per_item, **gemm.to_record()}
                 record["roofline.fraction"] = flops.per_item / model.embed_s / 1e9 / gemm.gflops
                 per_seed.append(record)

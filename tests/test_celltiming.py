@@ -97,6 +97,7 @@ def test_an_embedding_method_records_its_cost_model_threads_and_both_speedups(ru
     # roofline of a torch embedding network, its GEMM timed on the same thread count
     assert f["flops.per_item"] > 0 and f["gemm.threads"] == 1 and f["gemm.gflops"] > 0
     assert f["roofline.achieved_gflops"] == pytest.approx(f["flops.per_item"] / e / 1e9)
+    assert f["flops.batch"] == f["cost.embed_batch"]  # FLOPs counted at the batch e was timed at
     assert 0 < f["cost.timing_s"] < 120
 
 

@@ -68,6 +68,12 @@ def test_fit_solves_one_lp_per_measure_then_stops_caching(toy) -> None:
     model.distance(toy.measures.index(test.left[:5]), toy.measures.index(test.right[:5]))
     model.distance(toy.measures.index(test.left[:5]), toy.measures.index(test.right[:5]))
     assert model.n_lp - before == 20  # after the fit, each call embeds fresh measures: 2 x 10 LPs
+    # within one call a repeated measure is solved once (an evaluation split meets each measure often)
+    repeated = toy.measures.index(np.repeat(test.left[:3], 4))
+    before = model.n_lp
+    features = model.lot_features(repeated)
+    assert model.n_lp - before == len(np.unique(test.left[:3]))
+    assert torch.equal(features[0], features[3]) and torch.equal(features[4], features[7])
 
 
 def test_cache_keys_by_content_not_by_padding() -> None:
@@ -171,18 +177,18 @@ def test_training_skips_pairs_whose_lp_failed(toy) -> None:
 
 
 def test_a_large_batch_solves_its_lps_in_one_call(toy, monkeypatch) -> None:
-    import wbench_plugins.lotnet.models as models
+    import wbench_plugins.lotnet.features as features
 
     model = _build(toy)
     model.prepare(toy.split("train"))
     calls: list[int] = []
-    real = models.lot_features
+    real = features.lot_features
 
     def counting(measures, *args, **kwargs):
         calls.append(len(measures))
         return real(measures, *args, **kwargs)
 
-    monkeypatch.setattr(models, "lot_features", counting)
+    monkeypatch.setattr(features, "lot_features", counting)
     chunked = model.embed_all(toy.measures, batch_size=5)
     assert calls == [len(toy.measures)]
     whole = model.embed_all(toy.measures)

@@ -96,3 +96,16 @@ def test_roofline_of_a_surrogate(measures):
     line = roofline(LinearEmbedding(), measures, embed_s=1e-6, flops_batch=8, threads=1)
     assert line.flops.per_item == 800.0 and line.gemm.threads == 1
     assert line.achieved_gflops == pytest.approx(800.0 / 1e-6 / 1e9)
+
+
+def test_deepsets_on_a_shared_grid_costs_fewer_flops_per_item_in_a_larger_batch():
+    """Why the roofline counts FLOPs at the batch ``e`` was timed at: counted at 4 images
+    and timed at 64, DeepSets (phi applied once to the shared grid) showed more GFLOP/s
+    than the machine's GEMM rate."""
+    from wbench_plugins.deepsets.models import DeepSets
+
+    images = MeasureBatch.from_images(torch.rand(64, 8, 8) + 0.01)
+    model = DeepSets(**DeepSets.params_for({}, images))
+    small, large = embedding_flops(model, images, batch=4), embedding_flops(model, images, batch=64)
+    assert large.per_item < small.per_item
+    assert roofline(model, images, embed_s=1e-6, flops_batch=64, threads=1).flops == large

@@ -276,5 +276,6 @@ def _roofline_figures(
     from wbench.roofline import gemm_rate, roofline
 
     gemm = gemm_rate(threads=threads, device=device, rounds=rounds, min_round_s=min_round_s)
-    line = roofline(surrogate, measures, embed_s=model.embed_s, pair_s=model.pair_s, gemm=gemm, threads=threads)
+    line = roofline(surrogate, measures, embed_s=model.embed_s, pair_s=model.pair_s, gemm=gemm,
+                    flops_batch=model.embed_batch, threads=threads)
     return line.to_record()

@@ -231,7 +231,7 @@ def _time_method(
         "cost.direct_sizes_skipped": float(len(options.sizes) - len(sizes)),
     }
     if embedding and isinstance(surrogate, TorchSurrogate):  # a network: FLOPs are its dense algebra
-        flops = embedding_flops(surrogate, test)
+        flops = embedding_flops(surrogate, test, batch=model.embed_batch)  # e's batch
         line_gemm = gemm if torch.device(where) == torch.device(options.device) else gemm_rate(device=where, rounds=options.rounds, min_round_s=options.min_round_s)
         record.update(Roofline(flops, line_gemm, model.embed_s, model.pair_s).to_record())
     record["wall_s"] = time.perf_counter() - began

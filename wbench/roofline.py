@@ -208,12 +208,15 @@ def roofline(
     embed_s: float,
     pair_s: float | None = None,
     gemm: GemmRate | None = None,
-    flops_batch: int = 64,
+    flops_batch: int,
     threads: int | None = None,
 ) -> Roofline:
     """The roofline of ``surrogate``: its FLOPs, the GEMM rate (measured now unless given) and the bounds.
 
     :param embed_s: ``e`` from the cost model, measured with the same ``threads``.
+    :param flops_batch: the batch ``e`` was timed at (the cost model's ``embed_batch``): the
+        FLOPs are counted at the same batch, since a method that shares work across a batch
+        (DeepSets on a shared grid) costs fewer FLOPs per item in a larger one.
     :param pair_s: ``c`` from the cost model (optional).
     """
     flops = embedding_flops(surrogate, measures, batch=flops_batch)

@@ -47,7 +47,7 @@ from wbench.measures import MeasureBatch
 from wbench.surrogate import EmbeddingSurrogate, FitReport, concat_measures
 from wbench_plugins.references.lot import LOT
 
-from .features import FeatureCache, lot_features
+from .features import FeatureCache
 
 LOSSES = ("mse", "relative")
 
@@ -224,17 +224,16 @@ class LOTResidual(EmbeddingSurrogate):
         return self.model.ref_points.cpu().numpy(), self.model.ref_masses.cpu().numpy()
 
     def lot_features(self, x: MeasureBatch) -> torch.Tensor:
-        """Unscaled LOT features ``(B, K * D)`` float64 on the CPU: one LP per measure, or
-        the cached row during a fit (NaN rows for failed LPs)."""
-        if self._cache is not None:
-            before = self._cache.n_lp
-            out = self._cache.features(x)
-            self.n_lp += self._cache.n_lp - before
-            return out
+        """Unscaled LOT features ``(B, K * D)`` float64 on the CPU (NaN rows for failed LPs):
+        during a fit from the fit's cache; afterwards one LP per distinct measure of the
+        call (a measure repeated within one call, as in the pairs of an evaluation split,
+        is solved once; nothing is kept between calls)."""
         ref_points, ref_masses = self._reference()
-        features, _ = lot_features(x, ref_points, ref_masses, n_jobs=self.params["n_jobs"])
-        self.n_lp += len(x)
-        return torch.from_numpy(features)
+        cache = self._cache if self._cache is not None else FeatureCache(ref_points, ref_masses, n_jobs=self.params["n_jobs"])
+        before = cache.n_lp
+        out = cache.features(x)
+        self.n_lp += cache.n_lp - before
+        return out
 
     def embed(self, x: MeasureBatch) -> torch.Tensor:
         """Embeddings ``(B, K * D)`` in ground-cost units (differentiable in the network's weights)."""
