@@ -41,12 +41,23 @@ from wbench.rounds import thread_limit
 from wbench.surrogate import Surrogate
 from wbench.testing import toy_images
 
+MNIST_PARAMETER_TARGET = 55_430  # the mnist suite's matched budget (counted at inference)
+
 
 def _models() -> dict[str, Callable[[], Surrogate]]:
+    """Each method as the ``mnist`` suite builds it: at the matched parameter count (the
+    paper-size ``dwe`` at its own size)."""
+    from wbench.sizing import build_at_parameter_target
     from wbench_plugins.dwe.models import DWE, DWEMatched
     from wbench_plugins.kenn.models import ODEKENN, DeepKENN, NaiveKENN
 
-    return {"naive": NaiveKENN, "deepkenn": DeepKENN, "odekenn": ODEKENN, "dwe": DWE, "dwe-matched": DWEMatched}
+    def matched(cls: type[Surrogate]) -> Callable[[], Surrogate]:
+        return lambda: build_at_parameter_target(cls, {}, MNIST_PARAMETER_TARGET, tolerance=0.01, count="inference")
+
+    return {
+        "naive": matched(NaiveKENN), "deepkenn": matched(DeepKENN), "odekenn": matched(ODEKENN),
+        "dwe": DWE, "dwe-matched": matched(DWEMatched),
+    }
 
 
 def load_measures(kind: str, n: int) -> MeasureBatch:
@@ -108,11 +119,12 @@ def main(argv: list[str] | None = None) -> int:
                     min_round_s=args.min_round_s, seed=seed,
                 )
                 flops = embedding_flops(surrogate, measures, batch=model.embed_batch)  # e's batch
-                record = {**model.to_record(), "flops.per_item": flops.per_item, **gemm.to_record()}
+                record = {**model.to_record(), "flops.per_item": flops.per_item, **gemm.to_record(),
+                          "n_parameters_inference": float(surrogate.n_parameters_inference)}
                 record["roofline.fraction"] = flops.per_item / model.embed_s / 1e9 / gemm.gflops
                 per_seed.append(record)
                 print(
-                    f"\n{method} seed {seed}: e = {model.embed_s * 1e6:.1f} us/image (IQR {model.embed.iqr_s * 1e6:.1f}), "
+                    f"\n{method} seed {seed} ({surrogate.n_parameters_inference:,} parameters at inference): e = {model.embed_s * 1e6:.1f} us/image (IQR {model.embed.iqr_s * 1e6:.1f}), "
                     f"c = {model.pair_s * 1e9:.2f} ns/pair, o = {model.call_s * 1e3:.2f} ms/call; "
                     f"independent {model.independent_pairs_per_s():,.0f} pairs/s, asymptote {model.asymptote_pairs_per_s():,.0f}; "
                     f"{flops.per_item / 1e6:.2f} MFLOP/image = {record['roofline.fraction']:.0%} of GEMM"
