@@ -51,16 +51,20 @@ def run_dir(tmp_path: Path) -> Path:
     store.append(_record("lot", 0, 5000, LOT_REL, trainable=False))
     for steps, rel in ((100, 0.2), (1000, 0.07)):  # a method with its own, shorter milestones
         store.append(_record("short", 0, steps, rel))
+    store.append(_record("once", 0, 100, 0.5))  # a learned method with a single milestone
     return tmp_path / "run"
 
 
 def test_table_at_a_milestone(run_dir: Path) -> None:
     df = records_frame(load_records([run_dir]))
     last, chosen = select_milestone(df)
-    assert chosen == 5000 and sorted(set(last["method"])) == ["fast", "lot", "short (at 1,000)", "slow"]
+    # a learned method trained to one milestone only (its own budget, or a run in progress)
+    # is named with its milestone, never shown as if trained to the table's
+    assert chosen == 5000 and sorted(set(last["method"])) == ["fast", "lot", "once (at 100)", "short (at 1,000)", "slow"]
     assert float(last.loc[last["method"] == "short (at 1,000)", "test.w2.rel_mae"].iloc[0]) == 0.07
     early, chosen = select_milestone(df, 100)
-    assert chosen == 100 and len(early) == 6  # two seeds of each learned method, short's one, and lot
+    assert chosen == 100 and len(early) == 7  # two seeds of each learned method, short's and once's one, and lot
+    assert "once" in set(early["method"])
     assert sorted(early[early["method"] == "fast"]["test.w2.rel_mae"]) == [0.10, 0.12]
     with pytest.raises(UnknownMilestoneError, match=r"milestone 400; the records have milestones \[100, 1000, 5000\]"):
         select_milestone(df, 400)

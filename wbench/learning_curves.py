@@ -29,17 +29,24 @@ def milestone_values(df: pd.DataFrame) -> list[int]:
     """The distinct milestones of the records frame's learned methods, increasing."""
     if "milestone" not in df.columns or df.empty:
         return []
-    per_method = df.groupby(["dataset", "method"])["milestone"].nunique()
-    staged = {key for key, n in per_method.items() if n > 1}
-    if not staged:
-        return sorted({int(v) for v in df["milestone"].dropna()})
-    rows = [m for (d, meth), m in zip(zip(df["dataset"], df["method"], strict=True), df["milestone"], strict=True)
-            if (d, meth) in staged and pd.notna(m)]
-    return sorted({int(v) for v in rows})
+    staged = df[_staged(df)]
+    rows = staged if len(staged) else df
+    return sorted({int(v) for v in rows["milestone"].dropna()})
 
 
 def _staged(df: pd.DataFrame) -> pd.Series:
-    """Per row: whether its method has records at several milestones (a learning curve)."""
+    """Per row: whether its method was trained to a milestone, so that it belongs at a
+    milestone only up to it.
+
+    That is every learned method (``trainable``), also one with a single milestone (its own
+    shorter budget, or a run still in progress): a 400-step record must not stand in the
+    table at 20,000 steps unnamed. Records without ``trainable`` (older runs): the methods
+    with records at several milestones.
+    """
+    if "milestone" not in df.columns:
+        return pd.Series(False, index=df.index)
+    if "trainable" in df.columns and df["trainable"].notna().any():
+        return (df["trainable"] == True) & df["milestone"].notna()  # noqa: E712 (NaN: unknown, not learned)
     counts = df.groupby(["dataset", "method"])["milestone"].transform("nunique")
     return counts > 1
 
@@ -81,7 +88,7 @@ def curve_table(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     """Per dataset, learned method and milestone: ``primary`` over the ``ok`` seeds (mean,
     std, min, max, count) and the mean training steps, pairs seen and training seconds.
 
-    Only methods with several milestones appear; the frame needs ``milestone``.
+    Only learned methods appear (see :func:`_staged`); the frame needs ``milestone``.
     """
     columns = ["dataset", "method", "milestone", "mean", "std", "min", "max", "seeds", "steps", "pairs_seen", "seconds"]
     if "milestone" not in df.columns or primary not in df.columns:

@@ -10,6 +10,7 @@ plugin and not in the core.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -316,11 +317,14 @@ def _claim_d(group: pd.DataFrame, dataset: str | None, label: str, lot_label: st
             "verdict": verdict, "note": "; ".join(notes)}
 
 
-def _pairs_seen(group: pd.DataFrame) -> float:
-    """Mean training pairs seen by the group's learned records (steps x batch size), or NaN."""
+def _pairs_seen(group: pd.DataFrame, methods: Sequence[str] | None = None) -> float:
+    """Mean training pairs seen (steps x batch size) by the learned records of ``methods``
+    (labels; None: every learned method of the group), or NaN."""
     if "fit.steps" not in group.columns or "batch_size" not in group.columns:
         return math.nan
     rows = group[group["trainable"].fillna(False).astype(bool)] if "trainable" in group.columns else group
+    if methods is not None:
+        rows = rows[rows["method"].isin(list(methods))]
     pairs = (numeric(rows["fit.steps"]) * numeric(rows["batch_size"])).dropna()
     pairs = pairs[pairs > 0]
     return float(pairs.mean()) if len(pairs) else math.nan
@@ -406,30 +410,37 @@ def claims_table(
         names = set(group[column].dropna().astype(str)) if column in group.columns else {dataset}
         return names == {paper_dataset}
 
-    def paper_row(row: dict[str, str], group: pd.DataFrame, dataset: str | None, paper_pairs: float | None) -> dict[str, str]:
-        row = _qualified(row, _pairs_seen(group), paper_pairs)
+    def paper_row(row: dict[str, str], group: pd.DataFrame, dataset: str | None, paper_pairs: float | None,
+                  methods: Sequence[str] | None) -> dict[str, str]:
+        row = _qualified(row, _pairs_seen(group, methods), paper_pairs)  # the budget of the claim's own methods
         return row if dataset is None or paper_setting(group, dataset) else _extension(row)
+
+    def kenn_labels(group: pd.DataFrame) -> list[str]:
+        if name_col not in group.columns:
+            return []
+        return sorted(group.loc[group[name_col].isin(["odekenn", "deepkenn", "naive"]), "method"].dropna().unique())
 
     empty = pd.DataFrame(columns=["method", "seed"])
     kenn_groups = [(d, g) for d, g in groups if g[name_col].isin(["odekenn", "deepkenn", "naive"]).any()]
     for dataset, group in kenn_groups or [(None, empty)]:
-        rows.append(paper_row(_claim_a(group, dataset, param_tolerance, alpha), group, dataset, PAPER.deepkenn_pairs_seen))
+        rows.append(paper_row(_claim_a(group, dataset, param_tolerance, alpha), group, dataset, PAPER.deepkenn_pairs_seen,
+                              kenn_labels(group)))
 
     dwe_groups = [(d, g, lab) for d, g in groups for lab in _dwe_labels(g)]
     if not dwe_groups:
-        rows.append(paper_row(_claim_b(empty, None, None, pearson_tolerance), empty, None, None))
-        rows.append(paper_row(_claim_c(empty, None, None, "independent", exact_method), empty, None, None))
-        rows.append(paper_row(_claim_c(empty, None, None, "pairwise", exact_method), empty, None, None))
+        rows.append(paper_row(_claim_b(empty, None, None, pearson_tolerance), empty, None, None, None))
+        rows.append(paper_row(_claim_c(empty, None, None, "independent", exact_method), empty, None, None, None))
+        rows.append(paper_row(_claim_c(empty, None, None, "pairwise", exact_method), empty, None, None, None))
     for dataset, group, label in dwe_groups:
-        rows.append(paper_row(_claim_b(group, dataset, label, pearson_tolerance), group, dataset, None))
+        rows.append(paper_row(_claim_b(group, dataset, label, pearson_tolerance), group, dataset, None, [label]))
     for dataset, group, label in dwe_groups:
-        rows.append(paper_row(_claim_c(group, dataset, label, "independent", exact_method), group, dataset, None))
-        rows.append(paper_row(_claim_c(group, dataset, label, "pairwise", exact_method), group, dataset, None))
+        rows.append(paper_row(_claim_c(group, dataset, label, "independent", exact_method), group, dataset, None, [label]))
+        rows.append(paper_row(_claim_c(group, dataset, label, "pairwise", exact_method), group, dataset, None, [label]))
     for dataset, group in groups:
         lot_label = _label_for(group, "lot", lot_metric)
         if lot_label is None or "trainable" not in group.columns:
             continue
         learned = group.loc[group["trainable"].fillna(False).astype(bool), "method"].dropna().unique()
         for label in sorted(learned):
-            rows.append(_qualified(_claim_d(group, dataset, label, lot_label, lot_metric), _pairs_seen(group), None))
+            rows.append(_qualified(_claim_d(group, dataset, label, lot_label, lot_metric), _pairs_seen(group, [label]), None))
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
