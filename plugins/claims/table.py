@@ -28,6 +28,9 @@ PAPER_DATASET = "mnist"
 FAR_BELOW = 0.5
 """A verdict reached with less than this fraction of the paper's training says so."""
 
+KENN_METHODS = ("odekenn", "deepkenn", "naive")
+"""The methods of claim (a), by plugin name."""
+
 
 @dataclass(frozen=True)
 class _Paper:
@@ -141,7 +144,7 @@ def _claim_a(group: pd.DataFrame, dataset: str | None, param_tolerance: float, a
     paper = (f"ODE-KENN {PAPER.odekenn_below_deepkenn:.0%} below DeepKENN, "
              f"{PAPER.odekenn_below_naive:.0%} below Naive (MNIST, 2,000 epochs)")
     base = {"claim": claim, "dataset": dataset or "", "method": "odekenn", "paper_value": paper}
-    labels = {name: _label_for(group, name, metric) for name in ("odekenn", "deepkenn", "naive")}
+    labels = {name: _label_for(group, name, metric) for name in KENN_METHODS}
     missing = [n for n, lab in labels.items() if lab is None or not math.isfinite(_mean(group, lab, metric))]
     if missing:
         return {**base, "our_value": "", "verdict": NOT_MEASURED,
@@ -418,10 +421,10 @@ def claims_table(
     def kenn_labels(group: pd.DataFrame) -> list[str]:
         if name_col not in group.columns:
             return []
-        return sorted(group.loc[group[name_col].isin(["odekenn", "deepkenn", "naive"]), "method"].dropna().unique())
+        return sorted(group.loc[group[name_col].isin(KENN_METHODS), "method"].dropna().unique())
 
     empty = pd.DataFrame(columns=["method", "seed"])
-    kenn_groups = [(d, g) for d, g in groups if g[name_col].isin(["odekenn", "deepkenn", "naive"]).any()]
+    kenn_groups = [(d, g) for d, g in groups if g[name_col].isin(KENN_METHODS).any()]
     for dataset, group in kenn_groups or [(None, empty)]:
         rows.append(paper_row(_claim_a(group, dataset, param_tolerance, alpha), group, dataset, PAPER.deepkenn_pairs_seen,
                               kenn_labels(group)))
