@@ -1,10 +1,11 @@
 """Check the throughput cost model against direct timings, and the spread between seeds.
 
-For each method and seed (a fresh model initialised from that seed: the speed does not
-depend on the weights), :func:`wbench.costmodel.measure_cost_model` measures ``e`` (s per
-measure), ``c`` (s per pair of the distance matrix) and ``o`` (s per ``pairwise`` call),
-then times the real ``pairwise`` call directly at every ``--sizes`` n (interleaved with the
-rounds of ``e``, ``c`` and ``o``). The prediction ``n^2 / (o + 2 n e + n^2 c)`` must be
+For each method, one fresh model per seed (initialised from that seed: the speed does not
+depend on the weights); :func:`wbench.costmodel.measure_cost_models` measures every seed's
+``e`` (s per measure), ``c`` (s per pair of the distance matrix) and ``o`` (s per
+``pairwise`` call) and times the real ``pairwise`` call directly at every ``--sizes`` n,
+all seeds in one interleaved series of rounds (so the machine's drift during the
+measurement hits every seed alike and the spread between seeds is the seeds' own). The prediction ``n^2 / (o + 2 n e + n^2 c)`` must be
 within ``--tolerance`` (15 %) of the measured pairs/s at every n tried; the script prints
 each comparison, the roofline (FLOPs per image, the GEMM rate measured with the same
 threads, the achieved fraction), and per method the spread of the independent pairs/s
@@ -33,7 +34,7 @@ from typing import Any
 
 import torch
 
-from wbench.costmodel import measure_cost_model
+from wbench.costmodel import measure_cost_model, measure_cost_models
 from wbench.measures import MeasureBatch
 from wbench.provenance import provenance, utc_now
 from wbench.roofline import embedding_flops, gemm_rate
@@ -104,20 +105,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"GEMM float32 1024^3 on {threads} thread(s): {gemm.gflops:.1f} GFLOP/s (IQR {gemm.gflops_iqr:.1f})")
         for method in methods:
             per_seed: list[dict[str, float]] = []
+            surrogates = {}
             for seed in seeds:
                 torch.manual_seed(seed)
-                surrogate = models[method]()
-                surrogate.model.eval()
-                # a first model without direct timings gives e, c and o to pick the sizes that fit
-                probe = measure_cost_model(surrogate, measures, pair_block=1024, rounds=3, min_round_s=0.05, seed=seed)
-                fit = [n for n in sizes if (probe.call_s + 2 * n * probe.embed_s + n * n * probe.pair_s) <= args.max_call_s]
-                skipped = sorted(set(sizes) - set(fit))
-                # c at the largest size timed (c grows with the block beyond the caches), capped at 4096
-                block = min(max(fit, default=1024), 4096)
-                model = measure_cost_model(
-                    surrogate, measures, direct_n=fit, pair_block=block, rounds=args.rounds,
-                    min_round_s=args.min_round_s, seed=seed,
-                )
+                surrogates[str(seed)] = models[method]()
+                surrogates[str(seed)].model.eval()
+            first = surrogates[str(seeds[0])]
+            # a first measurement without direct timings gives e, c and o to pick the sizes that fit
+            probe = measure_cost_model(first, measures, pair_block=1024, rounds=3, min_round_s=0.05)
+            fit = [n for n in sizes if (probe.call_s + 2 * n * probe.embed_s + n * n * probe.pair_s) <= args.max_call_s]
+            skipped = sorted(set(sizes) - set(fit))
+            # c at the largest size timed (c grows with the block beyond the caches), capped at 4096;
+            # all seeds in one interleaved series, so the machine's drift does not tell them apart
+            block = min(max(fit, default=1024), 4096)
+            cost_models, _ = measure_cost_models(
+                surrogates, measures, direct_n=fit, pair_block=block, rounds=args.rounds,
+                min_round_s=args.min_round_s, device="cpu",
+            )
+            for seed in seeds:
+                surrogate, model = surrogates[str(seed)], cost_models[str(seed)]
                 flops = embedding_flops(surrogate, measures, batch=model.embed_batch)  # e's batch
                 record = {**model.to_record(), "flops.per_item": flops.per_item, **gemm.to_record(),
                           "n_parameters_inference": float(surrogate.n_parameters_inference)}

@@ -201,3 +201,51 @@ def test_cost_model_rejects_bad_sizes(measures):
         measure_cost_model(SleepyEmbedding(), measures, embed_batch=0)
     with pytest.raises(ValueError, match="direct_n"):
         measure_cost_model(SleepyEmbedding(), measures, direct_n=(0,))
+
+
+class SlowerSleepyEmbedding(SleepyEmbedding):
+    """Sleeps twice as long per measure as :class:`SleepyEmbedding`."""
+
+    def embed(self, x: MeasureBatch) -> torch.Tensor:
+        time.sleep(EMBED_SLEEP_S * len(x))
+        return super().embed(x)
+
+
+def test_cost_models_of_several_surrogates_share_one_interleaved_series(measures):
+    from wbench.costmodel import measure_cost_models
+
+    order: list[str] = []
+
+    def tagged(name: str, fn):
+        def call(*args):
+            order.append(name)
+            return fn(*args)
+        return call
+
+    fast, slow = SleepyEmbedding(), SlowerSleepyEmbedding()
+    fast.embed = tagged("fast", fast.embed)
+    slow.embed = tagged("slow", slow.embed)
+    models, extra = measure_cost_models(
+        {"fast": fast, "slow": slow, "solver": SleepySolver()}, measures, embed_batch=16, pair_block=32,
+        solver_batch=4, rounds=5, min_round_s=0.0, threads=1, extra={"nap": lambda: time.sleep(2e-3)},
+    )
+    assert set(models) == {"fast", "slow", "solver"} and set(extra) == {"nap"}
+    assert EMBED_SLEEP_S <= models["fast"].embed_s < 3 * EMBED_SLEEP_S
+    assert 2 * EMBED_SLEEP_S <= models["slow"].embed_s < 6 * EMBED_SLEEP_S
+    assert models["slow"].embed_s > 1.3 * models["fast"].embed_s
+    assert not models["solver"].embedding and 1e-3 <= models["solver"].pair_s < 3e-3
+    assert 2e-3 <= extra["nap"].median_s < 6e-3 and extra["nap"].rounds == 5
+    assert all(m.threads == 1 and m.pair.rounds == 5 for m in models.values())
+    assert models["fast"].embed_batch == 16 and models["fast"].pair_block == (32, 32)
+    # round by round: the embedding calls switch between the two models in every round
+    switches = sum(1 for a, b in zip(order, order[1:], strict=False) if a != b)
+    assert switches >= 2 * 5
+
+
+def test_cost_models_reject_slashes_and_nothing_to_time(measures):
+    from wbench.costmodel import measure_cost_models
+
+    with pytest.raises(ValueError, match="must not contain '/'"):
+        measure_cost_models({"a/b": SleepyEmbedding()}, measures, rounds=1, min_round_s=0.0)
+    with pytest.raises(ValueError, match="at least one"):
+        measure_cost_models({}, measures)

@@ -53,6 +53,9 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
         pass
     else:
         add_prepare_parser(sub, parents=[common])
+    from wbench.cli_retime import add_retime_parser
+
+    add_retime_parser(sub, parents=[common])
 
     plugins.manager.hook.wbench_add_cli_commands(subparsers=sub)
     return parser

@@ -62,6 +62,7 @@ __all__ = [
     "embedder",
     "independent_pairs_per_s",
     "measure_cost_model",
+    "measure_cost_models",
     "pairwise_pairs_per_s",
     "sample_measures",
 ]
@@ -293,25 +294,79 @@ def measure_cost_model(
     :returns: a :class:`CostModel` (``to_record()`` gives its record columns).
     """
     dev = _device_of(surrogate, device)
+    models, _ = measure_cost_models(
+        {"": surrogate}, measures, embed_batch=embed_batch, pair_block=pair_block, solver_batch=solver_batch,
+        direct_n=direct_n, rounds=rounds, min_round_s=min_round_s, warmup=warmup, threads=threads, device=dev,
+        seed=seed,
+    )
+    return models[""]
+
+
+def measure_cost_models(
+    surrogates: Mapping[str, Surrogate],
+    measures: MeasureBatch,
+    *,
+    embed_batch: int = 1024,
+    pair_block: int | tuple[int, int] = 4096,
+    solver_batch: int = 64,
+    direct_n: Sequence[int] = (),
+    rounds: int = DEFAULT_ROUNDS,
+    min_round_s: float = DEFAULT_MIN_ROUND_S,
+    warmup: int = 1,
+    threads: int | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    extra: Mapping[str, Callable[[], Any]] | None = None,
+) -> tuple[dict[str, CostModel], dict[str, RoundStats]]:
+    """:func:`measure_cost_model` of several surrogates in one interleaved series of rounds.
+
+    Round ``r`` times every surrogate's calls in turn (A's ``e``, ``c``, ``o``, then B's ...,
+    then the ``extra`` callables) before round ``r + 1`` starts, so a drift of the machine's
+    speed during the measurement hits every surrogate alike: differences between them (the
+    seeds of one architecture, say) are not the machine's drift. Every surrogate draws the
+    same measures (the same ``seed``).
+
+    :param surrogates: name -> fitted surrogate, all on ``device``.
+    :param extra: more name -> zero-argument callables timed in the same rounds (seconds per
+        call, returned as they are), e.g. a reference solver; names must not contain ``/``.
+    :returns: name -> :class:`CostModel`, and the ``extra`` callables' round statistics.
+    :raises ValueError: no surrogate and no extra callable, a bad size, or a ``/`` in a name.
+    """
+    dev = torch.device(device)
     rows, cols = (pair_block, pair_block) if isinstance(pair_block, int) else pair_block
     _check_sizes(embed_batch=embed_batch, solver_batch=solver_batch, rows=rows, cols=cols, direct_n=direct_n)
-    kw: dict[str, Any] = {"rounds": rounds, "min_round_s": min_round_s, "warmup": warmup, "device": dev}
-    embedding = is_embedding(surrogate)
+    extra = dict(extra or {})
+    if not surrogates and not extra:
+        raise ValueError("measure_cost_models needs at least one surrogate or extra callable")
+    bad = [name for name in [*surrogates, *extra] if "/" in name]
+    if bad:
+        raise ValueError(f"names must not contain '/': {bad}")
+    sizes = [int(n) for n in direct_n]
+    fns: dict[str, Callable[[], Any]] = {}
+    shapes: dict[str, tuple[bool, int, tuple[int, int]]] = {}
     with thread_limit(threads) as used_threads:
-        if embedding:
-            fns = _embedding_calls(surrogate, measures, embed_batch=embed_batch, rows=rows, cols=cols, seed=seed, dev=dev)
-            block = (rows, cols)
-        else:
-            fns = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
-            embed_batch, block = 0, (solver_batch, 1)
-        sizes = [int(n) for n in direct_n]
-        fns.update(_direct_calls(surrogate, measures, sizes, seed=seed, dev=dev))
-        # one interleaved series: drift in the machine's load hits e, c and the direct timings alike
-        stats = interleaved_rounds(fns, **kw)
-    return _cost_model(
-        stats, embedding=embedding, embed_batch=embed_batch, block=block, sizes=sizes,
-        threads=int(used_threads), device=str(dev), min_round_s=float(min_round_s),
-    )
+        for name, surrogate in surrogates.items():
+            embedding = is_embedding(surrogate)
+            if embedding:
+                calls = _embedding_calls(surrogate, measures, embed_batch=embed_batch, rows=rows, cols=cols, seed=seed, dev=dev)
+                shapes[name] = (True, embed_batch, (rows, cols))
+            else:
+                calls = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
+                shapes[name] = (False, 0, (solver_batch, 1))
+            calls.update(_direct_calls(surrogate, measures, sizes, seed=seed, dev=dev))
+            fns.update({f"{name}/{call}": fn for call, fn in calls.items()})
+        fns.update(extra)
+        # one interleaved series: drift in the machine's load hits e, c, the direct timings
+        # and every surrogate alike
+        stats = interleaved_rounds(fns, rounds=rounds, min_round_s=min_round_s, warmup=warmup, device=dev)
+    models = {}
+    for name, (embedding, batch, block) in shapes.items():
+        own = {key.partition("/")[2]: value for key, value in stats.items() if key.partition("/")[0] == name and "/" in key}
+        models[name] = _cost_model(
+            own, embedding=embedding, embed_batch=batch, block=block, sizes=sizes,
+            threads=int(used_threads), device=str(dev), min_round_s=float(min_round_s),
+        )
+    return models, {name: stats[name] for name in extra}
 
 
 def _cost_model(

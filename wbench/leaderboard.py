@@ -272,7 +272,9 @@ def leaderboard_text(
     HTML is a complete standalone page (:mod:`wbench.site.standalone`) with the same sections.
     """
     from wbench.learning_curves import budget_section, select_milestone
+    from wbench.retime import retime_sections
 
+    run_dirs = list(run_dirs)
     full = records_frame(load_records(run_dirs, keep_newest=keep_newest))
     if full.empty:
         return "no records\n"
@@ -293,6 +295,7 @@ def leaderboard_text(
         units = sorted(set(full["milestone_unit"].dropna()))
         unit = units[0] if len(units) == 1 else "steps or epochs"
         text += "".join(render_section(section, "md") for section in budget_section(full, primary, unit=unit))
+        text += "".join(render_section(section, "md") for section in retime_sections(run_dirs, chosen))
     return text
 
 

@@ -1,0 +1,352 @@
+"""``wbench retime``: time a finished run's saved models again, all in one interleaved pass.
+
+A cell times its method right after training it, so the cells of one architecture (its
+seeds, its milestones) are timed minutes or hours apart, and on a shared virtual machine
+the speed of the same code drifts that much between runs (measured here: a Naive KENN
+embedding took 34 to 65 us on one core from one run to the next while a GEMM stayed
+within 2 %). Throughput then differs between seeds for no reason of their own.
+
+This pass loads every saved model of a run folder (``models/*.pt`` named by an ``ok``
+record) and measures all their cost models (:func:`wbench.costmodel.measure_cost_models`)
+in one series of rounds: round ``r`` times every model's ``e``, ``c`` and ``o`` and the
+exact LP (in this process, on the same threads) before round ``r + 1`` begins, so a drift
+of the machine hits every model and the LP alike. It writes ``retime.json`` next to the
+records; the records themselves are never changed. ``wbench leaderboard`` shows it as a
+section (:func:`retime_sections`): independent pairs/s per method, their coefficient of
+variation over seeds, pairwise pairs/s at the run's ``n`` and the one-core speed-up over
+the exact LP timed in the same rounds.
+
+Methods without a saved model (solvers, LOT, sliced, non-torch models) are not re-timed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from wbench.errors import WbenchError
+from wbench.records import Record
+
+__all__ = ["RETIME_FILE", "RetimeError", "RetimeOptions", "retime_run", "retime_sections", "saved_models"]
+
+RETIME_FILE = "retime.json"
+"""The file a pass writes into the run folder."""
+FORMAT_VERSION = 1
+DEFAULT_PAIRWISE_N = 2048
+
+
+class RetimeError(WbenchError, ValueError):
+    """A run folder cannot be re-timed (no records, no saved model, a missing model file)."""
+
+
+@dataclass(frozen=True)
+class RetimeOptions:
+    """Settings of one pass.
+
+    :param rounds: rounds per timed call (median and IQR over them; at least 5).
+    :param min_round_s: seconds each round lasts at least.
+    :param threads: torch / BLAS threads of the whole pass (the exact LP runs in this
+        process, so it is the same thread count on both sides of the speed-up).
+    :param embed_batch: measures per timed embedding call (``e`` = call seconds / batch).
+    :param lp_batch: pairs per timed exact-LP call.
+    :param pairwise_n: ``n`` of the ``n x n`` distance block ``c`` is timed on (None: the
+        run's own ``cost.pairwise_n``, else 2048).
+    :param seed: seeds the draws of measures (the same draws for every model).
+    """
+
+    rounds: int = 7
+    min_round_s: float = 0.2
+    threads: int = 1
+    embed_batch: int = 1024
+    lp_batch: int = 64
+    pairwise_n: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 5:
+            raise RetimeError(f"rounds must be an integer >= 5 (a median and an IQR), got {self.rounds!r}")
+        if not (isinstance(self.min_round_s, int | float) and math.isfinite(self.min_round_s) and self.min_round_s > 0):
+            raise RetimeError(f"min_round_s must be a positive number of seconds, got {self.min_round_s!r}")
+        for name in ("threads", "embed_batch", "lp_batch"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RetimeError(f"{name} must be a positive integer, got {value!r}")
+        if self.pairwise_n is not None and (isinstance(self.pairwise_n, bool) or not isinstance(self.pairwise_n, int)
+                                            or self.pairwise_n < 1):
+            raise RetimeError(f"pairwise_n must be a positive integer, got {self.pairwise_n!r}")
+
+
+def saved_models(records: Iterable[Record], run_dir: str | Path) -> list[tuple[Record, Path]]:
+    """The ``ok`` records that name a saved model (an artifact ``*.pt``), with its path.
+
+    :raises RetimeError: a record names a model file that is not in ``run_dir`` (copied
+        without its models?), or its ``.json`` header is missing.
+    """
+    run_dir = Path(run_dir)
+    out: list[tuple[Record, Path]] = []
+    for record in records:
+        if not record.ok or record.outcome is None:
+            continue
+        models = [a for a in record.outcome.artifacts if a.endswith(".pt")]
+        if not models:
+            continue
+        path = run_dir / models[-1]
+        for needed in (path, Path(f"{path}.json")):
+            if not needed.is_file():
+                raise RetimeError(
+                    f"record {record.key} ({record.label or record.method}, seed {record.seed}) names {models[-1]}, "
+                    f"but {needed} does not exist: re-time the run folder that holds its models"
+                )
+        out.append((record, path))
+    return out
+
+
+def _milestone(record: Record) -> int | None:
+    budget = record.budget or {}
+    value = budget.get("steps") if budget.get("steps") is not None else budget.get("epochs")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _pairwise_n(records: Sequence[Record], options: RetimeOptions) -> int:
+    if options.pairwise_n is not None:
+        return options.pairwise_n
+    for record in records:
+        figure = (record.outcome.throughput or {}).get("cost.pairwise_n") if record.outcome else None
+        if isinstance(figure, int | float) and figure >= 1:
+            return int(figure)
+    return DEFAULT_PAIRWISE_N
+
+
+def _dataset_measures(registry: Any, name: str, params: Mapping[str, Any]) -> Any:
+    """The measures of dataset ``name`` built with ``params`` (no ground truth needed)."""
+    cls = registry.get("dataset", name).load()
+    return cls(**dict(params)).build().measures
+
+
+def retime_run(
+    run_dir: str | Path,
+    options: RetimeOptions | None = None,
+    *,
+    registry: Any = None,
+    out: str | Path | None = None,
+    log: Any = None,
+) -> Path:
+    """Re-time every saved model of ``run_dir`` in one interleaved pass; write ``retime.json``.
+
+    Per dataset of the run: its measures are built from the records' dataset parameters,
+    every model is loaded through the registry (:meth:`TorchSurrogate.load`), its outputs
+    are checked (shape, finite, non-negative) before any timing, and then all models'
+    ``e`` (s per measure), ``c`` (s per pair of the ``n x n`` block) and ``o`` (s per
+    call) and the exact LP's seconds per pair (in-process, ``options.threads`` threads)
+    are timed in the same rounds.
+
+    :param registry: a :class:`wbench.registry.Registry` (default: the installed plugins').
+    :param out: the file to write (default ``run_dir/retime.json``); written whole, by an
+        atomic rename, so an interrupted pass leaves an earlier file as it was.
+    :param log: a callable taking one line of progress (default: print to stderr).
+    :returns: the path written.
+    :raises RetimeError: nothing to re-time, or a model named by a record is missing.
+    :raises wbench.validate.InvalidPredictionError: a model's outputs are invalid.
+    """
+    from wbench.celltiming import check_timed_outputs
+    from wbench.costmodel import measure_cost_models, sample_measures
+    from wbench.denominators import lp_callable
+    from wbench.provenance import provenance, utc_now
+    from wbench.record_frame import load_records
+    from wbench.surrogate import TorchSurrogate
+
+    options = options or RetimeOptions()
+    run_dir = Path(run_dir)
+    if log is None:
+        import sys
+
+        def log(line: str) -> None:
+            print(line, file=sys.stderr, flush=True)
+
+    if registry is None:
+        from wbench.plugins import make_plugin_manager
+
+        registry = make_plugin_manager().registry
+    if not (run_dir / "records.jsonl").is_file():
+        raise RetimeError(f"{run_dir} holds no records.jsonl: not a run folder")
+    found = saved_models(load_records([run_dir]), run_dir)
+    if not found:
+        raise RetimeError(f"{run_dir}: no ok record names a saved model (models/*.pt): nothing to re-time")
+    began = time.perf_counter()
+    groups: dict[str, list[tuple[Record, Path]]] = {}
+    for record, path in found:
+        groups.setdefault(json.dumps([record.dataset, dict(record.dataset_params)], sort_keys=True), []).append((record, path))
+    cells: list[dict[str, Any]] = []
+    references: dict[str, dict[str, float]] = {}
+    for group in groups.values():
+        records = [record for record, _ in group]
+        dataset, params = records[0].dataset, dict(records[0].dataset_params)
+        label = records[0].dataset_label or str(dataset)
+        n = _pairwise_n(records, options)
+        measures = _dataset_measures(registry, str(dataset), params)
+        surrogates = {}
+        for record, path in group:
+            surrogate = TorchSurrogate.load(path, registry=registry)
+            check_timed_outputs(surrogate, measures, surrogate.device, record.label or str(record.method))
+            surrogates[record.key] = surrogate
+        lp_a = sample_measures(measures, options.lp_batch, seed=options.seed + 7)
+        lp_b = sample_measures(measures, options.lp_batch, seed=options.seed + 8)
+        log(f"retime {label}: {len(surrogates)} models and the exact LP, {options.rounds} interleaved rounds "
+            f"of >= {options.min_round_s} s, {options.threads} thread(s), c on {n} x {n}")
+        models, extra = measure_cost_models(
+            surrogates, measures, embed_batch=options.embed_batch, pair_block=n, rounds=options.rounds,
+            min_round_s=options.min_round_s, threads=options.threads, device="cpu", seed=options.seed,
+            extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1)},
+        )
+        lp = extra["lp"].per_unit(options.lp_batch)
+        lp_rate = 1.0 / lp.median_s
+        references[label] = {
+            "lp_pairs_per_s": lp_rate,
+            "lp_relative_iqr": lp.relative_iqr,
+            "lp_batch": float(options.lp_batch),
+        }
+        for record, path in group:
+            model = models[record.key]
+            figures = model.to_record(pairwise_n=[n])
+            figures["speedup.one_core"] = model.independent_pairs_per_s() / lp_rate
+            figures["speedup.pairwise"] = model.pairwise_pairs_per_s(n) / lp_rate
+            cells.append({
+                "key": record.key,
+                "dataset": dataset,
+                "dataset_label": label,
+                "method": record.method,
+                "label": record.label or record.method,
+                "seed": record.seed,
+                "milestone": _milestone(record),
+                "model": path.relative_to(run_dir).as_posix(),
+                "figures": figures,
+            })
+    report = {
+        "format_version": FORMAT_VERSION,
+        "finished": utc_now(),
+        "wall_s": time.perf_counter() - began,
+        "protocol": {
+            "rounds": options.rounds, "min_round_s": options.min_round_s, "threads": options.threads,
+            "embed_batch": options.embed_batch, "lp_batch": options.lp_batch, "seed": options.seed,
+            "interleaved": "every model's e, c, o and the exact LP in each round",
+        },
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "provenance": provenance("cpu"),
+        "references": references,
+        "cells": cells,
+    }
+    target = Path(out) if out is not None else run_dir / RETIME_FILE
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(target)
+    return target
+
+
+def read_retime(path: str | Path) -> dict[str, Any]:
+    """A ``retime.json`` as written by :func:`retime_run`.
+
+    :raises RetimeError: unreadable JSON, another format version, or missing keys.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise RetimeError(f"{path}: not a readable retime file ({error})") from error
+    if not isinstance(data, dict) or data.get("format_version") != FORMAT_VERSION:
+        raise RetimeError(f"{path}: unsupported retime format {data.get('format_version') if isinstance(data, dict) else None!r}")
+    for key in ("cells", "references", "protocol", "provenance"):
+        if key not in data:
+            raise RetimeError(f"{path}: no {key!r}")
+    return data
+
+
+def _cv(values: Sequence[float]) -> float | None:
+    """Coefficient of variation (sample standard deviation over mean); None below 2 values."""
+    if len(values) < 2:
+        return None
+    return statistics.stdev(values) / statistics.mean(values)
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}g}"
+
+
+def _at_milestone(cells: Sequence[Mapping[str, Any]], milestone: int | None) -> list[Mapping[str, Any]]:
+    """Per (dataset, method, seed) the cell of the largest milestone up to ``milestone``
+    (a cell without a milestone always counts; None: the largest)."""
+    best: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    for cell in cells:
+        at = cell.get("milestone")
+        if milestone is not None and at is not None and at > milestone:
+            continue
+        series = (cell["dataset_label"], cell["label"], cell["seed"])
+        held = best.get(series)
+        if held is None or (at or 0) > (held.get("milestone") or 0):
+            best[series] = cell
+    return list(best.values())
+
+
+def retime_sections(run_dirs: Iterable[str | Path], milestone: int | None = None) -> list[Any]:
+    """Leaderboard sections (:class:`wbench.sections.Section`) of the ``retime.json`` files
+    in ``run_dirs``: one per file and dataset, a row per method (its seeds pooled).
+
+    Columns: seeds re-timed, independent pairs/s (mean over seeds of each model's median)
+    and its coefficient of variation over seeds, the largest relative IQR of ``e`` among
+    them, pairwise pairs/s at the pass's ``n``, and the one-core speed-up over the exact
+    LP of the same rounds. Each (dataset, method, seed) is shown by its model saved at the
+    largest milestone up to ``milestone`` (the one the leaderboard shows; None: its last).
+
+    :raises RetimeError: a retime file that cannot be read.
+    """
+    from wbench.sections import Section
+
+    sections = []
+    for run_dir in run_dirs:
+        folder = Path(run_dir)
+        path = (folder.parent if folder.name.endswith(".jsonl") else folder) / RETIME_FILE
+        if not path.is_file():
+            continue
+        data = read_retime(path)
+        protocol, prov = data["protocol"], data["provenance"]
+        cells = _at_milestone(data["cells"], milestone)
+        for label in sorted({c["dataset_label"] for c in cells}):
+            rows = []
+            own = [c for c in cells if c["dataset_label"] == label]
+            lp = data["references"].get(label, {})
+            for method in sorted({c["label"] for c in own}):
+                figs = [c["figures"] for c in own if c["label"] == method]
+                rates = [f["cost.independent_pairs_per_s"] for f in figs]
+                n = int(figs[0]["cost.pair_rows"])
+                pairwise = [f.get(f"cost.pairwise.{n}") for f in figs]
+                cv = _cv(rates)
+                rows.append({
+                    "method": method,
+                    "seeds": str(len(figs)),
+                    "independent pairs/s": _fmt(statistics.mean(rates)),
+                    "CV over seeds": "-" if cv is None else f"{cv:.1%}",
+                    "largest IQR of e": f"{max(f['cost.embed_s_iqr'] / f['cost.embed_s'] for f in figs):.1%}",
+                    "pairwise pairs/s (n x n)": f"{_fmt(statistics.mean(pairwise))} (n = {n:,})"
+                    if None not in pairwise else "-",
+                    "speed-up over exact LP (1 core)": _fmt(statistics.mean(f["speedup.one_core"] for f in figs)),
+                })
+            if not rows:
+                continue
+            title = (
+                f"{label}: re-timed in one interleaved pass over the saved models (`wbench retime`; "
+                f"git {str(prov.get('git_commit') or '?')[:7]}, {protocol['threads']} thread(s), "
+                f"{protocol['rounds']} rounds of >= {protocol['min_round_s']} s; exact LP "
+                f"{_fmt(lp.get('lp_pairs_per_s'))} pairs/s in the same rounds)"
+            )
+            sections.append(Section(title, pd.DataFrame(rows)))
+    return sections
