@@ -101,6 +101,19 @@ def test_learning_curve_plots_are_written(run_dir: Path, tmp_path: Path) -> None
     assert main(["leaderboard", str(run_dir), "--milestone", "7"]) != 0
 
 
+def test_a_run_with_one_milestone_has_no_curves_and_no_budget_section(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path / "run")
+    for seed, rel in enumerate((0.10, 0.12)):
+        store.append(_record("fast", seed, 400, rel))
+    store.append(_record("lot", 0, 400, LOT_REL, trainable=False))
+    df = records_frame(load_records([tmp_path / "run"]))
+    assert curve_table(df, "test.w2.rel_mae").empty
+    assert budget_section(df, "test.w2.rel_mae") == []
+    assert write_learning_curve_plots(df, tmp_path / "plots", primary="test.w2.rel_mae") == []
+    text = leaderboard_text([tmp_path / "run"])
+    assert "first beats a reference" not in text and "| fast " in text
+
+
 def test_axiom_audit_only_where_it_can_fail(tmp_path: Path) -> None:
     """Euclidean embeddings show "metric by construction"; solvers show their audit."""
     from wbench_plugins.kenn.models import DeepKENN

@@ -88,10 +88,12 @@ def curve_table(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     """Per dataset, learned method and milestone: ``primary`` over the ``ok`` seeds (mean,
     std, min, max, count) and the mean training steps, pairs seen and training seconds.
 
-    Only learned methods appear (see :func:`_staged`); the frame needs ``milestone``.
+    Only learned methods appear (see :func:`_staged`); the frame needs ``milestone``. A run
+    with a single milestone has no curves (an empty frame): one point per method is no
+    budget to read anything off, and its leaderboard and site stay as without milestones.
     """
     columns = ["dataset", "method", "milestone", "mean", "std", "min", "max", "seeds", "steps", "pairs_seen", "seconds"]
-    if "milestone" not in df.columns or primary not in df.columns:
+    if "milestone" not in df.columns or primary not in df.columns or len(milestone_values(df)) < 2:
         return pd.DataFrame(columns=columns)
     ok = df[(df["status"] == "ok") & _staged(df)]
     rows = []
