@@ -173,3 +173,14 @@ def test_cli_writes_the_file_and_prints_the_section(fresh_run: Path, capsys) -> 
     assert (fresh_run / RETIME_FILE).is_file()
     assert main(["retime", str(fresh_run), "--rounds", "2"]) == 2
     assert "rounds must be an integer >= 5" in capsys.readouterr().err
+
+
+def test_the_site_shows_the_pass_on_the_run_page(fresh_run: Path, tmp_path: Path, registry) -> None:
+    from wbench.site.build import build_site
+
+    build_site(fresh_run, tmp_path / "site")
+    assert "re-timed in one interleaved pass" not in (tmp_path / "site" / "run" / "index.html").read_text()
+    retime_run(fresh_run, FAST, registry=registry, log=lambda line: None)
+    build_site(fresh_run, tmp_path / "site")
+    page = (tmp_path / "site" / "run" / "index.html").read_text()
+    assert "re-timed in one interleaved pass over the saved models" in page and "CV over seeds" in page

@@ -53,7 +53,7 @@ class RunData:
     budget milestones is summarised at its last one (:func:`wbench.learning_curves.select_milestone`,
     as ``wbench leaderboard`` does), and ``curves`` holds its learning curves
     (:func:`wbench.learning_curves.curve_table`: one row per dataset, method and milestone;
-    empty without milestones).
+    empty without milestones); ``milestone`` is the milestone summarised (None: none).
     """
 
     name: str
@@ -65,6 +65,7 @@ class RunData:
     primary: str
     suite: dict[str, Any] = field(default_factory=dict)
     curves: pd.DataFrame = field(default_factory=pd.DataFrame)
+    milestone: int | None = None
 
     @property
     def datasets(self) -> list[str]:
@@ -116,10 +117,11 @@ def load_run(path: str | Path, *, name: str | None = None, primary: str | None =
         suite = json.loads(suite_file.read_text()).get("suite") or {}
     primary = primary or suite.get("primary_metric") or PRIMARY_DEFAULT
     full = records_frame(records)
-    frame, _ = select_milestone(full)
+    frame, chosen = select_milestone(full)
     summary, columns = summarise_frame(frame, primary=primary)
     return RunData(name=name or path.name, path=path, records=records, frame=frame, summary=summary,
-                   columns=columns, primary=primary, suite=suite, curves=curve_table(full, primary))
+                   columns=columns, primary=primary, suite=suite, curves=curve_table(full, primary),
+                   milestone=chosen)
 
 
 def summarise_frame(
@@ -152,8 +154,11 @@ def transfer_of(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def sections(run: RunData) -> list[Section]:
-    """The plugins' extra sections of a run (see :func:`sections_of`)."""
-    return sections_of(run.frame)
+    """The plugins' extra sections of a run (see :func:`sections_of`), then the re-timing
+    pass's (:func:`wbench.retime.retime_sections`) when the run folder has one."""
+    from wbench.retime import retime_sections
+
+    return sections_of(run.frame) + retime_sections([run.path], run.milestone)
 
 
 def transfer(run: RunData) -> pd.DataFrame:
