@@ -37,7 +37,7 @@ import torch
 from wbench.costmodel import measure_cost_model, measure_cost_models
 from wbench.measures import MeasureBatch
 from wbench.provenance import provenance, utc_now
-from wbench.roofline import embedding_flops, gemm_rate
+from wbench.roofline import gemm_rate, roofline_of
 from wbench.rounds import thread_limit
 from wbench.surrogate import Surrogate
 from wbench.testing import toy_images
@@ -124,16 +124,15 @@ def main(argv: list[str] | None = None) -> int:
             )
             for seed in seeds:
                 surrogate, model = surrogates[str(seed)], cost_models[str(seed)]
-                flops = embedding_flops(surrogate, measures, batch=model.embed_batch)  # e's batch
-                record = {**model.to_record(), "flops.per_item": flops.per_item, **gemm.to_record(),
+                line = roofline_of(surrogate, measures, model, gemm)  # FLOPs at e's batch
+                record = {**model.to_record(), **line.to_record(),
                           "n_parameters_inference": float(surrogate.n_parameters_inference)}
-                record["roofline.fraction"] = flops.per_item / model.embed_s / 1e9 / gemm.gflops
                 per_seed.append(record)
                 print(
                     f"\n{method} seed {seed} ({surrogate.n_parameters_inference:,} parameters at inference): e = {model.embed_s * 1e6:.1f} us/image (IQR {model.embed.iqr_s * 1e6:.1f}), "
                     f"c = {model.pair_s * 1e9:.2f} ns/pair, o = {model.call_s * 1e3:.2f} ms/call; "
                     f"independent {model.independent_pairs_per_s():,.0f} pairs/s, asymptote {model.asymptote_pairs_per_s():,.0f}; "
-                    f"{flops.per_item / 1e6:.2f} MFLOP/image = {record['roofline.fraction']:.0%} of GEMM"
+                    f"{line.flops.per_item / 1e6:.2f} MFLOP/image = {line.fraction:.0%} of GEMM"
                 )
                 for d in model.direct:
                     ok = abs(d.relative_error) <= args.tolerance

@@ -273,9 +273,7 @@ def _roofline_figures(
 ) -> dict[str, Any]:
     """Roofline columns of an embedding method: its measured GEMM rate and how close the
     embedding and pair costs (seconds) come to it."""
-    from wbench.roofline import gemm_rate, roofline
+    from wbench.roofline import gemm_rate, roofline_of
 
     gemm = gemm_rate(threads=threads, device=device, rounds=rounds, min_round_s=min_round_s)
-    line = roofline(surrogate, measures, embed_s=model.embed_s, pair_s=model.pair_s, gemm=gemm,
-                    flops_batch=model.embed_batch, threads=threads)
-    return line.to_record()
+    return roofline_of(surrogate, measures, model, gemm).to_record()

@@ -42,7 +42,7 @@ import torch
 from wbench.budget import Budget
 from wbench.costmodel import measure_cost_model
 from wbench.evaluation import is_embedding
-from wbench.roofline import GemmRate, Roofline, embedding_flops, gemm_rate
+from wbench.roofline import GemmRate, gemm_rate, roofline_of
 from wbench.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS
 from wbench.surrogate import Surrogate, TorchSurrogate
 
@@ -231,9 +231,8 @@ def _time_method(
         "cost.direct_sizes_skipped": float(len(options.sizes) - len(sizes)),
     }
     if embedding and isinstance(surrogate, TorchSurrogate):  # a network: FLOPs are its dense algebra
-        flops = embedding_flops(surrogate, test, batch=model.embed_batch)  # e's batch
         line_gemm = gemm if torch.device(where) == torch.device(options.device) else gemm_rate(device=where, rounds=options.rounds, min_round_s=options.min_round_s)
-        record.update(Roofline(flops, line_gemm, model.embed_s, model.pair_s).to_record())
+        record.update(roofline_of(surrogate, test, model, line_gemm).to_record())
     record["wall_s"] = time.perf_counter() - began
     return record
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from wbench.costmodel import embedder, sample_measures
+from wbench.costmodel import CostModel, embedder, sample_measures
 from wbench.measures import MeasureBatch
 from wbench.rounds import (
     DEFAULT_MIN_ROUND_S,
@@ -38,7 +38,7 @@ from wbench.rounds import (
 if TYPE_CHECKING:
     from wbench.surrogate import Surrogate
 
-__all__ = ["GemmRate", "Roofline", "count_flops", "embedding_flops", "gemm_rate", "roofline"]
+__all__ = ["GemmRate", "Roofline", "count_flops", "embedding_flops", "gemm_rate", "roofline", "roofline_of"]
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -223,3 +223,13 @@ def roofline(
     if gemm is None:
         gemm = gemm_rate(threads=threads, device=getattr(surrogate, "device", "cpu"))
     return Roofline(flops, gemm, float(embed_s), pair_s)
+
+
+def roofline_of(surrogate: Surrogate, measures: MeasureBatch, model: CostModel, gemm: GemmRate) -> Roofline:
+    """The roofline of ``surrogate`` from its measured cost ``model`` (``e``, ``c`` and the
+    batch ``e`` was timed at, where its FLOPs are counted) against a measured ``gemm`` rate
+    (of the same device and threads): what a cell, the GPU run and the cost-model
+    benchmark all report."""
+    return roofline(surrogate, measures, embed_s=model.embed_s, pair_s=model.pair_s, gemm=gemm,
+                    flops_batch=model.embed_batch)
+
