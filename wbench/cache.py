@@ -42,12 +42,10 @@ and two processes writing the same entry at once leave one complete, valid file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 import warnings
 import zipfile
@@ -59,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from wbench.atomic import atomic_writer
 from wbench.errors import CacheError
 
 CACHE_ENV = "WBENCH_CACHE_DIR"
@@ -135,19 +134,9 @@ def write_entry(key: str, values: np.ndarray, *, cache_dir: PathLike | None = No
     }
     npy = io.BytesIO()
     np.lib.format.write_array(npy, values, allow_pickle=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                zf.writestr(VALUES_MEMBER, npy.getvalue())
-                zf.writestr(HEADER_MEMBER, json.dumps(header, indent=1, sort_keys=True, default=str))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(path) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(VALUES_MEMBER, npy.getvalue())
+        zf.writestr(HEADER_MEMBER, json.dumps(header, indent=1, sort_keys=True, default=str))
     return path
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from wbench.atomic import atomic_writer
 from wbench.errors import WbenchError
 
 if TYPE_CHECKING:
@@ -110,13 +110,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, identity: str) -
     :returns: ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_writer(path) as handle:
         torch.save({"format": CHECKPOINT_FORMAT, "identity": identity, "state": state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
     return path
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from wbench.atomic import write_bytes_atomically
 from wbench.errors import WbenchError
 from wbench.records import Record
 
@@ -245,10 +246,7 @@ def retime_run(
         "cells": cells,
     }
     target = Path(out) if out is not None else run_dir / RETIME_FILE
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(target)
-    return target
+    return write_bytes_atomically(target, (json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
 
 
 def read_retime(path: str | Path) -> dict[str, Any]:

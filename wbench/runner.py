@@ -14,14 +14,13 @@ command-line overrides are :mod:`wbench.run_options`.
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
+from wbench.atomic import write_bytes_atomically
 from wbench.budget import Budget
 from wbench.cell import (
     CellResult,
@@ -268,7 +267,7 @@ class Runner:
         from wbench.cache import CacheWarning, read_entry, write_entry
 
         for relative, data in result.files.items():
-            _write_file_atomically(self.options.out_dir / relative, data)
+            write_bytes_atomically(self.options.out_dir / relative, data)
         for key, (values, meta) in result.blocks.items():
             try:
                 if read_entry(key, cache_dir=self.options.cache_dir, shape=values.shape) is None:
@@ -307,13 +306,6 @@ class Runner:
             return self.plugins.registry.get("surrogate", self.suite.evaluation.speedup_reference).load()
         except PluginError:
             return None
-
-
-def _write_file_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def run_suite(suite: Suite, plugins: Plugins, options: RunOptions) -> list[Record]:
