@@ -6,16 +6,16 @@ there come back for the client's cache (:class:`wbench.cell.CellResult`).
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 from wbench.cell import CellResult, CellTask, compute_cell
 from wbench.data import PairedDataset
 from wbench.exact_blocks import ExactBlocks
 from wbench.executor import worker_threads
+from wbench.rounds import thread_limit
 
 CELL_RESOURCE = "wbench-cell"
 """The Dask worker resource a cell holds while it runs. Every worker gets one unit (unless
@@ -33,7 +33,7 @@ def run_cell_task(payload: bytes, datasets: Mapping[str, PairedDataset]) -> Cell
 
     task: CellTask = pickle.loads(payload)
     threads = worker_threads()
-    with tempfile.TemporaryDirectory(prefix="wbench-cell-") as tmp, _torch_threads(threads):
+    with tempfile.TemporaryDirectory(prefix="wbench-cell-") as tmp, thread_limit(max(1, threads) if threads is not None else None):
         root = Path(tmp)
         blocks = ExactBlocks(task.cache_dir, task.n_jobs, remote=True)
         result = compute_cell(task, datasets, root, blocks)
@@ -52,19 +52,3 @@ def dump_task(task: CellTask) -> bytes:
         if name.startswith(LOCAL_PLUGIN_PREFIX) and module is not None:
             cloudpickle.register_pickle_by_value(module)
     return cloudpickle.dumps(task)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` torch threads inside the block (None: leave as is)."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
