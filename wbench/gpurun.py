@@ -29,7 +29,6 @@ import argparse
 import inspect
 import json
 import math
-import re
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -42,6 +41,7 @@ import torch
 from wbench.budget import Budget
 from wbench.costmodel import measure_cost_model
 from wbench.evaluation import is_embedding
+from wbench.filenames import slug
 from wbench.roofline import GemmRate, gemm_rate, roofline_of
 from wbench.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS
 from wbench.surrogate import Surrogate, TorchSurrogate
@@ -97,17 +97,13 @@ class GpuRunOptions:
     seed: int = 0
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "device"
-
-
 def output_dir(out_root: str | Path, dataset: str, device: str) -> Path:
     """``<out_root>/<dataset>-gpu-<device name>`` (e.g. ``results/mnist-gpu-nvidia-h200``;
     on the CPU ``...-gpu-cpu``, so a CPU dry run is never mistaken for a GPU run)."""
     from wbench.provenance import device_name
 
     name = device_name(device) if torch.device(device).type == "cuda" else "cpu"
-    return Path(out_root) / f"{dataset}-gpu-{_slug(name)}"
+    return Path(out_root) / f"{dataset}-gpu-{slug(name, empty='device')}"
 
 
 def _check(options: GpuRunOptions) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from wbench.errors import WbenchError
+from wbench.filenames import safe_stem
 from wbench.sections import Section
 
 DEFAULT_THRESHOLDS = (0.05, 0.02)
@@ -199,7 +200,7 @@ def write_learning_curve_plots(df: pd.DataFrame, out_dir: Path, *, primary: str,
             for method, points in block.groupby("method", sort=True)
         }
         lines = {r["method"]: r["value"] for _, r in refs[refs["dataset"] == dataset].iterrows() if r["value"] > 0}
-        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(dataset))
+        name = safe_stem(str(dataset))
         paths.append(plot_learning_curves(per_method, lines, out_dir / f"learning-curves-{name}.png",
                                           metric=primary, title=f"{dataset}: {primary} against training budget"))
     return paths

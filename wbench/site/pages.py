@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from wbench.filenames import slug
 from wbench.record_frame import milestone_of
 from wbench.site.figures import learning_curves, loss_chart, seeds_text, speed_charts, weights_chart
 from wbench.site.html import Cell, esc, page, table, text_cell
@@ -22,11 +22,6 @@ from wbench.site.tables import (
     plugin_section,
     transfer_section,
 )
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of ``text``: lower case, runs of other characters as ``-``."""
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
 
 
 @dataclass(frozen=True)
