@@ -92,6 +92,7 @@ def test_retime_times_every_saved_model_and_leaves_records_alone(fresh_run: Path
         assert (fresh_run / cell["model"]).is_file()
     assert data["protocol"]["threads"] == 1 and "git_commit" in data["provenance"]
     assert "4 models and the exact LP" in lines[0]
+    assert [line.split(": ")[1] for line in lines[1:]] == [f"round {i}/5 done" for i in range(1, 6)]  # progress
 
 
 def test_the_leaderboard_shows_the_pass_at_its_milestone(fresh_run: Path, registry) -> None:

@@ -317,6 +317,7 @@ def measure_cost_models(
     device: str | torch.device = "cpu",
     seed: int = 0,
     extra: Mapping[str, Callable[[], Any]] | None = None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, CostModel], dict[str, RoundStats]]:
     """:func:`measure_cost_model` of several surrogates in one interleaved series of rounds.
 
@@ -329,6 +330,7 @@ def measure_cost_models(
     :param surrogates: name -> fitted surrogate, all on ``device``.
     :param extra: more name -> zero-argument callables timed in the same rounds (seconds per
         call, returned as they are), e.g. a reference solver; names must not contain ``/``.
+    :param on_round: progress, called as ``on_round(done, rounds)`` after each round.
     :returns: name -> :class:`CostModel`, and the ``extra`` callables' round statistics.
     :raises ValueError: no surrogate and no extra callable, a bad size, or a ``/`` in a name.
     """
@@ -358,7 +360,8 @@ def measure_cost_models(
         fns.update(extra)
         # one interleaved series: drift in the machine's load hits e, c, the direct timings
         # and every surrogate alike
-        stats = interleaved_rounds(fns, rounds=rounds, min_round_s=min_round_s, warmup=warmup, device=dev)
+        stats = interleaved_rounds(fns, rounds=rounds, min_round_s=min_round_s, warmup=warmup, device=dev,
+                                   on_round=on_round)
     models = {}
     for name, (embedding, batch, block) in shapes.items():
         own = {key.partition("/")[2]: value for key, value in stats.items() if key.partition("/")[0] == name and "/" in key}

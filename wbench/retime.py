@@ -26,7 +26,7 @@ import math
 import os
 import statistics
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,12 +158,8 @@ def retime_run(
     :raises RetimeError: nothing to re-time, or a model named by a record is missing.
     :raises wbench.validate.InvalidPredictionError: a model's outputs are invalid.
     """
-    from wbench.celltiming import check_timed_outputs
-    from wbench.costmodel import measure_cost_models, sample_measures
-    from wbench.denominators import lp_callable
     from wbench.provenance import provenance, utc_now
     from wbench.record_frame import load_records
-    from wbench.surrogate import TorchSurrogate
 
     options = options or RetimeOptions()
     run_dir = Path(run_dir)
@@ -189,48 +185,9 @@ def retime_run(
     cells: list[dict[str, Any]] = []
     references: dict[str, dict[str, float]] = {}
     for group in groups.values():
-        records = [record for record, _ in group]
-        dataset, params = records[0].dataset, dict(records[0].dataset_params)
-        label = records[0].dataset_label or str(dataset)
-        n = _pairwise_n(records, options)
-        measures = _dataset_measures(registry, str(dataset), params)
-        surrogates = {}
-        for record, path in group:
-            surrogate = TorchSurrogate.load(path, registry=registry)
-            check_timed_outputs(surrogate, measures, surrogate.device, record.label or str(record.method))
-            surrogates[record.key] = surrogate
-        lp_a = sample_measures(measures, options.lp_batch, seed=options.seed + 7)
-        lp_b = sample_measures(measures, options.lp_batch, seed=options.seed + 8)
-        log(f"retime {label}: {len(surrogates)} models and the exact LP, {options.rounds} interleaved rounds "
-            f"of >= {options.min_round_s} s, {options.threads} thread(s), c on {n} x {n}")
-        models, extra = measure_cost_models(
-            surrogates, measures, embed_batch=options.embed_batch, pair_block=n, rounds=options.rounds,
-            min_round_s=options.min_round_s, threads=options.threads, device="cpu", seed=options.seed,
-            extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1)},
-        )
-        lp = extra["lp"].per_unit(options.lp_batch)
-        lp_rate = 1.0 / lp.median_s
-        references[label] = {
-            "lp_pairs_per_s": lp_rate,
-            "lp_relative_iqr": lp.relative_iqr,
-            "lp_batch": float(options.lp_batch),
-        }
-        for record, path in group:
-            model = models[record.key]
-            figures = model.to_record(pairwise_n=[n])
-            figures["speedup.one_core"] = model.independent_pairs_per_s() / lp_rate
-            figures["speedup.pairwise"] = model.pairwise_pairs_per_s(n) / lp_rate
-            cells.append({
-                "key": record.key,
-                "dataset": dataset,
-                "dataset_label": label,
-                "method": record.method,
-                "label": record.label or record.method,
-                "seed": record.seed,
-                "milestone": _milestone(record),
-                "model": path.relative_to(run_dir).as_posix(),
-                "figures": figures,
-            })
+        label, reference, timed = _time_group(group, run_dir, options, registry, log)
+        references[label] = reference
+        cells += timed
     report = {
         "format_version": FORMAT_VERSION,
         "finished": utc_now(),
@@ -247,6 +204,54 @@ def retime_run(
     }
     target = Path(out) if out is not None else run_dir / RETIME_FILE
     return write_bytes_atomically(target, (json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def _time_group(
+    group: Sequence[tuple[Record, Path]], run_dir: Path, options: RetimeOptions, registry: Any, log: Callable[[str], None]
+) -> tuple[str, dict[str, float], list[dict[str, Any]]]:
+    """Time the saved models of one dataset (``group``: records with their model paths) and
+    the exact LP in one interleaved series: the dataset's label, the LP's figures and one
+    cell entry per model (its cost-model columns and speed-ups over that LP)."""
+    from wbench.celltiming import check_timed_outputs
+    from wbench.costmodel import measure_cost_models, sample_measures
+    from wbench.denominators import lp_callable
+    from wbench.surrogate import TorchSurrogate
+
+    records = [record for record, _ in group]
+    dataset, params = records[0].dataset, dict(records[0].dataset_params)
+    label = records[0].dataset_label or str(dataset)
+    n = _pairwise_n(records, options)
+    measures = _dataset_measures(registry, str(dataset), params)
+    surrogates = {}
+    for record, path in group:
+        surrogate = TorchSurrogate.load(path, registry=registry)
+        check_timed_outputs(surrogate, measures, surrogate.device, record.label or str(record.method))
+        surrogates[record.key] = surrogate
+    lp_a = sample_measures(measures, options.lp_batch, seed=options.seed + 7)
+    lp_b = sample_measures(measures, options.lp_batch, seed=options.seed + 8)
+    log(f"retime {label}: {len(surrogates)} models and the exact LP, {options.rounds} interleaved rounds "
+        f"of >= {options.min_round_s} s, {options.threads} thread(s), c on {n} x {n}")
+    models, extra = measure_cost_models(
+        surrogates, measures, embed_batch=options.embed_batch, pair_block=n, rounds=options.rounds,
+        min_round_s=options.min_round_s, threads=options.threads, device="cpu", seed=options.seed,
+        extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1)},
+        on_round=lambda done, total: log(f"retime {label}: round {done}/{total} done"),
+    )
+    lp = extra["lp"].per_unit(options.lp_batch)
+    lp_rate = 1.0 / lp.median_s
+    reference = {"lp_pairs_per_s": lp_rate, "lp_relative_iqr": lp.relative_iqr, "lp_batch": float(options.lp_batch)}
+    cells = []
+    for record, path in group:
+        model = models[record.key]
+        figures = model.to_record(pairwise_n=[n])
+        figures["speedup.one_core"] = model.independent_pairs_per_s() / lp_rate
+        figures["speedup.pairwise"] = model.pairwise_pairs_per_s(n) / lp_rate
+        cells.append({
+            "key": record.key, "dataset": dataset, "dataset_label": label, "method": record.method,
+            "label": record.label or record.method, "seed": record.seed, "milestone": _milestone(record),
+            "model": path.relative_to(run_dir).as_posix(), "figures": figures,
+        })
+    return label, reference, cells
 
 
 def read_retime(path: str | Path) -> dict[str, Any]:
@@ -272,6 +277,13 @@ def _cv(values: Sequence[float]) -> float | None:
     if len(values) < 2:
         return None
     return statistics.stdev(values) / statistics.mean(values)
+
+
+def _largest_relative_iqr(figures: Sequence[Mapping[str, float]]) -> str:
+    """The largest IQR of ``e`` over its median among ``figures`` ("-" for a model without
+    an embedding: a torch model timed per pair)."""
+    ratios = [f["cost.embed_s_iqr"] / f["cost.embed_s"] for f in figures if f.get("cost.embed_s", 0) > 0]
+    return f"{max(ratios):.1%}" if ratios else "-"
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -333,7 +345,7 @@ def retime_sections(run_dirs: Iterable[str | Path], milestone: int | None = None
                     "seeds": str(len(figs)),
                     "independent pairs/s": _fmt(statistics.mean(rates)),
                     "CV over seeds": "-" if cv is None else f"{cv:.1%}",
-                    "largest IQR of e": f"{max(f['cost.embed_s_iqr'] / f['cost.embed_s'] for f in figs):.1%}",
+                    "largest IQR of e": _largest_relative_iqr(figs),
                     "pairwise pairs/s (n x n)": f"{_fmt(statistics.mean(pairwise))} (n = {n:,})"
                     if None not in pairwise else "-",
                     "speed-up over exact LP (1 core)": _fmt(statistics.mean(f["speedup.one_core"] for f in figs)),

@@ -152,6 +152,7 @@ def interleaved_rounds(
     warmup: int = 1,
     device: str | torch.device | None = None,
     contexts: Mapping[str, Callable[[], contextlib.AbstractContextManager[Any]]] | None = None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> dict[str, RoundStats]:
     """Time every callable of ``fns`` round by round in turn: A, B, A, B ... (same number of rounds).
 
@@ -162,6 +163,7 @@ def interleaved_rounds(
     :param device: synchronised around the calls (a CUDA device), or None / CPU.
     :param contexts: optional name -> factory of a context manager entered around each of
         that callable's rounds and warm-up (e.g. a thread limit).
+    :param on_round: called as ``on_round(done, rounds)`` after each round (progress).
     :returns: name -> :class:`RoundStats`, seconds per call.
     """
     _check(rounds, min_round_s)
@@ -180,12 +182,14 @@ def interleaved_rounds(
             synchronize(device)
     times: dict[str, list[float]] = {name: [] for name in fns}
     calls: dict[str, int] = dict.fromkeys(fns, 0)
-    for _ in range(rounds):
+    for done in range(1, rounds + 1):
         for name, fn in fns.items():
             with context(name):
                 seconds, n = one_round(fn, min_round_s=min_round_s, device=device)
             times[name].append(seconds)
             calls[name] += n
+        if on_round is not None:
+            on_round(done, rounds)
     return {name: round_stats(times[name], calls[name]) for name in fns}
 
 
