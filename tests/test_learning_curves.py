@@ -12,6 +12,7 @@ from wbench.leaderboard import leaderboard_text, load_records, records_frame
 from wbench.learning_curves import (
     UnknownMilestoneError,
     budget_section,
+    curve_section,
     curve_table,
     select_milestone,
     write_learning_curve_plots,
@@ -90,6 +91,19 @@ def test_curves_and_first_budget_to_beat_a_reference(run_dir: Path) -> None:
     assert rows.loc["slow", beats] == "5,000 steps (50,000 pairs, 50 s)"
     assert rows.loc["fast", "reaches 2%"] == "5,000 steps (50,000 pairs, 50 s)"
     assert rows.loc["slow", "reaches 5%"] == "not by 5,000 steps"
+
+
+def test_curve_section_gives_each_milestone_with_its_wall_time(run_dir: Path) -> None:
+    df = records_frame(load_records([run_dir]))
+    (section,) = curve_section(df, "test.w2.rel_mae")
+    rows = section.table.set_index("method")
+    assert list(rows.columns) == ["seeds", "100 steps", "1,000 steps", "5,000 steps"]
+    # fast: means 0.11 / 0.045 / 0.016; wall time steps / 100 s in the fit reports
+    assert list(rows.loc["fast"]) == ["2", "0.11 (1 s)", "0.045 (10 s)", "0.016 (50 s)"]
+    assert list(rows.loc["short"]) == ["1", "0.2 (1 s)", "0.07 (10 s)", "-"]
+    assert "lot" not in rows.index  # untrained: no curve
+    assert "with the training wall time to reach it" in section.title
+    assert "| fast " in leaderboard_text([run_dir]).split("training wall time")[1]
 
 
 def test_learning_curve_plots_are_written(run_dir: Path, tmp_path: Path) -> None:

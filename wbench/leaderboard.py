@@ -271,7 +271,7 @@ def leaderboard_text(
 
     HTML is a complete standalone page (:mod:`wbench.site.standalone`) with the same sections.
     """
-    from wbench.learning_curves import budget_section, select_milestone
+    from wbench.learning_curves import budget_section, curve_section, select_milestone
     from wbench.retime import retime_sections
 
     run_dirs = list(run_dirs)
@@ -294,6 +294,7 @@ def leaderboard_text(
         text += sections_markdown(df, plugins, primary=primary)
         units = sorted(set(full["milestone_unit"].dropna()))
         unit = units[0] if len(units) == 1 else "steps or epochs"
+        text += "".join(render_section(section, "md") for section in curve_section(full, primary, unit=unit))
         text += "".join(render_section(section, "md") for section in budget_section(full, primary, unit=unit))
         text += "".join(render_section(section, "md") for section in retime_sections(run_dirs, chosen))
     return text

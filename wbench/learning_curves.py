@@ -182,6 +182,35 @@ def budget_section(
     return sections
 
 
+def curve_section(df: pd.DataFrame, primary: str, *, unit: str = "steps") -> list[Section]:
+    """The learning curves as a table, one section per dataset: per learned method and
+    milestone, the mean ``primary`` over seeds and the mean training wall time to reach
+    that milestone (seconds, from the fit reports), and how many seeds each mean pools.
+
+    Empty for a run without several milestones (as :func:`curve_table`).
+    """
+    curves = curve_table(df, primary)
+    sections = []
+    for dataset, block in curves.groupby("dataset", sort=True):
+        milestones = sorted(int(m) for m in block["milestone"].unique())
+        rows = []
+        for method, points in block.groupby("method", sort=True):
+            by_milestone = {int(r["milestone"]): r for _, r in points.iterrows()}
+            seeds = sorted({int(r["seeds"]) for r in by_milestone.values()})
+            row = {"method": method, "seeds": str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"}
+            for milestone in milestones:
+                point = by_milestone.get(milestone)
+                if point is None:
+                    row[f"{milestone:,} {unit}"] = "-"
+                    continue
+                seconds = "" if math.isnan(point["seconds"]) else f" ({point['seconds']:,.0f} s)"
+                row[f"{milestone:,} {unit}"] = f"{point['mean']:.4g}{seconds}"
+            rows.append(row)
+        title = f"{dataset}: {primary} at each milestone, with the training wall time to reach it (mean over seeds)"
+        sections.append(Section(title, pd.DataFrame(rows)))
+    return sections
+
+
 def write_learning_curve_plots(df: pd.DataFrame, out_dir: Path, *, primary: str, unit: str = "steps") -> list[Path]:
     """One figure per dataset with learning curves: ``primary`` against training steps and
     against training seconds, mean over seeds with the min-max band, the untrained
