@@ -28,7 +28,7 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,15 @@ def load_measures(kind: str, n: int) -> MeasureBatch:
     return MeasureBatch.from_images(load_part(resolve_root(None), "test")[0][:n].astype(np.float32))
 
 
+def selected_methods(parser: argparse.ArgumentParser, text: str, models: Mapping[str, Any]) -> list[str]:
+    """The comma-separated method names of ``text``; an unknown one is a usage error (exit 2)."""
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in models]
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; known: {', '.join(models)}")
+    return methods
+
+
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
@@ -91,10 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="write every figure as JSON")
     args = parser.parse_args(argv)
     models = _models()
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in models]
-    if unknown:
-        parser.error(f"unknown method(s) {unknown}; known: {', '.join(models)}")
+    methods = selected_methods(parser, args.methods, models)
     sizes, seeds = _ints(args.sizes), _ints(args.seeds)
     measures = load_measures(args.images, 4096)
     load_before = os.getloadavg()

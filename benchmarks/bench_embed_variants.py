@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_cost_model import _models, load_measures
+from bench_cost_model import _models, load_measures, selected_methods
 
 from wbench.provenance import provenance, utc_now
 from wbench.roofline import embedding_flops, gemm_rate
@@ -106,10 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     models = _models()
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in models]
-    if unknown:
-        parser.error(f"unknown method(s) {unknown}; known: {', '.join(models)}")
+    methods = selected_methods(parser, args.methods, models)
     measures = load_measures(args.images, args.batch)
     report: dict[str, Any] = {"started": utc_now(), "args": {k: str(v) for k, v in vars(args).items()},
                               "load_before": os.getloadavg(), "results": []}
