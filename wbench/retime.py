@@ -37,7 +37,7 @@ from wbench.atomic import write_bytes_atomically
 from wbench.errors import WbenchError
 from wbench.records import Record
 
-__all__ = ["RETIME_FILE", "RetimeError", "RetimeOptions", "retime_run", "retime_sections", "saved_models"]
+__all__ = ["RETIME_FILE", "RetimeError", "RetimeOptions", "read_retime", "retime_run", "retime_sections", "saved_models"]
 
 RETIME_FILE = "retime.json"
 """The file a pass writes into the run folder."""
