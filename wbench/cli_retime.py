@@ -46,9 +46,7 @@ def add_retime_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser
 
 def run_retime(args: argparse.Namespace) -> int:
     """Run the pass described by ``args`` and print its leaderboard sections (Markdown)."""
-    from wbench.learning_curves import milestone_values
     from wbench.plugins import make_plugin_manager
-    from wbench.record_frame import load_records, records_frame
     from wbench.retime import RetimeOptions, retime_run, retime_sections
     from wbench.sections import render_section
 
@@ -57,9 +55,7 @@ def run_retime(args: argparse.Namespace) -> int:
     plugins = getattr(args, "plugins", None) or make_plugin_manager(getattr(args, "plugin", None) or [])
     written = retime_run(args.run_dir, options, registry=plugins.registry, out=args.out)
     print(f"wrote {written}", file=sys.stderr)
-    if args.out is None:
-        milestones = milestone_values(records_frame(load_records([args.run_dir])))
-        last = max(milestones) if milestones else None
-        for section in retime_sections([args.run_dir], last):
+    if args.out is None:  # each method at its last milestone, as the default leaderboard shows it
+        for section in retime_sections([args.run_dir]):
             print(render_section(section, "md"))
     return 0

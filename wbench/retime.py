@@ -35,6 +35,7 @@ import pandas as pd
 
 from wbench.atomic import write_bytes_atomically
 from wbench.errors import WbenchError
+from wbench.record_frame import load_records, milestone_of
 from wbench.records import Record
 
 __all__ = ["RETIME_FILE", "RetimeError", "RetimeOptions", "read_retime", "retime_run", "retime_sections", "saved_models"]
@@ -111,12 +112,6 @@ def saved_models(records: Iterable[Record], run_dir: str | Path) -> list[tuple[R
     return out
 
 
-def _milestone(record: Record) -> int | None:
-    budget = record.budget or {}
-    value = budget.get("steps") if budget.get("steps") is not None else budget.get("epochs")
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def _pairwise_n(records: Sequence[Record], options: RetimeOptions) -> int:
     if options.pairwise_n is not None:
         return options.pairwise_n
@@ -159,7 +154,6 @@ def retime_run(
     :raises wbench.validate.InvalidPredictionError: a model's outputs are invalid.
     """
     from wbench.provenance import provenance, utc_now
-    from wbench.record_frame import load_records
 
     options = options or RetimeOptions()
     run_dir = Path(run_dir)
@@ -248,7 +242,7 @@ def _time_group(
         figures["speedup.pairwise"] = model.pairwise_pairs_per_s(n) / lp_rate
         cells.append({
             "key": record.key, "dataset": dataset, "dataset_label": label, "method": record.method,
-            "label": record.label or record.method, "seed": record.seed, "milestone": _milestone(record),
+            "label": record.label or record.method, "seed": record.seed, "milestone": milestone_of(record.budget or {}),
             "model": path.relative_to(run_dir).as_posix(), "figures": figures,
         })
     return label, reference, cells
