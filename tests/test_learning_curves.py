@@ -91,6 +91,12 @@ def test_curves_and_first_budget_to_beat_a_reference(run_dir: Path) -> None:
     assert rows.loc["slow", beats] == "5,000 steps (50,000 pairs, 50 s)"
     assert rows.loc["fast", "reaches 2%"] == "5,000 steps (50,000 pairs, 50 s)"
     assert rows.loc["slow", "reaches 5%"] == "not by 5,000 steps"
+    # one column for every method, 'short' stopping at its own last milestone, no NaN cells
+    last = "test.w2.rel_mae at its last milestone"
+    assert [c for c in rows.columns if " at " in c] == [last]
+    assert rows.loc["fast", last] == "0.016 (5,000 steps)"
+    assert rows.loc["short", last] == "0.07 (1,000 steps)"
+    assert not rows.isna().any().any()
 
 
 def test_curve_section_gives_each_milestone_with_its_wall_time(run_dir: Path) -> None:

@@ -240,3 +240,21 @@ def test_kit_passes_a_valid_learned_method(bad, toy) -> None:
     model = check_surrogate(bad["nan-half"].__mro__[1], {"width": 2}, toy)  # CentroidModel, valid
     assert model.n_parameters == 6
 
+
+
+def test_kit_rejects_a_false_metric_by_construction_claim(bad, toy) -> None:
+    """The leaderboard skips the axiom audit of a method that declares itself a metric by
+    construction, so the kit checks the claim: squared centroid distances break the triangle
+    inequality (points 0, 1, 2 on a line: 4 > 1 + 1)."""
+    centroid = bad["nan-half"].__mro__[1]
+
+    class SquaredCentroid(centroid):
+        def distance(self, a, b):
+            return super().distance(a, b) ** 2
+
+        def pairwise(self, x, y):
+            return super().pairwise(x, y) ** 2
+
+    assert SquaredCentroid.metric_by_construction  # inherited from EmbeddingSurrogate
+    with pytest.raises(AssertionError, match="declares metric_by_construction but violates the triangle inequality"):
+        check_surrogate(SquaredCentroid, {"width": 2}, toy, match_budget=False)

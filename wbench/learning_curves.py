@@ -166,7 +166,8 @@ def budget_section(
         for method, points in block.groupby("method", sort=True):
             points = points.sort_values("milestone")
             last = int(points["milestone"].max())
-            row = {"method": method, f"{primary} at {last:,} {unit}": f"{points['mean'].iloc[-1]:.4g}"}
+            # one column for every method, whose runs may stop at different milestones
+            row = {"method": method, f"{primary} at its last milestone": f"{points['mean'].iloc[-1]:.4g} ({last:,} {unit})"}
             for _, ref in ref_block.iterrows():
                 hit = points[points["mean"] < ref["value"]]
                 row[f"beats {ref['method']} ({ref['value']:.3g})"] = (

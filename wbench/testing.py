@@ -148,6 +148,8 @@ def check_surrogate(
     _check_fit(cls, surrogate, dataset, budget)
     a, b, d_ab = _check_distance(cls, surrogate, dataset)
     _check_pairwise(cls, surrogate, dataset, rtol)
+    if cls.metric_by_construction:
+        _check_metric_claim(cls, surrogate, dataset)
     _check_eval_params(cls, surrogate)
     if isinstance(surrogate, TorchSurrogate):
         _check_save_load(cls, surrogate, a, b, d_ab)
@@ -208,6 +210,22 @@ def _check_pairwise(cls: type[Surrogate], surrogate: Surrogate, dataset: PairedD
     _check(
         torch.allclose(matrix, aligned, rtol=max(rtol, 1e-3), atol=1e-4),
         f"{name}.pairwise disagrees with distance: max diff {float((matrix - aligned).abs().max()):.3g}",
+    )
+
+
+def _check_metric_claim(cls: type[Surrogate], surrogate: Surrogate, dataset: PairedDataset) -> None:
+    """A method that declares ``metric_by_construction`` (the leaderboard then skips its
+    axiom audit) must give a zero diagonal and the triangle inequality on a block of measures."""
+    name = cls.__name__
+    x = dataset.measures.index(np.arange(min(8, len(dataset.measures))))
+    d = _valid(surrogate.pairwise(x, x), (len(x), len(x)), name, "pairwise").double()
+    scale = float(d.max()) or 1.0
+    diagonal = float(d.diagonal().abs().max())
+    _check(diagonal <= 1e-3 * scale, f"{name} declares metric_by_construction but d(x, x) reaches {diagonal:.3g}")
+    excess = float((d[:, None, :] - d[:, :, None] - d[None, :, :]).max())  # d(i,k) - d(i,j) - d(j,k)
+    _check(
+        excess <= 1e-3 * scale,
+        f"{name} declares metric_by_construction but violates the triangle inequality by {excess:.3g}",
     )
 
 

@@ -177,6 +177,7 @@ class Wormhole(Surrogate):
     input_kind: ClassVar[str] = "cloud"
     width_param: ClassVar[str | None] = "width"
     evaluate_on_all_pairs: ClassVar[bool] = False
+    metric_by_construction: ClassVar[bool] = True  # |h(x) - h(y)|, a Euclidean distance of embeddings
 
     def __init__(
         self,
