@@ -118,6 +118,26 @@ def test_readme_front_page_is_generated_from_the_committed_records() -> None:
     assert front_page["front_page_block"]() in readme
 
 
+def test_front_page_describes_the_protocol_its_records_were_timed_under() -> None:
+    """The front page's sentences about speed-ups and the paper-size DWE come from the records:
+    the cost-model protocol where they carry it, DWE's inference and trained counts where both exist."""
+    import runpy
+
+    import pandas as pd
+
+    front_page = runpy.run_path(str(RESULTS / "front_page.py"))
+    old = pd.DataFrame({"method": ["dwe (paper size)", "naive"], "n_parameters": [803_576, 55_424],
+                        "speedup.independent": [17.0, 30.0]})
+    new = old.assign(**{"speedup.one_core.speedup": [15.0, 31.0], "n_parameters_inference": [399_855, 55_424],
+                        "n_parameters_trained": [803_576, 55_424]})
+    assert "right after each method in the same cell on one core" in front_page["_speedup_text"](old, "cpu; git abc")
+    text = front_page["_speedup_text"](new, "cpu; git abc")
+    assert "one core against one core" in text and "all cores against all cores" in text and text.endswith("git abc.")
+    assert front_page["_paper_dwe_size"](old) == "803,576"
+    assert front_page["_paper_dwe_size"](new) == "399,855 parameters at inference (803,576 trained, with its decoder)"
+    assert [front_page["_epochs_text"](e) for e in (2.069, 103.4)] == ["2.1", "103"]
+
+
 def test_published_mnist_run_covers_the_paper_protocol() -> None:
     """``results/mnist`` is one complete run: every method the protocol names, the learned ones
     on at least 3 seeds at the matched parameter count, and both directions of the transfer."""
