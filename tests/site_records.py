@@ -49,7 +49,8 @@ def record(method: str, seed: int, *, rel: float | None, status: str = "ok", err
         r["throughput"] = {"throughput.independent_pairs_per_s": ips * (1 + 0.01 * seed),
                            "throughput.pairwise_pairs_per_s": 10 * ips}
         if trainable:
-            r["fit"] = {"steps": r["budget"]["steps"], "wall_time_s": 1.5 + seed, "stopped_by": "budget",
+            seconds = 1.5 + seed if milestone is None else milestone / 50 + seed  # a longer run took longer
+            r["fit"] = {"steps": r["budget"]["steps"], "wall_time_s": seconds, "stopped_by": "budget",
                         "train_loss": [1.0, 0.5, 0.25], "val_mse": [1.2, 0.6, 0.3 + 0.01 * seed],
                         "extra": {"layer_weights": {"layers": ["conv1", "fc"], "start": [1.0, 1.0],
                                                     "final": [0.5 + seed, 2.0]}}}
@@ -81,6 +82,7 @@ def make_run(root: Path) -> Path:
         for method, values in (("fast", (0.5, 0.2)), ("slow", (0.8, 0.4))):
             for milestone, value in zip((100, 200), values, strict=True):
                 steps.append(record(method, seed, rel=value + 0.01 * seed, milestone=milestone, dataset="toy2"))
+    steps.append(record("lot", 0, rel=0.3, trainable=False, dataset="toy2"))  # an untrained reference line
     return root
 
 

@@ -137,8 +137,19 @@ def test_milestones_give_learning_curves_and_the_leaderboard_uses_the_last(resul
     out = tmp_path / "site"
     build_site(results, out)
     page = (out / "steps" / "index.html").read_text()
-    traces = {t["name"]: t for t in _figure(page, "chart-toy2-learning")[0]}
+    traces = {t["name"]: t for t in _figure(page, "chart-toy2-learning-steps")[0]}
     assert traces["fast"]["x"] == [100, 200] and traces["fast"]["y"] == pytest.approx([0.505, 0.205])
+    assert "seeds from" in traces["fast"]["text"][0] and "error_y" in traces["fast"]
+    by_time = {t["name"]: t for t in _figure(page, "chart-toy2-learning-seconds")[0]}
+    assert by_time["fast"]["y"] == traces["fast"]["y"]
+    assert by_time["fast"]["x"] == pytest.approx([2.5, 4.5])  # mean training seconds over seeds 0 and 1
+    for chart in (traces, by_time):  # the untrained reference, across the whole x range
+        assert chart["lot (untrained)"]["y"] == [0.3, 0.3] and chart["lot (untrained)"]["mode"] == "lines"
+    assert by_time["lot (untrained)"]["x"] == pytest.approx([2.5, 4.5])
+    from wbench.site.pages import run_facts
+    from wbench.site.source import load_run
+
+    assert run_facts(load_run(results / "steps"))["budget"] == "100, 200 steps, batch 8, 100 params"  # one line, in order
     row = _row_values(page, "leaderboard-toy2", "fast")  # rank, seeds, params, MSE W2, rel. MAE W2, ...
     assert float(row[1]) == 2 and float(row[4]) == pytest.approx(0.205) and float(row[3]) == pytest.approx(0.41)
 

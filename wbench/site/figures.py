@@ -4,11 +4,13 @@ loss curves and learned weights (method pages)."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from wbench.learning_curves import references
 from wbench.site import charts
 from wbench.site.html import esc
 from wbench.site.source import RunData, format_number
@@ -17,10 +19,20 @@ ERROR_FLOOR = 1e-6
 """Errors below this (the exact LP's round-off) are drawn on the floor, their value in the hover."""
 
 
+AT_MILESTONE = re.compile(r" \(at [\d,]+\)$")
+"""The suffix a leaderboard gives a method shown at an earlier milestone of its own."""
+
+
 def style_index(run: RunData) -> dict[str, int]:
     """Method -> index of its marker style: the run's methods sorted, so a method looks the
-    same in every chart of the run."""
-    return {m: i for i, m in enumerate(sorted({str(m) for m in run.summary["method"]}))}
+    same in every chart of the run. A method named ``"<m> (at N)"`` in the table (its own
+    milestones stop earlier) and ``<m>`` on its learning curve share one style."""
+    names = {str(m) for m in run.summary["method"]}
+    if not run.curves.empty:
+        names |= {str(m) for m in run.curves["method"]}
+    bases = sorted({AT_MILESTONE.sub("", name) for name in names})
+    index = {base: i for i, base in enumerate(bases)}
+    return {name: index[AT_MILESTONE.sub("", name)] for name in names}
 
 
 def seeds_text(n: int) -> str:
@@ -84,50 +96,91 @@ def speed_charts(run: RunData, dataset: str, block: pd.DataFrame, prefix: str) -
 
 def learning_curves(run: RunData, dataset: str, block: pd.DataFrame, prefix: str) -> str:
     """Learning curves, one trace per method: the primary metric against the training
-    milestones when the run has them (``run.curves``), else the validation MSE per epoch from
-    the fit reports (mean over seeds); empty when neither is recorded."""
-    styles = style_index(run)
+    milestones when the run has them (``run.curves``: two charts, against optimiser steps and
+    against training seconds, bars from the lowest to the highest seed, the untrained
+    references as horizontal lines), else the validation MSE per epoch from the fit reports
+    (mean over seeds); empty when neither is recorded."""
     curves = run.curves[run.curves["dataset"] == dataset] if not run.curves.empty else run.curves
-    milestones = not curves.empty
+    if not curves.empty:
+        return _milestone_curves(run, dataset, curves, prefix)
+    styles = style_index(run)
     traces = []
-    for method, xs, ys, ns in (_milestone_points(curves) if milestones else _epoch_points(run, dataset)):
-        what = run.primary if milestones else "validation MSE W2"
+    for method, xs, ys, ns in _epoch_points(run, dataset):
         traces.append({
             "type": "scatter", "mode": "lines+markers", "name": method, "x": xs, "y": ys,
             "line": charts.line_style(styles.get(method, 0)),
             "marker": {**charts.style(styles.get(method, 0)), "size": 7},
-            "text": [f"<b>{esc(method)}</b><br>{'steps' if milestones else 'epoch'} {x:g}: {esc(what)} "
+            "text": [f"<b>{esc(method)}</b><br>epoch {x:g}: validation MSE W2 "
                      f"{format_number(y)}<br>{seeds_text(n)}" for x, y, n in zip(xs, ys, ns, strict=True)],
             "hovertemplate": "%{text}<extra></extra>",
         })
     if not traces:
         return ("<h3>Learning curves</h3>\n<p class=\"muted\">No milestones or per-epoch validation "
                 "losses are recorded for this dataset.</p>\n")
-    if milestones:
-        lay = charts.layout(f"{dataset}: {run.primary} at each milestone", "optimiser steps", run.primary, y_log=True)
-        intro = "The primary metric at each recorded milestone (mean over seeds)."
-    else:
-        lay = charts.layout(f"{dataset}: validation MSE of W2 per epoch", "epoch", "validation MSE W2 (log)", y_log=True)
-        lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(max(len(t["x"]) for t in traces) / 10))})
-        intro = ("The records have no milestones; these are the fit reports' validation MSE per epoch "
-                 "(mean over seeds) of the learned methods.")
+    lay = charts.layout(f"{dataset}: validation MSE of W2 per epoch", "epoch", "validation MSE W2 (log)", y_log=True)
+    lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(max(len(t["x"]) for t in traces) / 10))})
+    intro = ("The records have no milestones; these are the fit reports' validation MSE per epoch "
+             "(mean over seeds) of the learned methods.")
     return f"<h3>Learning curves</h3>\n<p>{intro}</p>\n" + charts.chart(f"{prefix}-learning", traces, lay)
+
+
+def _milestone_curves(run: RunData, dataset: str, curves: pd.DataFrame, prefix: str) -> str:
+    """The two milestone charts of :func:`learning_curves` (steps, seconds), log-log."""
+    styles = style_index(run)
+    refs = references(run.frame, run.primary)
+    refs = refs[refs["dataset"] == dataset]
+    out = []
+    for axis, title in (("milestone", "optimiser steps"), ("seconds", "training wall time (s)")):
+        traces: list[dict[str, Any]] = []
+        for method, group in curves.groupby("method", sort=True):
+            group = group[(group["seeds"] > 0) & group[axis].notna()].sort_values("milestone")
+            if group.empty:
+                continue
+            style = styles.get(str(method), 0)
+            xs = [float(x) for x in group[axis]]
+            ys = [float(v) for v in group["mean"]]
+            texts = [
+                f"<b>{esc(method)}</b><br>{int(r['milestone']):,} steps, {format_number(r['seconds'])} s of training"
+                f"<br>{esc(run.primary)} {format_number(r['mean'])}"
+                + (f" (seeds from {format_number(r['min'])} to {format_number(r['max'])})" if r["seeds"] > 1 else "")
+                + f"<br>{seeds_text(int(r['seeds']))}"
+                for _, r in group.iterrows()
+            ]
+            trace: dict[str, Any] = {
+                "type": "scatter", "mode": "lines+markers", "name": str(method), "x": xs, "y": ys,
+                "line": charts.line_style(style), "marker": {**charts.style(style), "size": 7},
+                "text": texts, "hovertemplate": "%{text}<extra></extra>",
+            }
+            if (group["seeds"] > 1).any():  # the spread over seeds: lowest to highest
+                trace["error_y"] = {"type": "data", "visible": True, "thickness": 1,
+                                    "array": [float(v) for v in group["max"] - group["mean"]],
+                                    "arrayminus": [float(v) for v in group["mean"] - group["min"]]}
+            traces.append(trace)
+        if not traces:
+            continue
+        low = min(min(t["x"]) for t in traces)
+        high = max(max(t["x"]) for t in traces)
+        for k, (_, ref) in enumerate(refs.sort_values("method").iterrows()):
+            traces.append({
+                "type": "scatter", "mode": "lines", "name": f"{ref['method']} (untrained)", "x": [low, high],
+                "y": [float(ref["value"])] * 2,
+                "line": {"color": "#555555", "width": 1.5, "dash": ("dash", "dot", "dashdot")[k % 3]},
+                "hovertemplate": f"<b>{esc(ref['method'])}</b> (untrained): {esc(run.primary)} "
+                                 f"{format_number(ref['value'])}<extra></extra>",
+            })
+        lay = charts.layout(f"{dataset}: {run.primary} against {title}", f"{title} (log)", f"{run.primary} (log)",
+                            x_log=True, y_log=True)
+        out.append(charts.chart(f"{prefix}-learning-{'steps' if axis == 'milestone' else 'seconds'}", traces, lay))
+    if not out:
+        return ""
+    intro = ("The primary metric at each recorded milestone, against optimiser steps and against the training "
+             "wall time it took (mean over seeds; bars: lowest to highest seed); the untrained references as "
+             "horizontal lines.")
+    return f"<h3>Learning curves</h3>\n<p>{intro}</p>\n" + "".join(out)
 
 
 Points = tuple[str, list[float], list[float], list[int]]
 """One trace's data: method, x values, mean y values, seeds behind each point."""
-
-
-def _milestone_points(curves: pd.DataFrame) -> list[Points]:
-    """Per method of a :func:`wbench.learning_curves.curve_table`: milestones, mean primary
-    metric over seeds, and the number of seeds."""
-    out = []
-    for method, group in curves.groupby("method", sort=True):
-        group = group[group["seeds"] > 0].sort_values("milestone")
-        if len(group):
-            out.append((str(method), [int(m) for m in group["milestone"]], [float(v) for v in group["mean"]],
-                        [int(n) for n in group["seeds"]]))
-    return out
 
 
 def _epoch_points(run: RunData, dataset: str) -> list[Points]:

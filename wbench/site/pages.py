@@ -41,23 +41,25 @@ def _unique(values: Sequence[Any]) -> list[str]:
 def run_facts(run: RunData) -> dict[str, str]:
     """What the index lists per run: datasets, suite, budget, commit, device, dates."""
     recs = run.records
-    budgets = []
+    # budgets that differ only in their length (a run's milestones) are listed as one, lengths in order
+    lengths: dict[tuple[str, str], set[int]] = {}
     for b in _unique(json.dumps(r.get("budget") or {}, sort_keys=True) for r in recs):
         d = json.loads(b)
         if not d:
             continue
-        parts = []
-        if d.get("steps"):
-            parts.append(f"{d['steps']:,} steps")
-        elif d.get("epochs"):
-            parts.append(f"{d['epochs']:,} epochs")
+        unit = "steps" if d.get("steps") else ("epochs" if d.get("epochs") else "")
+        rest = []
         if d.get("batch_size"):
-            parts.append(f"batch {d['batch_size']:,}")
+            rest.append(f"batch {d['batch_size']:,}")
         if d.get("param_target"):
-            parts.append(f"{d['param_target']:,} params")
+            rest.append(f"{d['param_target']:,} params")
         if d.get("time_limit_s"):
-            parts.append(f"{d['time_limit_s']} s limit")
-        budgets.append(", ".join(parts))
+            rest.append(f"{d['time_limit_s']} s limit")
+        lengths.setdefault((unit, ", ".join(rest)), set()).update([int(d[unit])] if unit else [])
+    budgets = []
+    for (unit, rest), values in lengths.items():
+        length = f"{', '.join(f'{v:,}' for v in sorted(values))} {unit}" if values else ""
+        budgets.append(", ".join(part for part in (length, rest) if part))
     prov = [r.get("provenance") or {} for r in recs]
     commits = _unique(
         (p.get("git_commit") or "")[:7] + ("+dirty" if p.get("git_dirty") else "") for p in prov if p.get("git_commit")
