@@ -121,7 +121,7 @@ def plot_learning_curves(
     :param references: untrained method -> its value, drawn as a horizontal line.
     """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for k, (method, c) in enumerate(sorted(curves.items())):
         colour = colours[k % len(colours)]
@@ -139,7 +139,9 @@ def plot_learning_curves(
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.grid(True, which="both", alpha=0.3)
-    axes[1].legend(fontsize=7, loc="best")
+    # beside the panels, not over them: a curve may end anywhere in either panel
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(0.8, 0.5), frameon=False)
     if title:
         fig.suptitle(title)
-    return _save(plt, fig, path)
+    return _save(plt, fig, path, rect=(0, 0, 0.8, 1))
