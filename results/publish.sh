@@ -1,0 +1,41 @@
+#!/bin/bash
+# Publish a finished run folder as results/NAME: copy its records, suite, plots and models,
+# re-time its saved models in one interleaved pass, regenerate its leaderboards (Markdown,
+# CSV, charts), the README's front page (mnist) and the site.
+#
+#   bash results/publish.sh SOURCE_RUN NAME DEVICE_TAG [RETIME_ROUNDS]
+#   bash results/publish.sh /work/runs/mnist mnist cpu-intel-xeon-2c 21
+#
+# DEVICE_TAG names the leaderboard files (leaderboard-DEVICE_TAG.md / .csv), after the
+# machine the records were measured on. Run it on otherwise idle cores: the re-timing pass
+# is a measurement. Nothing is committed; review `git status` and the site's screenshots
+# (tests/test_site_browser.py, or chromium --headless --screenshot) first.
+set -euo pipefail
+if [ $# -lt 3 ]; then
+    sed -n 2,11p "$0" >&2
+    exit 2
+fi
+source_run=$1 name=$2 tag=$3 rounds=${4:-21}
+root=$(cd "$(dirname "$0")/.." && pwd)
+dest=$root/results/$name
+[ -f "$source_run/records.jsonl" ] || { echo "no records.jsonl in $source_run" >&2; exit 1; }
+[ "$(cd "$source_run" && pwd)" != "$dest" ] || { echo "SOURCE_RUN is results/$name itself" >&2; exit 1; }
+if [ -d "$dest" ]; then
+    git -C "$root" rm -rq --ignore-unmatch "results/$name"
+    rm -rf "$dest"
+fi
+mkdir -p "$dest"
+cp "$source_run/records.jsonl" "$source_run/suite.json" "$dest/"
+[ -d "$source_run/plots" ] && cp -r "$source_run/plots" "$dest/plots"
+[ -d "$source_run/models" ] && cp -r "$source_run/models" "$dest/models"  # git-ignored; retime reads them
+if [ -d "$dest/models" ]; then
+    wbench retime "$dest" --rounds "$rounds"
+fi
+wbench leaderboard "$dest" --out "$dest/leaderboard-$tag.md" --plots "$dest"
+wbench leaderboard "$dest" --format csv --out "$dest/leaderboard-$tag.csv"
+if [ "$name" = mnist ]; then
+    python "$root/results/front_page.py"
+fi
+wbench site "$root/results" --out "$root/results/site"
+git -C "$root" add "results/$name" results/site README.md
+echo "published results/$name (staged, not committed): check the leaderboards, the site and results/README.md"
