@@ -170,7 +170,8 @@ def _table_methods_with(page: object, table: str, headers: list[str]) -> set[str
         """([table, wanted]) => {
             const t = document.getElementById(table);
             const names = Array.from(t.tHead.rows[0].cells).map(c => c.textContent.trim());
-            const idx = wanted.map(h => names.indexOf(h));
+            // a header may carry its setting after a space, e.g. 'indep. pairs/s (1 thr.)'
+            const idx = wanted.map(h => names.findIndex(n => n === h || n.startsWith(h + ' ')));
             if (idx.some(i => i < 0)) { return []; }
             return Array.from(t.tBodies[0].rows)
                 .filter(r => idx.every(i => r.cells[i].getAttribute('data-v')))

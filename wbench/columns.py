@@ -118,6 +118,32 @@ def cost_columns(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def speed_columns(columns: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """The throughput columns a speed chart draws, per mode (``independent``, ``pairwise``):
+    the column key (without ``.mean``) and an axis label. The cost model's columns
+    (:func:`cost_columns`, e.g. ``cost.pairwise_pairs_per_s@2048``) where the summary has
+    them, else the older ``throughput.<mode>_pairs_per_s``; a mode with neither is left out.
+
+    :param columns: the columns of a summary (``<key>.mean``) or of a records frame.
+    """
+    keys = {c.removesuffix(".mean") for c in columns}
+    out = {}
+    for mode, prefix, old, label in (
+        ("independent", "cost.independent_pairs_per_s@", "throughput.independent_pairs_per_s",
+         "independent pairs per second (both sides per pair)"),
+        ("pairwise", "cost.pairwise_pairs_per_s@", "throughput.pairwise_pairs_per_s",
+         "pairwise pairs per second (n x m block)"),
+    ):
+        new = sorted(k for k in keys if k.startswith(prefix))
+        if new:
+            at = new[0].removeprefix(prefix)
+            where = f"{at} thread(s)" if mode == "independent" else f"n = m = {at}"
+            out[mode] = (new[0], f"{label.split(' (')[0]} ({where}; cost model)")
+        elif old in keys:
+            out[mode] = (old, label)
+    return out
+
+
 def _format_number(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""

@@ -24,6 +24,7 @@ from wbench.columns import (  # noqa: F401
     cost_columns,
     resolve_columns,
     select_columns,
+    speed_columns,
 )
 from wbench.plugins import Plugins, make_plugin_manager
 from wbench.record_frame import (  # noqa: F401
@@ -336,17 +337,20 @@ def write_speed_accuracy_plots(
 
     df, _ = select_milestone(records_frame(load_records(run_dirs, keep_newest=keep_newest)), milestone)
     summary = summarise(df, primary=primary)
-    independent, pairwise = "throughput.independent_pairs_per_s.mean", "throughput.pairwise_pairs_per_s.mean"
+    speeds = speed_columns(list(summary.columns))  # the cost model's columns where the records have them
     error = "test.w2.rel_mae.mean"
     paths = []
-    if not {independent, pairwise, error} <= set(summary.columns):
+    if set(speeds) != {"independent", "pairwise"} or error not in summary.columns:
         return paths
+    (independent, x_independent), (pairwise, x_pairwise) = speeds["independent"], speeds["pairwise"]
     for dataset, block in summary.groupby("dataset", sort=True):
         path = out_dir / f"speed-accuracy-{dataset}.png"
         paths.append(
             plot_speed_accuracy(
-                list(block["method"]), list(block[independent]), list(block[pairwise]), list(block[error]), path,
+                list(block["method"]), list(block[f"{independent}.mean"]), list(block[f"{pairwise}.mean"]),
+                list(block[error]), path,
                 title=f"{dataset}: speed against accuracy (device: {', '.join(sorted(set(df['device'].dropna())))})",
+                x_labels=(x_independent, x_pairwise),
             )
         )
     return paths

@@ -67,8 +67,13 @@ _LEGEND_MARGIN = (0, 0, 0.84, 1)
 """The speed against accuracy panels' share of the figure; the legend takes the rest on the right."""
 
 
+SPEED_AXES = ("independent pairs per second (both sides per pair)", "pairwise pairs per second (n x m block)")
+"""The x-axis titles of the two speed panels unless the caller names its columns."""
+
+
 def speed_accuracy_figure(
-    labels: Sequence[str], independent: Sequence[float], pairwise: Sequence[float], rel_error: Sequence[float], *, title: str = ""
+    labels: Sequence[str], independent: Sequence[float], pairwise: Sequence[float], rel_error: Sequence[float], *,
+    title: str = "", x_labels: tuple[str, str] = SPEED_AXES,
 ) -> Any:
     """Two panels sharing the error axis: independent and pairwise pairs/s (log) against relative
     error (log), one marker per method and setting, named in one legend. Points with no finite
@@ -91,7 +96,7 @@ def speed_accuracy_figure(
             if np.isfinite(x) and x > 0:
                 ax.scatter([x], [max(y, ERROR_FLOOR)], label=None if named else label, **style)
                 named = True
-    for ax, mode in zip(axes, ("independent pairs per second (both sides per pair)", "pairwise pairs per second (n x m block)"), strict=True):
+    for ax, mode in zip(axes, x_labels, strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=0.8)
@@ -104,10 +109,10 @@ def speed_accuracy_figure(
 
 def plot_speed_accuracy(
     labels: Sequence[str], independent: Sequence[float], pairwise: Sequence[float], rel_error: Sequence[float], path: Path,
-    *, title: str = "",
+    *, title: str = "", x_labels: tuple[str, str] = SPEED_AXES,
 ) -> Path:
     """Write :func:`speed_accuracy_figure` to ``path`` (PNG, 120 dpi)."""
-    fig = speed_accuracy_figure(labels, independent, pairwise, rel_error, title=title)
+    fig = speed_accuracy_figure(labels, independent, pairwise, rel_error, title=title, x_labels=x_labels)
     return _save(_pyplot(), fig, path, rect=_LEGEND_MARGIN)
 
 

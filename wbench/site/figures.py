@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from wbench.columns import speed_columns
 from wbench.learning_curves import references
 from wbench.site import charts
 from wbench.site.html import esc
@@ -48,10 +49,15 @@ def speed_charts(run: RunData, dataset: str, block: pd.DataFrame, prefix: str) -
         return ""
     styles = style_index(run)
     out = []
+    speeds = speed_columns(list(block.columns))  # the cost model's columns where the records have them
     for mode, label in (("independent", "independent"), ("pairwise", "pairwise")):
-        key = f"throughput.{mode}_pairs_per_s"
-        if f"{key}.mean" not in block.columns:
+        if mode not in speeds:
             continue
+        key, axis_title = speeds[mode]
+        if key.startswith("cost."):
+            axis_title = f"{axis_title}, log"
+        else:
+            axis_title = f"{label} pairs per second (log)"
         traces = []
         for _, r in block.iterrows():
             x, y = r[f"{key}.mean"], r[f"{error_key}.mean"]
@@ -76,7 +82,7 @@ def speed_charts(run: RunData, dataset: str, block: pd.DataFrame, prefix: str) -
             traces.append(trace)
         if not traces:
             continue
-        lay = charts.layout(f"{dataset}: {label} mode", f"{label} pairs per second (log)",
+        lay = charts.layout(f"{dataset}: {label} mode", axis_title,
                             "relative MAE of W2 (log; lower is better)", x_log=True, y_log=True)
         if any(r[f"{error_key}.mean"] < ERROR_FLOOR for _, r in block.iterrows()):
             lay["shapes"] = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": ERROR_FLOOR,
