@@ -211,7 +211,7 @@ def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
                     want = _table_methods_with(visit.page, table, ["rel. MAE W2", f"{mode} pairs/s"])
                     assert set(drawn) == want, f"{chart['id']}: drew {drawn}, table has {want}"
                 else:  # learning curves: each method of the table (by its name without "(at N)"), and the references
-                    shown = {re.sub(r" \\(at [\\d,]+\\)$", "", m) for m in _table_methods_with(visit.page, table, ["rel. MAE W2"])}
+                    shown = {re.sub(r" \(at [\d,]+\)$", "", m) for m in _table_methods_with(visit.page, table, ["rel. MAE W2"])}
                     assert {m.removesuffix(" (untrained)") for m in drawn} <= shown, chart["id"]
                 charts_checked += 1
             _clean(visit, path)
