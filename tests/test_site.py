@@ -150,6 +150,10 @@ def test_milestones_give_learning_curves_and_the_leaderboard_uses_the_last(resul
     from wbench.site.source import load_run
 
     assert run_facts(load_run(results / "steps"))["budget"] == "100, 200 steps, batch 8, 100 params"  # one line, in order
+    # a method page draws each seed's loss once (its last milestone's fit report), not once per milestone
+    loss = _figure((out / "steps" / "toy2" / "fast.html").read_text(), "chart-loss")[0]
+    assert [t["name"] for t in loss] == [f"{series}, seed {s}" for s in (0, 1)
+                                         for series in ("training loss", "validation MSE W2")]
     row = _row_values(page, "leaderboard-toy2", "fast")  # rank, seeds, params, MSE W2, rel. MAE W2, ...
     assert float(row[1]) == 2 and float(row[4]) == pytest.approx(0.205) and float(row[3]) == pytest.approx(0.41)
 

@@ -170,9 +170,9 @@ def method_page(run: RunData, page_info: MethodPage, run_href: str, dataset_slug
         _leaderboard_row_part(run, dataset, method),
         _seeds_part(run, recs),
         _errors_part(recs),
-        loss_chart(recs, method, "chart-loss"),
+        loss_chart(_last_per_seed(recs), method, "chart-loss"),  # a milestone's fit report is a prefix of the last's
         _figures_part(page_info.images),
-        weights_chart(recs, method, "chart-weights"),
+        weights_chart(_last_per_seed(recs), method, "chart-weights"),
         _settings_part(recs),
         _provenance_part(recs),
     ]
@@ -189,6 +189,15 @@ def _method_records(run: RunData, dataset: str, method: str) -> list[dict[str, A
          and str(r.get("label") or r.get("method")) == method),
         key=lambda r: (milestone_of(r.get("budget") or {}) or 0, r.get("seed") if r.get("seed") is not None else -1),
     )
+
+
+def _last_per_seed(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Of records sorted by milestone then seed (:func:`_method_records`), each seed's record at
+    its last milestone, by seed (the records themselves when there are no milestones)."""
+    last: dict[Any, dict[str, Any]] = {}
+    for r in recs:
+        last[r.get("seed")] = r
+    return sorted(last.values(), key=lambda r: r.get("seed") if r.get("seed") is not None else -1)
 
 
 def _leaderboard_row_part(run: RunData, dataset: str, method: str) -> str:
