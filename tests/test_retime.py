@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,10 +69,20 @@ def fresh_run(run_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(run_dir, tmp_path / "run"))
 
 
+def test_by_default_only_each_seeds_last_milestone_is_timed(fresh_run: Path, registry) -> None:
+    path = retime_run(fresh_run, FAST, registry=registry, log=lambda line: None)
+    data = json.loads(path.read_text())
+    assert sorted((c["method"], c["seed"], c["milestone"]) for c in data["cells"]) == [("naive", 0, 6), ("naive", 1, 6)]
+    assert data["protocol"]["milestones"] == "last of each method and seed"
+    # shown at milestone 3 too: the same networks (speed does not depend on the weights)
+    (section,) = retime_sections([fresh_run], milestone=3)
+    assert list(section.table["method"]) == ["naive(width=40)"] and list(section.table["seeds"]) == ["2"]
+
+
 def test_retime_times_every_saved_model_and_leaves_records_alone(fresh_run: Path, registry) -> None:
     records_before = (fresh_run / "records.jsonl").read_bytes()
     lines: list[str] = []
-    path = retime_run(fresh_run, FAST, registry=registry, log=lines.append)
+    path = retime_run(fresh_run, replace(FAST, all_milestones=True), registry=registry, log=lines.append)
     assert path == fresh_run / RETIME_FILE
     assert (fresh_run / "records.jsonl").read_bytes() == records_before
     data = json.loads(path.read_text())
@@ -96,7 +107,7 @@ def test_retime_times_every_saved_model_and_leaves_records_alone(fresh_run: Path
 
 
 def test_the_leaderboard_shows_the_pass_at_its_milestone(fresh_run: Path, registry) -> None:
-    retime_run(fresh_run, FAST, registry=registry, log=lambda line: None)
+    retime_run(fresh_run, replace(FAST, all_milestones=True), registry=registry, log=lambda line: None)
     text = leaderboard_text([fresh_run])
     assert "re-timed in one interleaved pass over the saved models" in text
     section = text[text.index("re-timed in one interleaved pass"):]

@@ -39,6 +39,9 @@ def add_retime_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser
                         help=f"threads of models and exact LP alike (default {defaults.threads}: one core against one core)")
     parser.add_argument("--pairwise-n", type=int, default=None, metavar="N",
                         help="n of the n x n block c is timed on (default: the run's own, else 2048)")
+    parser.add_argument("--all-milestones", action="store_true",
+                        help="time every milestone's saved model (default: each method and seed at its last milestone; "
+                        "the speed of a network does not depend on its weights)")
     parser.add_argument("--out", type=Path, default=None, metavar="FILE", help="default RUN_DIR/retime.json")
     parser.set_defaults(handler=run_retime)
     return parser
@@ -51,7 +54,7 @@ def run_retime(args: argparse.Namespace) -> int:
     from wbench.sections import render_section
 
     options = RetimeOptions(rounds=args.rounds, min_round_s=args.min_round_s, threads=args.threads,
-                            pairwise_n=args.pairwise_n)
+                            pairwise_n=args.pairwise_n, all_milestones=args.all_milestones)
     plugins = getattr(args, "plugins", None) or make_plugin_manager(getattr(args, "plugin", None) or [])
     written = retime_run(args.run_dir, options, registry=plugins.registry, out=args.out)
     print(f"wrote {written}", file=sys.stderr)

@@ -38,7 +38,10 @@ from wbench.errors import WbenchError
 from wbench.record_frame import load_records, milestone_of
 from wbench.records import Record
 
-__all__ = ["RETIME_FILE", "RetimeError", "RetimeOptions", "read_retime", "retime_run", "retime_sections", "saved_models"]
+__all__ = [
+    "RETIME_FILE", "RetimeError", "RetimeOptions", "last_milestones", "read_retime", "retime_run", "retime_sections",
+    "saved_models",
+]
 
 RETIME_FILE = "retime.json"
 """The file a pass writes into the run folder."""
@@ -63,6 +66,10 @@ class RetimeOptions:
     :param pairwise_n: ``n`` of the ``n x n`` distance block ``c`` is timed on (None: the
         run's own ``cost.pairwise_n``, else 2048).
     :param seed: seeds the draws of measures (the same draws for every model).
+    :param all_milestones: time the model saved at every milestone; by default only each
+        (dataset, method, seed)'s model at its last milestone: a network's speed does not
+        depend on its weights, so the earlier milestones' models would repeat the same
+        timing (and a run with 4 milestones would take 4 times as long).
     """
 
     rounds: int = 7
@@ -72,6 +79,7 @@ class RetimeOptions:
     lp_batch: int = 64
     pairwise_n: int | None = None
     seed: int = 0
+    all_milestones: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 5:
@@ -110,6 +118,19 @@ def saved_models(records: Iterable[Record], run_dir: str | Path) -> list[tuple[R
                 )
         out.append((record, path))
     return out
+
+
+def last_milestones(found: Sequence[tuple[Record, Path]]) -> list[tuple[Record, Path]]:
+    """Of :func:`saved_models`' pairs, each (dataset, its parameters, method label, seed)'s
+    model at its largest milestone, in the order first met."""
+    best: dict[str, tuple[Record, Path]] = {}
+    for record, path in found:
+        series = json.dumps([record.dataset, dict(record.dataset_params), record.label or record.method, record.seed],
+                            sort_keys=True, default=str)
+        held = best.get(series)
+        if held is None or (milestone_of(record.budget or {}) or 0) > (milestone_of(held[0].budget or {}) or 0):
+            best[series] = (record, path)
+    return list(best.values())
 
 
 def _pairwise_n(records: Sequence[Record], options: RetimeOptions) -> int:
@@ -170,6 +191,8 @@ def retime_run(
     if not (run_dir / "records.jsonl").is_file():
         raise RetimeError(f"{run_dir} holds no records.jsonl: not a run folder")
     found = saved_models(load_records([run_dir]), run_dir)
+    if not options.all_milestones:
+        found = last_milestones(found)
     if not found:
         raise RetimeError(f"{run_dir}: no ok record names a saved model (models/*.pt): nothing to re-time")
     began = time.perf_counter()
@@ -189,6 +212,7 @@ def retime_run(
         "protocol": {
             "rounds": options.rounds, "min_round_s": options.min_round_s, "threads": options.threads,
             "embed_batch": options.embed_batch, "lp_batch": options.lp_batch, "seed": options.seed,
+            "milestones": "all" if options.all_milestones else "last of each method and seed",
             "interleaved": "every model's e, c, o and the exact LP in each round",
         },
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
@@ -288,17 +312,23 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def _at_milestone(cells: Sequence[Mapping[str, Any]], milestone: int | None) -> list[Mapping[str, Any]]:
     """Per (dataset, method, seed) the cell of the largest milestone up to ``milestone``
-    (a cell without a milestone always counts; None: the largest)."""
+    (a cell without a milestone always counts; None: the largest). A series re-timed only
+    above ``milestone`` (a pass over the last milestones) gives its cell of the smallest
+    milestone: the same network, whose speed does not depend on its weights."""
     best: dict[tuple[Any, ...], Mapping[str, Any]] = {}
+    above: dict[tuple[Any, ...], Mapping[str, Any]] = {}
     for cell in cells:
         at = cell.get("milestone")
-        if milestone is not None and at is not None and at > milestone:
-            continue
         series = (cell["dataset_label"], cell["label"], cell["seed"])
+        if milestone is not None and at is not None and at > milestone:
+            held = above.get(series)
+            if held is None or at < held["milestone"]:
+                above[series] = cell
+            continue
         held = best.get(series)
         if held is None or (at or 0) > (held.get("milestone") or 0):
             best[series] = cell
-    return list(best.values())
+    return list(best.values()) + [cell for series, cell in above.items() if series not in best]
 
 
 def retime_sections(run_dirs: Iterable[str | Path], milestone: int | None = None) -> list[Any]:
