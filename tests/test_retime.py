@@ -79,6 +79,19 @@ def test_by_default_only_each_seeds_last_milestone_is_timed(fresh_run: Path, reg
     assert list(section.table["method"]) == ["naive(width=40)"] and list(section.table["seeds"]) == ["2"]
 
 
+def test_a_slow_embedding_is_timed_on_a_smaller_batch(fresh_run: Path, registry) -> None:
+    """A model whose timed call would outlast max_embed_call_s (an LP per measure, say) gets the
+    largest power of 2 that fits, at least 16: here nothing fits in a nanosecond."""
+    slow = replace(FAST, embed_batch=64, max_embed_call_s=1e-9)
+    data = json.loads(retime_run(fresh_run, slow, registry=registry, log=lambda line: None).read_text())
+    assert {c["figures"]["cost.embed_batch"] for c in data["cells"]} == {16.0}
+    roomy = replace(FAST, embed_batch=64, max_embed_call_s=1e9)
+    data = json.loads(retime_run(fresh_run, roomy, registry=registry, log=lambda line: None).read_text())
+    assert {c["figures"]["cost.embed_batch"] for c in data["cells"]} == {64.0}
+    with pytest.raises(RetimeError, match="max_embed_call_s must be a positive number of seconds"):
+        RetimeOptions(max_embed_call_s=0)
+
+
 def test_retime_times_every_saved_model_and_leaves_records_alone(fresh_run: Path, registry) -> None:
     records_before = (fresh_run / "records.jsonl").read_bytes()
     lines: list[str] = []

@@ -306,7 +306,7 @@ def measure_cost_models(
     surrogates: Mapping[str, Surrogate],
     measures: MeasureBatch,
     *,
-    embed_batch: int = 1024,
+    embed_batch: int | Mapping[str, int] = 1024,
     pair_block: int | tuple[int, int] = 4096,
     solver_batch: int = 64,
     direct_n: Sequence[int] = (),
@@ -328,6 +328,8 @@ def measure_cost_models(
     same measures (the same ``seed``).
 
     :param surrogates: name -> fitted surrogate, all on ``device``.
+    :param embed_batch: measures per timed embedding call, for all or per surrogate name
+        (a name left out: 1,024), e.g. fewer for an embedding that solves an LP per measure.
     :param extra: more name -> zero-argument callables timed in the same rounds (seconds per
         call, returned as they are), e.g. a reference solver; names must not contain ``/``.
     :param on_round: progress, called as ``on_round(done, rounds)`` after each round.
@@ -336,7 +338,9 @@ def measure_cost_models(
     """
     dev = torch.device(device)
     rows, cols = (pair_block, pair_block) if isinstance(pair_block, int) else pair_block
-    _check_sizes(embed_batch=embed_batch, solver_batch=solver_batch, rows=rows, cols=cols, direct_n=direct_n)
+    batches = {name: embed_batch if isinstance(embed_batch, int) else embed_batch.get(name, 1024) for name in surrogates}
+    for batch in batches.values() or [1024]:
+        _check_sizes(embed_batch=batch, solver_batch=solver_batch, rows=rows, cols=cols, direct_n=direct_n)
     extra = dict(extra or {})
     if not surrogates and not extra:
         raise ValueError("measure_cost_models needs at least one surrogate or extra callable")
@@ -350,8 +354,9 @@ def measure_cost_models(
         for name, surrogate in surrogates.items():
             embedding = is_embedding(surrogate)
             if embedding:
-                calls = _embedding_calls(surrogate, measures, embed_batch=embed_batch, rows=rows, cols=cols, seed=seed, dev=dev)
-                shapes[name] = (True, embed_batch, (rows, cols))
+                calls = _embedding_calls(surrogate, measures, embed_batch=batches[name], rows=rows, cols=cols, seed=seed,
+                                         dev=dev)
+                shapes[name] = (True, batches[name], (rows, cols))
             else:
                 calls = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
                 shapes[name] = (False, 0, (solver_batch, 1))

@@ -61,7 +61,10 @@ class RetimeOptions:
     :param min_round_s: seconds each round lasts at least.
     :param threads: torch / BLAS threads of the whole pass (the exact LP runs in this
         process, so it is the same thread count on both sides of the speed-up).
-    :param embed_batch: measures per timed embedding call (``e`` = call seconds / batch).
+    :param embed_batch: measures per timed embedding call (``e`` = call seconds / batch); a
+        model whose call would last over ``max_embed_call_s`` (one that solves an LP per
+        measure, say) gets the largest power of 2 that fits (at least 16).
+    :param max_embed_call_s: seconds one timed embedding call may last at most (about).
     :param lp_batch: pairs per timed exact-LP call.
     :param pairwise_n: ``n`` of the ``n x n`` distance block ``c`` is timed on (None: the
         run's own ``cost.pairwise_n``, else 2048).
@@ -76,6 +79,7 @@ class RetimeOptions:
     min_round_s: float = 0.2
     threads: int = 1
     embed_batch: int = 1024
+    max_embed_call_s: float = 1.0
     lp_batch: int = 64
     pairwise_n: int | None = None
     seed: int = 0
@@ -86,6 +90,9 @@ class RetimeOptions:
             raise RetimeError(f"rounds must be an integer >= 5 (a median and an IQR), got {self.rounds!r}")
         if not (isinstance(self.min_round_s, int | float) and math.isfinite(self.min_round_s) and self.min_round_s > 0):
             raise RetimeError(f"min_round_s must be a positive number of seconds, got {self.min_round_s!r}")
+        if not (isinstance(self.max_embed_call_s, int | float) and math.isfinite(self.max_embed_call_s)
+                and self.max_embed_call_s > 0):
+            raise RetimeError(f"max_embed_call_s must be a positive number of seconds, got {self.max_embed_call_s!r}")
         for name in ("threads", "embed_batch", "lp_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -211,7 +218,8 @@ def retime_run(
         "wall_s": time.perf_counter() - began,
         "protocol": {
             "rounds": options.rounds, "min_round_s": options.min_round_s, "threads": options.threads,
-            "embed_batch": options.embed_batch, "lp_batch": options.lp_batch, "seed": options.seed,
+            "embed_batch": options.embed_batch, "max_embed_call_s": options.max_embed_call_s,
+            "lp_batch": options.lp_batch, "seed": options.seed,
             "milestones": "all" if options.all_milestones else "last of each method and seed",
             "interleaved": "every model's e, c, o and the exact LP in each round",
         },
@@ -240,17 +248,18 @@ def _time_group(
     label = records[0].dataset_label or str(dataset)
     n = _pairwise_n(records, options)
     measures = _dataset_measures(registry, str(dataset), params)
-    surrogates = {}
+    surrogates, batches = {}, {}
     for record, path in group:
         surrogate = TorchSurrogate.load(path, registry=registry)
         check_timed_outputs(surrogate, measures, surrogate.device, record.label or str(record.method))
         surrogates[record.key] = surrogate
+        batches[record.key] = _embed_batch(surrogate, measures, options)
     lp_a = sample_measures(measures, options.lp_batch, seed=options.seed + 7)
     lp_b = sample_measures(measures, options.lp_batch, seed=options.seed + 8)
     log(f"retime {label}: {len(surrogates)} models and the exact LP, {options.rounds} interleaved rounds "
         f"of >= {options.min_round_s} s, {options.threads} thread(s), c on {n} x {n}")
     models, extra = measure_cost_models(
-        surrogates, measures, embed_batch=options.embed_batch, pair_block=n, rounds=options.rounds,
+        surrogates, measures, embed_batch=batches, pair_block=n, rounds=options.rounds,
         min_round_s=options.min_round_s, threads=options.threads, device="cpu", seed=options.seed,
         extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1)},
         on_round=lambda done, total: log(f"retime {label}: round {done}/{total} done"),
@@ -270,6 +279,28 @@ def _time_group(
             "model": path.relative_to(run_dir).as_posix(), "figures": figures,
         })
     return label, reference, cells
+
+
+def _embed_batch(surrogate: Any, measures: Any, options: RetimeOptions) -> int:
+    """``options.embed_batch``, or for a model whose timed call would last over
+    ``options.max_embed_call_s`` the largest power of 2 that fits (at least 16), from one
+    probe call on 16 measures after a warm-up call (threads as the pass)."""
+    from wbench.costmodel import embedder, sample_measures
+    from wbench.rounds import thread_limit
+
+    if not hasattr(surrogate, "embed"):
+        return options.embed_batch
+    embed = embedder(surrogate)
+    probe = sample_measures(measures, 16, seed=options.seed + 9)
+    with thread_limit(options.threads):
+        embed(probe)
+        began = time.perf_counter()
+        embed(probe)
+        per_measure = (time.perf_counter() - began) / 16
+    if per_measure * options.embed_batch <= options.max_embed_call_s:
+        return options.embed_batch
+    fits = 1 << int(math.floor(math.log2(max(1.0, options.max_embed_call_s / per_measure))))
+    return min(options.embed_batch, max(16, fits))
 
 
 def read_retime(path: str | Path) -> dict[str, Any]:
