@@ -92,6 +92,22 @@ def test_a_slow_embedding_is_timed_on_a_smaller_batch(fresh_run: Path, registry)
         RetimeOptions(max_embed_call_s=0)
 
 
+def test_a_pass_older_than_its_records_is_refused(fresh_run: Path, registry) -> None:
+    """Records made again after the pass (or removed) would be shown with another model's
+    figures: the leaderboard refuses the stale file and names the command that renews it."""
+    retime_run(fresh_run, FAST, registry=registry, log=lambda line: None)
+    assert retime_sections([fresh_run])  # current: fine
+    records = fresh_run / "records.jsonl"
+    lines = records.read_text().splitlines()
+    remade = [line.replace('"finished_at": "', '"finished_at": "1999', 1) if '"naive"' in line else line for line in lines]
+    records.write_text("\n".join(remade) + "\n")
+    with pytest.raises(RetimeError, match=r"is stale: the record of .* was made again after the pass"):
+        retime_sections([fresh_run])
+    records.write_text("\n".join(line for line in lines if '"naive"' not in line) + "\n")
+    with pytest.raises(RetimeError, match=r"is stale: its cell .* has no record .* run `wbench retime"):
+        leaderboard_text([fresh_run])
+
+
 def test_retime_times_every_saved_model_and_leaves_records_alone(fresh_run: Path, registry) -> None:
     records_before = (fresh_run / "records.jsonl").read_bytes()
     lines: list[str] = []

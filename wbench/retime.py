@@ -274,7 +274,8 @@ def _time_group(
         figures["speedup.one_core"] = model.independent_pairs_per_s() / lp_rate
         figures["speedup.pairwise"] = model.pairwise_pairs_per_s(n) / lp_rate
         cells.append({
-            "key": record.key, "dataset": dataset, "dataset_label": label, "method": record.method,
+            "key": record.key, "finished_at": record.finished_at, "dataset": dataset, "dataset_label": label,
+            "method": record.method,
             "label": record.label or record.method, "seed": record.seed, "milestone": milestone_of(record.budget or {}),
             "model": path.relative_to(run_dir).as_posix(), "figures": figures,
         })
@@ -319,6 +320,27 @@ def read_retime(path: str | Path) -> dict[str, Any]:
         if key not in data:
             raise RetimeError(f"{path}: no {key!r}")
     return data
+
+
+def _check_current(data: Mapping[str, Any], path: Path, run_dir: Path) -> None:
+    """Refuse a retime file that no longer matches the run's records: a cell whose record is
+    gone, or was made again since the pass (its ``finished_at`` differs), would put figures
+    of other models on the board.
+
+    :raises RetimeError: naming the first such cell and the command that renews the file.
+    """
+    if not (run_dir / "records.jsonl").is_file():
+        return
+    finished = {record.key: record.finished_at for record in load_records([run_dir])}
+    for cell in data["cells"]:
+        what = f"{cell.get('label')} seed {cell.get('seed')}"
+        if cell["key"] not in finished:
+            raise RetimeError(f"{path} is stale: its cell {cell['key']} ({what}) has no record in {run_dir} any more; "
+                              f"run `wbench retime {run_dir}` again")
+        if "finished_at" in cell and cell["finished_at"] != finished[cell["key"]]:
+            raise RetimeError(f"{path} is stale: the record of {cell['key']} ({what}) was made again after the pass "
+                              f"(finished {finished[cell['key']]}, timed the one of {cell['finished_at']}); "
+                              f"run `wbench retime {run_dir}` again")
 
 
 def _cv(values: Sequence[float]) -> float | None:
@@ -383,6 +405,7 @@ def retime_sections(run_dirs: Iterable[str | Path], milestone: int | None = None
         if not path.is_file():
             continue
         data = read_retime(path)
+        _check_current(data, path, path.parent)
         protocol, prov = data["protocol"], data["provenance"]
         cells = _at_milestone(data["cells"], milestone)
         for label in sorted({c["dataset_label"] for c in cells}):
