@@ -208,21 +208,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render records of one or more run directories."""
-    from wbench.leaderboard import COLUMNS, leaderboard_text, select_columns
+    from wbench.leaderboard import (
+        COLUMNS,
+        leaderboard_text,
+        load_records,
+        records_frame,
+        select_columns,
+    )
 
     columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
+    frame = records_frame(load_records(args.run_dirs, keep_newest=args.keep_newest))  # read once for text and plots
     text = leaderboard_text(
         args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
-        plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone,
+        plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone, frame=frame,
     )
     if args.plots:
-        from wbench.leaderboard import load_records, records_frame, write_speed_accuracy_plots
+        from wbench.leaderboard import write_speed_accuracy_plots
         from wbench.learning_curves import write_learning_curve_plots
 
         paths = write_speed_accuracy_plots(
-            args.run_dirs, args.plots, primary=args.primary, milestone=args.milestone, keep_newest=args.keep_newest
+            args.run_dirs, args.plots, primary=args.primary, milestone=args.milestone, frame=frame,
         )
-        frame = records_frame(load_records(args.run_dirs, keep_newest=args.keep_newest))
         paths += write_learning_curve_plots(frame, args.plots, primary=args.primary)
         for path in paths:
             print(f"wrote {path}", file=sys.stderr)

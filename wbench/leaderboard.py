@@ -256,6 +256,7 @@ def leaderboard_text(
     plugins: Plugins | None = None,
     keep_newest: bool = False,
     milestone: int | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> str:
     """Load records, summarise and render: the whole ``wbench leaderboard`` command.
 
@@ -269,6 +270,8 @@ def leaderboard_text(
     :param plugins: the loaded plugins asked for sections; default
         :func:`wbench.plugins.make_plugin_manager` (entry points, ``$WBENCH_DISABLE_PLUGINS``).
     :param keep_newest: see :func:`load_records` (default: a cell in two directories is an error).
+    :param frame: the records of ``run_dirs`` as :func:`records_frame` gives them, when the
+        caller has read them already (else they are read here).
 
     HTML is a complete standalone page (:mod:`wbench.site.standalone`) with the same sections.
     """
@@ -276,7 +279,7 @@ def leaderboard_text(
     from wbench.retime import retime_sections
 
     run_dirs = list(run_dirs)
-    full = records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    full = frame if frame is not None else records_frame(load_records(run_dirs, keep_newest=keep_newest))
     if full.empty:
         return "no records\n"
     df, chosen = select_milestone(full, milestone)
@@ -323,19 +326,21 @@ def _header(df: pd.DataFrame, milestone: int | None) -> str:
 
 def write_speed_accuracy_plots(
     run_dirs: Iterable[str | Path], out_dir: Path, *, primary: str = DEFAULT_PRIMARY_METRIC, milestone: int | None = None,
-    keep_newest: bool = False,
+    keep_newest: bool = False, frame: pd.DataFrame | None = None,
 ) -> list[Path]:
     """One speed against accuracy chart per dataset: independent and pairwise pairs/s against relative MAE.
 
     A run with milestones is drawn at ``milestone`` (default: the last).
     :param keep_newest: see :func:`load_records`.
+    :param frame: the records already read (:func:`records_frame`); else read from ``run_dirs``.
 
     :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.
     """
     from wbench.learning_curves import select_milestone
     from wbench.plots import plot_speed_accuracy
 
-    df, _ = select_milestone(records_frame(load_records(run_dirs, keep_newest=keep_newest)), milestone)
+    full = frame if frame is not None else records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    df, _ = select_milestone(full, milestone)
     summary = summarise(df, primary=primary)
     speeds = speed_columns(list(summary.columns))  # the cost model's columns where the records have them
     error = "test.w2.rel_mae.mean"
