@@ -13,7 +13,7 @@ from wbench.errors import PluginError
 from wbench.leaderboard import leaderboard_text, records_frame, sections_markdown
 from wbench.plugins import make_plugin_manager
 from wbench.records import SCHEMA_VERSION, RecordStore
-from wbench_plugins.claims.table import EXTENSION, claims_table
+from wbench_plugins.claims.table import EXTENSION, NOT_SIGNIFICANT, claims_table
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -264,3 +264,18 @@ def test_older_records_keep_their_verdict_and_state_the_n_they_were_timed_at() -
     table = claims_table(df)
     (note,) = [n for c, n in zip(table["claim"], table["note"], strict=True) if "pairwise" in c]
     assert "timed at n = 512" in note and verdicts(table)["c_pairwise"] == "holds"
+
+
+def test_beating_lot_needs_significance_over_seeds(tmp_path: Path) -> None:
+    """Claim (d): three seeds below LOT's 0.20 with little spread hold (one-sided t-test p <
+    0.05); a mean below LOT's with seeds on both sides of it is "not significant"."""
+    store = RecordStore(tmp_path)
+    for seed, (clear, unclear) in enumerate([(0.10, 0.05), (0.12, 0.30), (0.11, 0.20)]):
+        store.append(_record("deepkenn", seed, clear))
+        store.append(_record("naive", seed, unclear))
+    store.append(_record("lot", 0, 0.20))
+    table = claims_table(records_frame(store.load()))
+    rows = table[table["claim"].str.startswith("A learned surrogate beats")].set_index("method")
+    assert rows.loc["deepkenn", "verdict"] == "holds"
+    assert "one-sided one-sample t-test of the seeds below lot's value: p=0.00" in rows.loc["deepkenn", "note"]
+    assert rows.loc["naive", "verdict"] == NOT_SIGNIFICANT  # mean 0.183 < 0.20, p about 0.4
