@@ -112,3 +112,14 @@ def test_speed_accuracy_chart_places_every_method_in_both_modes() -> None:
         assert [t.get_text() for t in fig.legends[0].get_texts()] == ["exact", "fast", "untimed"]
     finally:
         plt.close(fig)
+
+
+def test_parameter_counts_print_in_full() -> None:
+    """A matched budget is read off the count: 803,576 must not print as 8.04e+05."""
+    from wbench.columns import COLUMNS
+
+    by_key = {c.key: c for c in COLUMNS}
+    assert by_key["n_parameters"].text(803576.0) == "803576"
+    assert by_key["n_parameters_trained"].text(111131.0) == "111131"
+    assert by_key["n_parameters"].text(float("nan")) == ""
+    assert by_key["test.w2.mse"].text(803576.0) == "8.04e+05"  # other columns keep 4 significant digits

@@ -21,11 +21,19 @@ class Column:
     spread: bool = True
     replaces: tuple[str, ...] = ()
     """Older columns this one supersedes: hidden when every record that has them has this one."""
+    whole: bool = False
+    """Integers printed in full (a parameter count: ``803576``, not ``8.04e+05``)."""
+
+    def text(self, value: float) -> str:
+        """``value`` as the leaderboard prints it in this column ("" for NaN)."""
+        if self.whole and value is not None and math.isfinite(value) and float(value).is_integer():
+            return str(int(value))
+        return _format_number(value)
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("n_parameters", "params", None, spread=False),
-    Column("n_parameters_trained", "trained params", None, spread=False),
+    Column("n_parameters", "params", None, spread=False, whole=True),
+    Column("n_parameters_trained", "trained params", None, spread=False, whole=True),
     Column("test.w2.mse", "MSE W2"),
     Column("test.w2.rel_mae", "rel. MAE W2"),
     Column("test.w2sq.mse", "MSE W2²"),
@@ -168,7 +176,7 @@ def resolve_columns(df: pd.DataFrame, columns: Sequence[Column]) -> list[Column]
                 k = matches[0].removeprefix(column.key)
                 at = "@" if column.key.endswith("recall@") else ""
                 present.append(Column(matches[0], column.header.replace("@k", f"{at}{k}"), column.lower_is_better,
-                                      column.spread, column.replaces))
+                                      column.spread, column.replaces, column.whole))
         elif column.key in df.columns:
             present.append(column)
     hidden = {old for c in present for old in c.replaces if old in df.columns and _covers(df, c.key, old)}

@@ -187,7 +187,7 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
         by_construction = bool(r.get("metric_by_construction", False) is True)
         for c in shown:
             mean, std = r[f"{c.key}.mean"], r[f"{c.key}.std"]
-            text = _format_number(mean)
+            text = c.text(mean)
             if c.spread and text and not math.isnan(std):
                 text += f" ± {_format_number(std)}"
             if by_construction and c.key.startswith("axioms."):

@@ -50,9 +50,10 @@ def _help(key: str) -> str:
     return COLUMN_HELP.get(key, "")
 
 
-def mean_cell(mean: float, std: float, *, spread: bool = True) -> Cell:
-    """``mean`` with ``± std`` beside it (when ``spread`` and the std is known), sorted by the mean."""
-    text = format_number(mean)
+def mean_cell(mean: float, std: float, *, spread: bool = True, column: Column | None = None) -> Cell:
+    """``mean`` with ``± std`` beside it (when ``spread`` and the std is known), sorted by the
+    mean; printed as ``column`` prints it (e.g. a parameter count in full) when given."""
+    text = column.text(mean) if column is not None else format_number(mean)
     if not text:
         return Cell("", math.nan)
     content = esc(text)
@@ -87,7 +88,7 @@ def leaderboard_table(
         rank_cell = Cell(esc(int(r["rank"])), float(r["rank"])) if ranked else Cell("", math.inf)
         cells = [rank_cell, Cell(name), Cell(esc(int(r["seeds"])), float(r["seeds"]))]
         for c in columns:
-            cells.append(mean_cell(r[f"{c.key}.mean"], r.get(f"{c.key}.std", math.nan), spread=c.spread))
+            cells.append(mean_cell(r[f"{c.key}.mean"], r.get(f"{c.key}.std", math.nan), spread=c.spread, column=c))
         if has_vs:
             cells.append(text_cell(r["vs_best"]))
         status = str(r["status"])
