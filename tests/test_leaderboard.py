@@ -123,3 +123,15 @@ def test_parameter_counts_print_in_full() -> None:
     assert by_key["n_parameters_trained"].text(111131.0) == "111131"
     assert by_key["n_parameters"].text(float("nan")) == ""
     assert by_key["test.w2.mse"].text(803576.0) == "8.04e+05"  # other columns keep 4 significant digits
+
+
+def test_a_solvers_pairwise_rate_is_said_to_be_its_per_pair_rate() -> None:
+    """Issue 21: solvers have no embedding, so their pairwise column is their per-pair rate, stated as such."""
+    import pandas as pd
+
+    from wbench.leaderboard import _header
+
+    frame = pd.DataFrame({"method": ["exact-lp", "naive", "sinkhorn"], "cost.pairwise_is_per_pair": [1.0, 0.0, 1.0]})
+    assert "Solvers (exact-lp, sinkhorn) have nothing to embed: their pairwise pairs/s is their per-pair rate" in \
+        _header(frame, None)
+    assert "Solvers" not in _header(frame.assign(**{"cost.pairwise_is_per_pair": 0.0}), None)

@@ -321,6 +321,14 @@ def _header(df: pd.DataFrame, milestone: int | None) -> str:
             "`params`: parameters used to compute distances (matched budgets match this count); "
             "`trained params`: all parameters training updates (e.g. DWE's decoder too).\n"
         )
+    if "cost.pairwise_is_per_pair" in df.columns:
+        solvers = df.loc[pd.to_numeric(df["cost.pairwise_is_per_pair"], errors="coerce") == 1, "method"]
+        names = sorted({str(m) for m in solvers.dropna()})
+        if names:
+            lines.append(
+                f"Solvers ({', '.join(names)}) have nothing to embed: their pairwise pairs/s is their per-pair "
+                "rate (each of the n x n entries solved), and their asymptote the same figure.\n"
+            )
     return "".join(line + "\n" for line in lines)
 
 
