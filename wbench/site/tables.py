@@ -32,7 +32,8 @@ COLUMN_HELP: dict[str, str] = {
     "speedup.pairwise": "pairwise pairs/s over the exact LP's, timed in the same cell",
     "cost.independent_pairs_per_s@": "1 / (2e + c) from the cost model (e: s per measure embedded, c: s per pair), "
     "on the threads in the header",
-    "cost.pairwise_pairs_per_s@": "n^2 / (o + 2n e + n^2 c): the pairs/s of an n x n matrix at the one n in the header",
+    "cost.pairwise_pairs_per_s@": "n^2 / (o + 2n e + n^2 c): the pairs/s of an n x n matrix at the one n in the header; "
+                                  "a solver (nothing to embed) solves every entry, so this is its per-pair rate",
     "cost.asymptote_pairs_per_s": "1 / c: the pairwise rate as n grows without bound",
     "speedup.one_core.speedup": "independent pairs/s on one thread over the exact LP's on one core (interleaved rounds)",
     "speedup.one_core.pairwise@": "the pairwise pairs/s at n over the exact LP's on one core",
