@@ -279,3 +279,20 @@ def test_beating_lot_needs_significance_over_seeds(tmp_path: Path) -> None:
     assert rows.loc["deepkenn", "verdict"] == "holds"
     assert "one-sided one-sample t-test of the seeds below lot's value: p=0.00" in rows.loc["deepkenn", "note"]
     assert rows.loc["naive", "verdict"] == NOT_SIGNIFICANT  # mean 0.183 < 0.20, p about 0.4
+
+
+def test_a_speed_up_claim_inside_the_timing_noise_gets_no_verdict() -> None:
+    """Issue 21: a speed-up 7 % above the paper's with timings good to +-10 % is no "holds"."""
+    from wbench_plugins.claims.table import DOES_NOT_HOLD, HOLDS, WITHIN_NOISE, _speed_verdict
+
+    # one record: its timing margin decides
+    assert _speed_verdict(20.2, 18.9, [20.2], 0.10, 0.05)[0] == WITHIN_NOISE
+    assert _speed_verdict(20.2, 18.9, [20.2], 0.05, 0.05)[0] == HOLDS  # 20.2 x 0.95 = 19.19 >= 18.9
+    assert _speed_verdict(15.0, 18.9, [15.0], 0.10, 0.05)[0] == DOES_NOT_HOLD  # 15 x 1.1 = 16.5 < 18.9
+    verdict, note = _speed_verdict(20.2, 18.9, [20.2], float("nan"), 0.05)
+    assert verdict == HOLDS and "no timing spread recorded" in note
+    # three seeds: one-sided t-tests against the paper's ratio
+    assert _speed_verdict(30.0, 18.9, [29.0, 30.0, 31.0], 0.1, 0.05)[0] == HOLDS
+    assert _speed_verdict(10.0, 18.9, [9.0, 10.0, 11.0], 0.1, 0.05)[0] == DOES_NOT_HOLD
+    verdict, note = _speed_verdict(19.5, 18.9, [17.0, 20.0, 21.5], 0.1, 0.05)
+    assert verdict == WITHIN_NOISE and "p(above)=" in note and "3 seeds" in note
