@@ -9,6 +9,7 @@ to fit (solvers, untrained embeddings) are evaluated once and stand at every mil
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,20 @@ import pandas as pd
 from wbench.errors import WbenchError
 from wbench.filenames import safe_stem
 from wbench.sections import Section
+
+AT_MILESTONE = re.compile(r" \(at [\d,]+\)$")
+"""The suffix :func:`select_milestone` gives a method shown at an earlier milestone of its own."""
+
+
+def milestone_suffix(milestone: int) -> str:
+    """``" (at 10,000)"``: what :func:`select_milestone` appends to such a method's name."""
+    return f" (at {int(milestone):,})"
+
+
+def without_milestone_suffix(name: str) -> str:
+    """``name`` without a :func:`milestone_suffix` (the method's name on its learning curve)."""
+    return AT_MILESTONE.sub("", name)
+
 
 DEFAULT_THRESHOLDS = (0.05, 0.02)
 """Relative-error levels of the "reaches" columns (fractions: 5 % and 2 %)."""
@@ -80,7 +95,7 @@ def select_milestone(df: pd.DataFrame, milestone: int | None = None) -> tuple[pd
         own = max(reached)
         rows = group[group["milestone"] == own]
         if own != milestone:  # a method whose own milestones stop earlier: its last one, said in its name
-            rows = rows.assign(method=rows["method"] + f" (at {int(own):,})")
+            rows = rows.assign(method=rows["method"] + milestone_suffix(own))
         parts.append(rows)
     return pd.concat(parts).sort_index().reset_index(drop=True), milestone
 

@@ -88,11 +88,10 @@ class RetimeOptions:
     def __post_init__(self) -> None:
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 5:
             raise RetimeError(f"rounds must be an integer >= 5 (a median and an IQR), got {self.rounds!r}")
-        if not (isinstance(self.min_round_s, int | float) and math.isfinite(self.min_round_s) and self.min_round_s > 0):
-            raise RetimeError(f"min_round_s must be a positive number of seconds, got {self.min_round_s!r}")
-        if not (isinstance(self.max_embed_call_s, int | float) and math.isfinite(self.max_embed_call_s)
-                and self.max_embed_call_s > 0):
-            raise RetimeError(f"max_embed_call_s must be a positive number of seconds, got {self.max_embed_call_s!r}")
+        for name in ("min_round_s", "max_embed_call_s"):
+            seconds = getattr(self, name)
+            if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds > 0):
+                raise RetimeError(f"{name} must be a positive number of seconds, got {seconds!r}")
         for name in ("threads", "embed_batch", "lp_batch"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -287,9 +286,10 @@ def _embed_batch(surrogate: Any, measures: Any, options: RetimeOptions) -> int:
     ``options.max_embed_call_s`` the largest power of 2 that fits (at least 16), from one
     probe call on 16 measures after a warm-up call (threads as the pass)."""
     from wbench.costmodel import embedder, sample_measures
+    from wbench.evaluation import is_embedding
     from wbench.rounds import thread_limit
 
-    if not hasattr(surrogate, "embed"):
+    if not is_embedding(surrogate):
         return options.embed_batch
     embed = embedder(surrogate)
     probe = sample_measures(measures, 16, seed=options.seed + 9)

@@ -4,24 +4,19 @@ loss curves and learned weights (method pages)."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from wbench.columns import speed_columns
-from wbench.learning_curves import references
+from wbench.learning_curves import references, without_milestone_suffix
 from wbench.site import charts
 from wbench.site.html import esc
 from wbench.site.source import RunData, format_number
 
 ERROR_FLOOR = 1e-6
 """Errors below this (the exact LP's round-off) are drawn on the floor, their value in the hover."""
-
-
-AT_MILESTONE = re.compile(r" \(at [\d,]+\)$")
-"""The suffix a leaderboard gives a method shown at an earlier milestone of its own."""
 
 
 def style_index(run: RunData) -> dict[str, int]:
@@ -31,9 +26,9 @@ def style_index(run: RunData) -> dict[str, int]:
     names = {str(m) for m in run.summary["method"]}
     if not run.curves.empty:
         names |= {str(m) for m in run.curves["method"]}
-    bases = sorted({AT_MILESTONE.sub("", name) for name in names})
+    bases = sorted({without_milestone_suffix(name) for name in names})
     index = {base: i for i, base in enumerate(bases)}
-    return {name: index[AT_MILESTONE.sub("", name)] for name in names}
+    return {name: index[without_milestone_suffix(name)] for name in names}
 
 
 def seeds_text(n: int) -> str:
