@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from wbench.cli import main
@@ -154,3 +155,10 @@ def test_axiom_audit_only_where_it_can_fail(tmp_path: Path) -> None:
     solver = next(line for line in text.splitlines() if "| solver" in line)
     assert embedded.count("metric by construction") == 2
     assert "metric by construction" not in solver and solver.count("| 0.125 ") == 2
+
+
+def test_budget_text_groups_thousands_of_seconds() -> None:
+    from wbench.learning_curves import _budget_text
+
+    row = pd.Series({"milestone": 20000, "pairs_seen": 5_120_000.0, "seconds": 1261.4}, dtype=object)
+    assert _budget_text(row, "steps") == "20,000 steps (5,120,000 pairs, 1,261 s)"

@@ -155,7 +155,7 @@ def _budget_text(row: pd.Series, unit: str) -> str:
     if not math.isnan(row["pairs_seen"]):
         details.append(f"{row['pairs_seen']:,.0f} pairs")
     if not math.isnan(row["seconds"]):
-        details.append(f"{row['seconds']:.0f} s")
+        details.append(f"{row['seconds']:,.0f} s")
     return text + (f" ({', '.join(details)})" if details else "")
 
 
