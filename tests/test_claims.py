@@ -296,3 +296,24 @@ def test_a_speed_up_claim_inside_the_timing_noise_gets_no_verdict() -> None:
     assert _speed_verdict(10.0, 18.9, [9.0, 10.0, 11.0], 0.1, 0.05)[0] == DOES_NOT_HOLD
     verdict, note = _speed_verdict(19.5, 18.9, [17.0, 20.0, 21.5], 0.1, 0.05)
     assert verdict == WITHIN_NOISE and "p(above)=" in note and "3 seeds" in note
+
+
+def test_the_deepkenn_papers_rel_mae_one_row_per_kenn_method() -> None:
+    """Naive 1.63 %, DeepKENN 1.52 %, ODE-KENN 1.37 % (the paper, 2,000 epochs): ours per
+    method, with the sd over seeds, the ratio, the budget and its share of the paper's."""
+    df = records({"naive": [0.0212, 0.0210, 0.0214], "deepkenn": [0.0150, 0.0151, 0.0149], "odekenn": [0.0181]},
+                 metric="test.w2.rel_mae")
+    df = df.assign(trainable=True, batch_size=256)
+    df["fit.steps"] = 20_000
+    rows = claims_table(df)
+    rows = rows[rows["claim"].str.contains("paper's test rel. MAE")].set_index("method")
+    assert list(rows.index) == ["naive", "deepkenn", "odekenn"]
+    assert rows.loc["naive", "paper_value"] == "1.63% (MNIST test, 2,000 epochs)"
+    assert rows.loc["naive", "our_value"] == "2.12% ± 0.02% (sd): 1.30x the paper's"
+    # 20,000 x 256 = 5,120,000 pairs of the paper's 99,000,000: 5.2 %
+    assert rows.loc["naive", "verdict"] == "does not hold at 5.2 % of the paper's training"
+    assert rows.loc["deepkenn", "verdict"] == "holds at 5.2 % of the paper's training"  # 1.50 % <= 1.52 %
+    assert rows.loc["odekenn", "our_value"] == "1.81%: 1.32x the paper's" and rows.loc["odekenn", "note"].endswith("1 seed(s)")
+    shapes = claims_table(df.assign(dataset="shapes"))
+    assert set(shapes.loc[shapes["claim"].str.contains("paper's test rel. MAE"), "verdict"]) == {EXTENSION}
+    assert not claims_table(paper_like_records())["claim"].str.contains("rel. MAE").any()  # not recorded: no rows
