@@ -118,6 +118,20 @@ def test_readme_front_page_is_generated_from_the_committed_records() -> None:
     assert front_page["front_page_block"]() in readme
 
 
+def test_results_readme_run_facts_are_generated_from_the_committed_records() -> None:
+    """results/README.md's block on the MNIST run (wall times, the paper comparison) comes
+    from ``results/mnist`` too, and names the commit of every record."""
+    import runpy
+
+    front_page = runpy.run_path(str(RESULTS / "front_page.py"))
+    block = front_page["run_facts_block"]()
+    assert block in (RESULTS / "README.md").read_text()
+    commits = {str(json.loads(line)["provenance"]["git_commit"])[:7]
+               for line in (RESULTS / "mnist" / "records.jsonl").read_text().splitlines() if line.strip()}
+    assert all(commit in block for commit in commits)
+    assert "DeepKENN paper" in block and "| naive " in block
+
+
 def test_front_page_describes_the_protocol_its_records_were_timed_under() -> None:
     """The front page's sentences about speed-ups and the paper-size DWE come from the records:
     the cost-model protocol where they carry it, DWE's inference and trained counts where both exist."""
