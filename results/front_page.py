@@ -28,8 +28,8 @@ from wbench.leaderboard import (
     summarise,
 )
 from wbench.learning_curves import curve_section, select_milestone
-from wbench.sections import render_section
 from wbench.plugins import make_plugin_manager
+from wbench.sections import render_section
 from wbench.suite import DEFAULT_PRIMARY_METRIC
 
 ROOT = Path(__file__).resolve().parent.parent
