@@ -1,7 +1,8 @@
 #!/bin/bash
 # Publish a finished run folder as results/NAME: copy its records, suite, plots and models,
 # re-time its saved models in one interleaved pass, regenerate its leaderboards (Markdown,
-# CSV, charts), the README's front page (mnist) and the site.
+# CSV, charts), the README's front page, results/README.md's run facts and the DWE barycenter
+# figure (mnist), and the site.
 #
 #   bash results/publish.sh SOURCE_RUN NAME DEVICE_TAG [RETIME_ROUNDS]
 #   bash results/publish.sh /work/runs/mnist mnist cpu-intel-xeon-2c 21
@@ -12,7 +13,7 @@
 # (tests/test_site_browser.py, or chromium --headless --screenshot) first.
 set -euo pipefail
 if [ $# -lt 3 ]; then
-    sed -n 2,11p "$0" >&2
+    sed -n 2,13p "$0" >&2
     exit 2
 fi
 source_run=$1 name=$2 tag=$3 rounds=${4:-21}
@@ -34,6 +35,13 @@ fi
 wbench leaderboard "$dest" --out "$dest/leaderboard-$tag.md" --plots "$dest"
 wbench leaderboard "$dest" --format csv --out "$dest/leaderboard-$tag.csv"
 if [ "$name" = mnist ]; then
+    # the barycenter figure of the paper-size DWE at its last milestone (seed 0), then the
+    # generated blocks of README.md and results/README.md (which quote the figure's numbers)
+    dwe=$(cd "$root" && ls results/mnist/models/mnist-dwe-seed0-*steps.pt 2>/dev/null | sort -V | tail -1)
+    if [ -n "$dwe" ]; then
+        (cd "$root" && wbench dwe barycenter --model "$dwe" --dataset mnist --label 3 --limit 10 \
+            --reference free_support --out results/mnist/dwe-barycenter-digit3.png > results/mnist/dwe-barycenter-digit3.json)
+    fi
     python "$root/results/front_page.py"
 fi
 wbench site "$root/results" --out "$root/results/site"

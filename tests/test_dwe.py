@@ -237,6 +237,9 @@ def test_cli_tools_write_pngs(tmp_path, fitted, capsys) -> None:
     assert main(["dwe", "barycenter", *source, "--indices", "0-3", "--weights", "1,1,1,2", "--reference", "free_support", "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert out.stat().st_size > 0 and np.isfinite(summary["w2_dwe_vs_pot"])
+    # the summary says which model, which images and where it was computed
+    assert summary["model"] == str(model_path) and summary["indices"] == [0, 1, 2, 3]
+    assert summary["dataset"] == "toy-blobs" and summary["provenance"]["device"] == "cpu"
     # free-support iterations start at the L2 mean and never increase the objective
     assert summary["cost_pot"] <= summary["cost_l2mean"] + 1e-9 and np.isfinite(summary["cost_dwe"])
     assert main(["dwe", "interpolate", *source, "--indices", "0,5", "--steps", "4", "--out", str(tmp_path / "i.png")]) == 0

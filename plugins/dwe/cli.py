@@ -133,10 +133,14 @@ def run_barycenter(args: argparse.Namespace) -> int:
     _check_grid(model, images)
     weights = parse_floats(args.weights, "--weights")
     bary = tools.barycenter(model, images, weights)
-    summary: dict[str, Any] = {"command": "barycenter", "n_images": len(chosen), "out": args.out}
+    summary: dict[str, Any] = {
+        "command": "barycenter", "model": str(args.model), "dataset": args.images or args.dataset,
+        "indices": chosen, "n_images": len(chosen), "out": args.out,
+    }
     shown = [images.weights[i].reshape(images.grid_shape) for i in range(min(len(chosen), 8))]
     rows = [shown, [tools.euclidean_mean(images, weights), bary]]
-    labels = [f"inputs ({len(chosen)})", "L2 mean | DWE"]
+    labels = [f"inputs ({len(shown)} of {len(chosen)} shown)" if len(shown) < len(chosen) else f"inputs ({len(chosen)})",
+              "L2 mean | DWE"]
     if args.reference != "none":
         points, masses = tools.pot_barycenter(images, weights, method=args.reference, reg=args.reg)
         summary["reference"] = args.reference
@@ -148,6 +152,9 @@ def run_barycenter(args: argparse.Namespace) -> int:
         rows[1].append(tools.points_to_image(points, masses, images.grid_shape))
         labels[1] = f"L2 mean | DWE | POT {args.reference}"
     tools.save_image_grid(rows, args.out, row_labels=labels, title="DWE barycenter")
+    from wbench.provenance import provenance
+
+    summary["provenance"] = provenance(str(args.device))
     print(json.dumps(summary, indent=2))
     return 0
 
