@@ -130,6 +130,10 @@ def test_results_readme_run_facts_are_generated_from_the_committed_records() -> 
                for line in (RESULTS / "mnist" / "records.jsonl").read_text().splitlines() if line.strip()}
     assert all(commit in block for commit in commits)
     assert "DeepKENN paper" in block and "| naive " in block
+    folders = front_page["folders_block"]()
+    assert folders in (RESULTS / "README.md").read_text()
+    for name in ("mnist", "digits", "shapes", "distributions"):
+        assert f"| `{name}/` " in folders
 
 
 def test_front_page_describes_the_protocol_its_records_were_timed_under() -> None:
