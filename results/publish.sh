@@ -45,5 +45,5 @@ if [ "$name" = mnist ]; then
     python "$root/results/front_page.py"
 fi
 wbench site "$root/results" --out "$root/results/site"
-git -C "$root" add "results/$name" results/site README.md
+git -C "$root" add "results/$name" results/site README.md results/README.md
 echo "published results/$name (staged, not committed): check the leaderboards, the site and results/README.md"
