@@ -35,15 +35,15 @@ fi
 wbench leaderboard "$dest" --out "$dest/leaderboard-$tag.md" --plots "$dest"
 wbench leaderboard "$dest" --format csv --out "$dest/leaderboard-$tag.csv"
 if [ "$name" = mnist ]; then
-    # the barycenter figure of the paper-size DWE at its last milestone (seed 0), then the
-    # generated blocks of README.md and results/README.md (which quote the figure's numbers)
+    # the barycenter figure of the paper-size DWE at its last milestone (seed 0), which the
+    # generated blocks below quote
     dwe=$(cd "$root" && ls results/mnist/models/mnist-dwe-seed0-*steps.pt 2>/dev/null | sort -V | tail -1)
     if [ -n "$dwe" ]; then
         (cd "$root" && wbench dwe barycenter --model "$dwe" --dataset mnist --label 3 --limit 10 \
             --reference free_support --out results/mnist/dwe-barycenter-digit3.png > results/mnist/dwe-barycenter-digit3.json)
     fi
-    python "$root/results/front_page.py"
 fi
+python "$root/results/front_page.py"  # README.md's front page, results/README.md's run facts and folder table
 wbench site "$root/results" --out "$root/results/site"
 git -C "$root" add "results/$name" results/site README.md results/README.md
 echo "published results/$name (staged, not committed): check the leaderboards, the site and results/README.md"
