@@ -231,3 +231,17 @@ def test_published_site_regenerates_byte_for_byte(tmp_path: Path) -> None:
         committed.pop(bundle)
     differing = [name for name in fresh if fresh[name] != committed[name]]
     assert differing == [], f"regenerate with `wbench site results --out results/site`: {differing[:5]}"
+
+
+def test_marker_styles_stay_distinct_when_colours_repeat() -> None:
+    """A run with more methods than colours (mnist has 14) gives every method its own
+    (colour, symbol), and a repeated colour never comes back with a round symbol again
+    (the published digits chart drew DeepKENN and Sinkhorn as orange circle and hexagon)."""
+    from wbench.site.charts import style
+
+    styles = [(style(i)["color"], style(i)["symbol"]) for i in range(40)]
+    assert len(set(styles)) == 40
+    round_symbols = {"circle", "hexagon", "pentagon"}
+    for i in range(8):
+        same_colour = [symbol for colour, symbol in styles[i::8]]
+        assert sum(symbol in round_symbols for symbol in same_colour[:2]) <= 1, same_colour  # up to 16 methods

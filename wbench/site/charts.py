@@ -28,10 +28,16 @@ CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True, "modeBarButt
 
 
 def style(index: int) -> dict[str, Any]:
-    """Marker style of the ``index``-th method of a run: colour, symbol, outline."""
+    """Marker style of the ``index``-th method of a run: colour, symbol, outline.
+
+    Colours repeat every 8 methods; each repeat shifts the symbols by 5 places, so that two
+    methods of one colour never share a symbol (up to ``8 x 14`` methods), and up to 16
+    methods never get two round ones (a circle and a hexagon look alike at this size).
+    """
+    colours = len(OKABE_ITO)
     return {
-        "color": OKABE_ITO[index % len(OKABE_ITO)],
-        "symbol": SYMBOLS[index % len(SYMBOLS)],
+        "color": OKABE_ITO[index % colours],
+        "symbol": SYMBOLS[(index % colours + 5 * (index // colours)) % len(SYMBOLS)],
         "size": 11,
         "line": {"color": "#333333", "width": 1},
     }
