@@ -37,7 +37,7 @@ wbench leaderboard "$dest" --format csv --out "$dest/leaderboard-$tag.csv"
 if [ "$name" = mnist ]; then
     # the barycenter figure of the paper-size DWE at its last milestone (seed 0), which the
     # generated blocks below quote
-    dwe=$(cd "$root" && ls results/mnist/models/mnist-dwe-seed0-*steps.pt 2>/dev/null | sort -V | tail -1)
+    dwe=$(cd "$root" && ls results/mnist/models/mnist-dwe-seed0-*steps.pt 2>/dev/null | sort -V | tail -1 || true)
     if [ -n "$dwe" ]; then
         (cd "$root" && wbench dwe barycenter --model "$dwe" --dataset mnist --label 3 --limit 10 \
             --reference free_support --out results/mnist/dwe-barycenter-digit3.png > results/mnist/dwe-barycenter-digit3.json)
