@@ -1,13 +1,14 @@
-"""Write the README's front-page results block, and results/README.md's facts of the
-published MNIST run, from the committed MNIST records.
+"""Write the generated blocks of README.md and results/README.md from the committed records.
 
 Every number between the ``<!-- results:start`` and ``<!-- results:end -->`` markers of the
 README, and between ``<!-- mnist-run:start`` and ``<!-- mnist-run:end -->`` of
 ``results/README.md``, comes from ``results/mnist/records.jsonl`` through the same code as
-the committed leaderboard files (``tests/test_published.py`` checks that both are up to date)::
+the committed leaderboard files; the table between ``<!-- folders:start`` and
+``<!-- folders:end -->`` comes from every run folder's records (``tests/test_published.py``
+checks that all three are up to date)::
 
-    python results/front_page.py            # rewrite both blocks
-    python results/front_page.py --check    # exit 1 if either block is stale
+    python results/front_page.py            # rewrite the blocks
+    python results/front_page.py --check    # exit 1 if any block is stale
 """
 
 from __future__ import annotations
@@ -183,12 +184,12 @@ def folders_block() -> str:
 
     rows = []
     for folder in sorted(p.parent for p in (ROOT / "results").glob("*/records.jsonl")):
-        facts = run_facts(load_run(folder))
-        n_records = sum(1 for line in (folder / "records.jsonl").read_text().splitlines() if line.strip())
+        run = load_run(folder)
+        facts = run_facts(run)
         rows.append({
             "folder": f"`{folder.name}/`", "suite": f"`{facts['suite']}`", "datasets": facts["datasets"],
             "training budget": facts["budget"], "commit": facts["commit"], "device, torch threads": facts["device"],
-            "finished (UTC)": facts["date"], "records": f"{n_records:,}",
+            "finished (UTC)": facts["date"], "records": f"{len(run.records):,}",
         })
     table = pd.DataFrame(rows).to_markdown(index=False) if rows else "No published run folders."
     return (
