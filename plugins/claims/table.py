@@ -31,6 +31,8 @@ FAR_BELOW = 0.5
 
 KENN_METHODS = ("odekenn", "deepkenn", "naive")
 """The methods of claim (a), by plugin name."""
+KENN_NAMES = {"naive": "Naive", "deepkenn": "DeepKENN", "odekenn": "ODE-KENN"}
+"""Their names in the papers (claim (e)'s rows)."""
 
 
 @dataclass(frozen=True)
@@ -197,9 +199,6 @@ def _claim_a(group: pd.DataFrame, dataset: str | None, param_tolerance: float, a
             notes.append(f"paired t-test vs {other} over {len(seeds)} seeds: p={p:.3g}"
                          + ("" if p < alpha else " (not significant)"))
     return {**base, "our_value": "; ".join(parts), "verdict": verdict, "note": "; ".join(notes)}
-
-
-KENN_NAMES = {"naive": "Naive", "deepkenn": "DeepKENN", "odekenn": "ODE-KENN"}
 
 
 def _claim_e(group: pd.DataFrame, dataset: str | None, name: str, label: str) -> dict[str, str]:
