@@ -5,10 +5,13 @@ network's embedding of a batch of MNIST-like 28x28 images is timed three ways, a
 interleaved series of rounds (:func:`wbench.rounds.interleaved_rounds`), at every
 ``--threads``:
 
-* ``eager``: the network's own forward pass, as ``embed`` runs it (channels-last
+* ``shipped``: what ``distance`` and ``pairwise`` run, ``embed_all`` of the measures (its
+  own chunks of ``embed_batch``; the KENN models through their frozen graphs on CPU,
+  :mod:`wbench.frozen`), input conversion included;
+* ``eager``: the network's own eager forward on the whole batch (channels-last
   convolutions on the CPU, the inference fast paths);
-* ``frozen``: ``torch.jit.trace`` of that forward, frozen and passed through
-  ``torch.jit.optimize_for_inference`` (oneDNN's fused convolution, ReLU and pooling);
+* ``frozen``: ``torch.jit.trace`` of that forward on the whole batch, frozen and passed
+  through ``torch.jit.optimize_for_inference`` (oneDNN's fused convolution and ReLU);
 * ``compiled``: ``torch.compile`` of the same forward (TorchInductor's C++ kernels; needs a
   C++ compiler; its compile time is left out of the rounds).
 
@@ -43,7 +46,7 @@ from wbench.roofline import embedding_flops, gemm_rate
 from wbench.rounds import interleaved_rounds, thread_limit
 from wbench.surrogate import Surrogate
 
-VARIANTS = ("eager", "frozen", "compiled")
+VARIANTS = ("shipped", "eager", "frozen", "compiled")
 
 
 class _Forward(torch.nn.Module):
@@ -71,11 +74,13 @@ def network_input(surrogate: Surrogate, measures: Any) -> torch.Tensor:
     return surrogate._images(measures)
 
 
-def build_variants(surrogate: Surrogate, x: torch.Tensor) -> tuple[dict[str, Callable[[], torch.Tensor]], dict[str, str]]:
-    """The callables of each variant on input ``x`` and, for a variant that could not be
-    built, the reason."""
+def build_variants(
+    surrogate: Surrogate, measures: Any, x: torch.Tensor
+) -> tuple[dict[str, Callable[[], torch.Tensor]], dict[str, str]]:
+    """The callables of each variant on ``measures`` (``x``: their network input) and, for a
+    variant that could not be built, the reason."""
     forward = _Forward(surrogate).eval()
-    fns: dict[str, Callable[[], torch.Tensor]] = {"eager": lambda: forward(x)}
+    fns: dict[str, Callable[[], torch.Tensor]] = {"eager": lambda: forward(x), "shipped": lambda: surrogate.embed_all(measures)}
     failed: dict[str, str] = {}
     try:
         with torch.no_grad():
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 surrogate.model.eval()
                 flops = embedding_flops(surrogate, measures, batch=args.batch)
                 x = network_input(surrogate, measures)
-                fns, failed = build_variants(surrogate, x)
+                fns, failed = build_variants(surrogate, measures, x)
                 with torch.no_grad():
                     reference = fns["eager"]()
                     for name in list(fns):

@@ -26,6 +26,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from wbench.costmodel import CostModel, embedder, sample_measures
+from wbench.frozen import eager_only
 from wbench.measures import MeasureBatch
 from wbench.rounds import (
     DEFAULT_MIN_ROUND_S,
@@ -42,8 +43,10 @@ __all__ = ["GemmRate", "Roofline", "count_flops", "embedding_flops", "gemm_rate"
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of one call of ``fn()`` as counted by torch's FLOP counter (matmuls and convolutions)."""
-    with FlopCounterMode(display=False) as counter:
+    """FLOPs of one call of ``fn()`` as counted by torch's FLOP counter (matmuls and
+    convolutions), with any frozen graph replaced by its eager forward (the counter does not
+    see inside a frozen graph; the dense algebra is the same)."""
+    with eager_only(), FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
 

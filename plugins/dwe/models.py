@@ -206,11 +206,6 @@ class DWE(EmbeddingSurrogate):
     def grid_shape(self) -> tuple[int, int]:
         return self.model.grid_shape
 
-    @torch.inference_mode()
-    def embed_all(self, x: MeasureBatch, batch_size: int | None = None) -> torch.Tensor:
-        """Embed a large batch in chunks of ``batch_size`` (default :attr:`embed_batch`), in evaluation mode: ``(B, p)``."""
-        return super().embed_all(x, batch_size=batch_size or self.embed_batch)
-
     def _images(self, x: MeasureBatch) -> torch.Tensor:
         if x.grid_shape is None:
             raise ValueError("DWE needs images on a pixel grid, got point clouds")
