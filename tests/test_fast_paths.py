@@ -19,9 +19,10 @@ def images() -> MeasureBatch:
 
 
 def _reference_copy(model):
-    """The same weights in the plain contiguous (NCHW) memory format."""
+    """The same weights in the plain contiguous (NCHW) memory format, run eagerly (no frozen graphs)."""
     plain = copy.deepcopy(model)
     plain.channels_last_on_cpu = False
+    plain.frozen_inference_on_cpu = False
     plain.to("cpu")
     return plain
 

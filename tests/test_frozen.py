@@ -36,9 +36,6 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 @pytest.mark.parametrize("cls", [NaiveKENN, DeepKENN, ODEKENN])
 def test_kenn_embeddings_through_frozen_graphs_equal_the_eager_forward(cls, images, one_torch_thread):
     model = cls()
-    with torch.no_grad():
-        if hasattr(model.model, "u"):
-            model.model.u.copy_(torch.linspace(-1.0, 2.0, model.model.u.numel()))
     assert cls.embed_batch == 256
     fast = model.embed_all(images)  # chunks of 256 and 44: two graphs
     assert model.frozen.disabled is None
