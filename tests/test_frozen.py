@@ -152,3 +152,14 @@ def test_flop_counts_see_the_eager_forward_not_the_graph(images, one_torch_threa
     eager = embedding_flops(model, images, batch=64).per_item
     assert counts == [eager] * 3
     assert eager == pytest.approx(1.315e6, rel=0.01)  # the paper encoder + head at 28x28
+
+
+def test_nan_outputs_that_the_eager_forward_gives_too_are_agreement():
+    frozen = FrozenForward()
+    net = nn.Linear(3, 2)
+    x = torch.tensor([[1.0, 2.0, 3.0], [float("nan"), 0.0, 0.0]])
+    with torch.no_grad():
+        out = frozen(net, lambda module, t: module(t), x)
+        expected = net(x)
+    assert frozen.disabled is None and len(frozen._graphs) == 1
+    assert torch.isnan(out[1]).all() and torch.allclose(out[0], expected[0])

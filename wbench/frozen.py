@@ -125,11 +125,17 @@ class FrozenForward:
         except Exception as error:  # noqa: BLE001 - any failure means: use the eager forward
             self.disabled = f"frozen graph not built ({type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''})"
             return None
-        scale = float(eager.abs().max()) if eager.numel() else 0.0
-        difference = float((frozen - eager).abs().max()) if eager.numel() else 0.0
-        if frozen.shape != eager.shape or not difference <= AGREEMENT_RTOL * max(scale, 1e-30):
-            self.disabled = (f"frozen graph disagrees with the eager forward (shape {tuple(frozen.shape)} against "
-                             f"{tuple(eager.shape)}, largest difference {difference:.3g} of scale {scale:.3g})")
+        if frozen.shape != eager.shape:
+            self.disabled = f"frozen graph gives shape {tuple(frozen.shape)}, the eager forward {tuple(eager.shape)}"
+            return None
+        both_nan = torch.isnan(frozen) & torch.isnan(eager)  # a NaN the eager forward gives too is agreement
+        gap = torch.where(both_nan, torch.zeros_like(eager), (frozen - eager).abs())
+        finite = eager[~torch.isnan(eager)].abs()
+        scale = float(finite.max()) if finite.numel() else 0.0
+        difference = float(gap.max()) if gap.numel() else 0.0
+        if not difference <= AGREEMENT_RTOL * max(scale, 1e-30):
+            self.disabled = (f"frozen graph disagrees with the eager forward (largest difference {difference:.3g} "
+                             f"of scale {scale:.3g})")
             return None
         return graph, frozen
 
