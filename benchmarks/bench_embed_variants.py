@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from bench_cost_model import _models, load_measures, selected_methods
 
+from wbench.frozen import FrozenForward
 from wbench.provenance import provenance, utc_now
 from wbench.roofline import embedding_flops, gemm_rate
 from wbench.rounds import interleaved_rounds, thread_limit
@@ -82,12 +83,17 @@ def build_variants(
     forward = _Forward(surrogate).eval()
     fns: dict[str, Callable[[], torch.Tensor]] = {"eager": lambda: forward(x), "shipped": lambda: surrogate.embed_all(measures)}
     failed: dict[str, str] = {}
-    try:
-        with torch.no_grad():
-            frozen = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(forward, x, check_trace=False)))
-        fns["frozen"] = lambda: frozen(x)
-    except Exception as error:  # noqa: BLE001 - a variant that cannot be built is reported, not fatal
-        failed["frozen"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+    frozen = FrozenForward()  # the same freezing recipe as the shipped KENN path, on the whole batch
+
+    def run_module(module: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+        return module(t)
+
+    with torch.no_grad():
+        frozen(forward, run_module, x)  # builds the graph now, outside the timed rounds
+    if frozen.disabled is None:
+        fns["frozen"] = lambda: frozen(forward, run_module, x)
+    else:
+        failed["frozen"] = frozen.disabled
     try:
         compiled = torch.compile(forward)
         with torch.no_grad():

@@ -2,9 +2,10 @@
 
 ``torch.jit.trace`` of a forward, frozen (weights folded in as constants) and passed
 through ``torch.jit.optimize_for_inference`` runs oneDNN's fused convolution + ReLU on
-weights laid out once, instead of reordering them on every call: about twice the images
-per second of the eager forward for the KENN encoders at chunks of 128-512 images on this
-machine's 2 cores (``benchmarks/bench_embed_variants.py``, issue 21's roofline).
+weights laid out once, instead of reordering them on every call: in chunks of 256 images
+on this machine's 2 idle cores, 1.7x / 1.3x / 1.1x the images per second of the eager
+forward for Naive / DeepKENN / ODE-KENN (``benchmarks/bench_embed_variants.py``, issue 21's
+roofline).
 
 :class:`FrozenForward` keeps one frozen graph per input shape and rebuilds it when any
 weight changes (a training step, ``load_state_dict``). Every graph is checked against the

@@ -198,8 +198,8 @@ class _KENNSurrogate(EmbeddingSurrogate):
     the same computation, so the results agree to float32 rounding)."""
     frozen_inference_on_cpu: ClassVar[bool] = True
     """Embed through a frozen TorchScript graph (:class:`wbench.frozen.FrozenForward`) in
-    evaluation without autograd on CPU: about twice the eager forward's images per second,
-    outputs equal to float round-off (checked on every graph built)."""
+    evaluation without autograd on CPU: 1.1-1.7x the eager forward's images per second on 2
+    cores, outputs equal to float round-off (checked on every graph built)."""
     embed_batch: ClassVar[int] = 256
     """Chunk of :meth:`embed_all`: the frozen graph's activations of 256 images stay in the
     2 MiB L2 cache; at 1,024 it loses its advantage over the eager forward."""
