@@ -75,8 +75,10 @@ def test_by_default_only_each_seeds_last_milestone_is_timed(fresh_run: Path, reg
     assert sorted((c["method"], c["seed"], c["milestone"]) for c in data["cells"]) == [("naive", 0, 6), ("naive", 1, 6)]
     assert data["protocol"]["milestones"] == "last of each method and seed"
     # shown at milestone 3 too: the same networks (speed does not depend on the weights)
-    (section,) = retime_sections([fresh_run], milestone=3)
+    section, roofline = retime_sections([fresh_run], milestone=3)
     assert list(section.table["method"]) == ["naive(width=40)"] and list(section.table["seeds"]) == ["2"]
+    assert "roofline of the re-timed networks" in roofline.title
+    assert list(roofline.table["method"]) == ["naive(width=40)"] and list(roofline.table["seeds"]) == ["2"]
 
 
 def test_a_slow_embedding_is_timed_on_a_smaller_batch(fresh_run: Path, registry) -> None:
@@ -130,6 +132,12 @@ def test_retime_times_every_saved_model_and_leaves_records_alone(fresh_run: Path
         assert f["speedup.one_core"] == pytest.approx(f["cost.independent_pairs_per_s"] / lp)
         assert f["speedup.pairwise"] == pytest.approx(f["cost.pairwise.16"] / lp)
         assert (fresh_run / cell["model"]).is_file()
+        # the roofline against the GEMM timed in the same rounds
+        gemm = data["references"]["toy-blobs"]["gemm.gflops"]
+        assert f["gemm.gflops"] == gemm > 0 and f["gemm.threads"] == 1 and f["gemm.rounds"] == 5
+        assert f["roofline.achieved_gflops"] == pytest.approx(f["flops.per_item"] / f["cost.embed_s"] / 1e9)
+        assert f["roofline.fraction"] == pytest.approx(f["roofline.achieved_gflops"] / gemm)
+        assert f["roofline.pairwise_bound_pairs_per_s"] == pytest.approx(gemm * 1e9 / (2 * f["flops.embedding_dim"]))
     assert data["protocol"]["threads"] == 1 and "git_commit" in data["provenance"]
     assert "4 models and the exact LP" in lines[0]
     assert [line.split(": ")[1] for line in lines[1:]] == [f"round {i}/5 done" for i in range(1, 6)]  # progress
@@ -183,6 +191,30 @@ def test_section_reports_the_spread_over_seeds_at_the_chosen_milestone(tmp_path:
     (last,) = retime_sections([tmp_path])
     assert last.table.set_index("method").loc["a", "independent pairs/s"] == "555"
     assert "| a " in render_section(last, "md")
+
+
+def test_roofline_section_shows_each_network_against_the_gemm_rate(tmp_path: Path) -> None:
+    _synthetic(tmp_path, {("a", 0, 10): 1000.0, ("a", 1, 10): 1000.0, ("b", 0, 10): 50.0})
+    data = json.loads((tmp_path / RETIME_FILE).read_text())
+    data["references"]["d"]["gemm.gflops"] = 100.0
+    for cell in data["cells"]:
+        if cell["method"] == "a":  # e = 0.5 ms, 2 MFLOP per measure: 4 GFLOP/s, 4 % of 100
+            cell["figures"].update({
+                "flops.per_item": 2e6, "flops.embedding_dim": 50.0, "roofline.achieved_gflops": 4.0,
+                "roofline.fraction": 0.04, "roofline.independent_bound_pairs_per_s": 25_000.0,
+                "roofline.pairwise_bound_pairs_per_s": 1e9, "roofline.pairwise_fraction": 0.2,
+                "cost.asymptote_pairs_per_s": 2e8,
+            })
+    (tmp_path / RETIME_FILE).write_text(json.dumps(data))
+    timing, roofline = retime_sections([tmp_path])
+    assert "roofline of the re-timed networks" in roofline.title and "GEMM 100 GFLOP/s on 1 thread" in roofline.title
+    (row,) = roofline.table.to_dict("records")  # "b" carries no roofline: not a row
+    assert row == {
+        "method": "a", "seeds": "2", "MFLOP per measure": "2", "achieved GFLOP/s": "4", "of GEMM": "4.0%",
+        "indep. pairs/s": "1,000", "indep. bound (GEMM / 2 FLOP)": "25,000", "k": "50",
+        "asymptote 1/c": "200,000,000", "pairwise bound (GEMM / 2k)": "1,000,000,000", "1/c of bound": "20.0%",
+    }
+    assert len(timing.table) == 2  # the timing section still lists both
 
 
 def test_bad_input_is_refused_with_a_message_naming_it(fresh_run: Path, tmp_path: Path, registry) -> None:

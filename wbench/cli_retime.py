@@ -27,8 +27,9 @@ def add_retime_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser
         "retime",
         parents=list(parents),
         help="time every saved model of a run again, all models and the exact LP in the same rounds",
-        description="Load every saved model of RUN_DIR and time all their cost models (e, c, o) and the exact "
-        "LP in one interleaved series of rounds; write RUN_DIR/retime.json (records are not changed). "
+        description="Load every saved model of RUN_DIR and time all their cost models (e, c, o), the exact "
+        "LP and a float32 GEMM (the roofline's rate) in one interleaved series of rounds; write "
+        "RUN_DIR/retime.json (records are not changed). "
         "Run it on otherwise idle cores.",
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a run folder with records.jsonl and models/")

@@ -14,7 +14,9 @@ of the machine hits every model and the LP alike. It writes ``retime.json`` next
 records; the records themselves are never changed. ``wbench leaderboard`` shows it as a
 section (:func:`retime_sections`): independent pairs/s per method, their coefficient of
 variation over seeds, pairwise pairs/s at the run's ``n`` and the one-core speed-up over
-the exact LP timed in the same rounds.
+the exact LP timed in the same rounds; and a roofline section: each torch embedding
+network's FLOPs per measure against the dense float32 GEMM rate (a ``torch.mm`` of
+``GEMM_SIZE x GEMM_SIZE`` matrices timed in the same rounds, on the same threads).
 
 Methods without a saved model (solvers, LOT, sliced, non-torch models) are not re-timed.
 """
@@ -47,6 +49,8 @@ RETIME_FILE = "retime.json"
 """The file a pass writes into the run folder."""
 FORMAT_VERSION = 1
 DEFAULT_PAIRWISE_N = 2048
+GEMM_SIZE = 1024
+"""The GEMM of the pass's roofline: two ``GEMM_SIZE x GEMM_SIZE`` float32 matrices."""
 
 
 class RetimeError(WbenchError, ValueError):
@@ -220,7 +224,8 @@ def retime_run(
             "embed_batch": options.embed_batch, "max_embed_call_s": options.max_embed_call_s,
             "lp_batch": options.lp_batch, "seed": options.seed,
             "milestones": "all" if options.all_milestones else "last of each method and seed",
-            "interleaved": "every model's e, c, o and the exact LP in each round",
+            "interleaved": "every model's e, c, o, the exact LP and the GEMM in each round",
+            "gemm": f"float32 torch.mm of {GEMM_SIZE} x {GEMM_SIZE} matrices",
         },
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "provenance": provenance("cpu"),
@@ -240,6 +245,7 @@ def _time_group(
     from wbench.celltiming import check_timed_outputs
     from wbench.costmodel import measure_cost_models, sample_measures
     from wbench.denominators import lp_callable
+    from wbench.roofline import GemmRate, roofline_of
     from wbench.surrogate import TorchSurrogate
 
     records = [record for record, _ in group]
@@ -260,18 +266,23 @@ def _time_group(
     models, extra = measure_cost_models(
         surrogates, measures, embed_batch=batches, pair_block=n, rounds=options.rounds,
         min_round_s=options.min_round_s, threads=options.threads, device="cpu", seed=options.seed,
-        extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1)},
+        extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1), "gemm": _gemm_callable()},
         on_round=lambda done, total: log(f"retime {label}: round {done}/{total} done"),
     )
     lp = extra["lp"].per_unit(options.lp_batch)
     lp_rate = 1.0 / lp.median_s
-    reference = {"lp_pairs_per_s": lp_rate, "lp_relative_iqr": lp.relative_iqr, "lp_batch": float(options.lp_batch)}
+    gemm = GemmRate(extra["gemm"], GEMM_SIZE, "float32", options.threads, "cpu")
+    reference = {"lp_pairs_per_s": lp_rate, "lp_relative_iqr": lp.relative_iqr, "lp_batch": float(options.lp_batch),
+                 **gemm.to_record()}
     cells = []
     for record, path in group:
         model = models[record.key]
         figures = model.to_record(pairwise_n=[n])
         figures["speedup.one_core"] = model.independent_pairs_per_s() / lp_rate
         figures["speedup.pairwise"] = model.pairwise_pairs_per_s(n) / lp_rate
+        surrogate = surrogates[record.key]
+        if model.embedding and isinstance(surrogate, TorchSurrogate):  # as a cell's timing does
+            figures.update(roofline_of(surrogate, measures, model, gemm).to_record())
         cells.append({
             "key": record.key, "finished_at": record.finished_at, "dataset": dataset, "dataset_label": label,
             "method": record.method,
@@ -279,6 +290,18 @@ def _time_group(
             "model": path.relative_to(run_dir).as_posix(), "figures": figures,
         })
     return label, reference, cells
+
+
+def _gemm_callable() -> Callable[[], Any]:
+    """One ``torch.mm`` of two seeded ``GEMM_SIZE x GEMM_SIZE`` float32 matrices (into a
+    preallocated output), for the roofline's GEMM rate."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=generator)
+    b = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=generator)
+    out = torch.empty(GEMM_SIZE, GEMM_SIZE)
+    return lambda: torch.mm(a, b, out=out)
 
 
 def _embed_batch(surrogate: Any, measures: Any, options: RetimeOptions) -> int:
@@ -437,4 +460,50 @@ def retime_sections(run_dirs: Iterable[str | Path], milestone: int | None = None
                 f"{_fmt(lp.get('lp_pairs_per_s'))} pairs/s in the same rounds)"
             )
             sections.append(Section(title, pd.DataFrame(rows)))
+            roofline = _roofline_section(label, own, lp, protocol)
+            if roofline is not None:
+                sections.append(roofline)
     return sections
+
+
+def _roofline_section(
+    label: str, cells: Sequence[Mapping[str, Any]], reference: Mapping[str, Any], protocol: Mapping[str, Any]
+) -> Any:
+    """The roofline of the re-timed torch embedding networks of one dataset (means over
+    seeds), or None when the pass has none (older files: no ``roofline.*`` figures)."""
+    from wbench.sections import Section
+
+    rows = []
+    for method in sorted({c["label"] for c in cells}):
+        figs = [c["figures"] for c in cells if c["label"] == method and "roofline.fraction" in c["figures"]]
+        if not figs:
+            continue
+
+        def mean(key: str, figs: Sequence[Mapping[str, float]] = figs) -> float | None:
+            values = [f[key] for f in figs if key in f]
+            return statistics.mean(values) if values else None
+
+        pairwise_fraction = mean("roofline.pairwise_fraction")
+        rows.append({
+            "method": method,
+            "seeds": str(len(figs)),
+            "MFLOP per measure": _fmt((mean("flops.per_item") or 0.0) / 1e6),
+            "achieved GFLOP/s": _fmt(mean("roofline.achieved_gflops")),
+            "of GEMM": f"{mean('roofline.fraction'):.1%}",
+            "indep. pairs/s": _fmt(mean("cost.independent_pairs_per_s")),
+            "indep. bound (GEMM / 2 FLOP)": _fmt(mean("roofline.independent_bound_pairs_per_s")),
+            "k": f"{mean('flops.embedding_dim'):.0f}",
+            "asymptote 1/c": _fmt(mean("cost.asymptote_pairs_per_s")),
+            "pairwise bound (GEMM / 2k)": _fmt(mean("roofline.pairwise_bound_pairs_per_s")),
+            "1/c of bound": "-" if pairwise_fraction is None else f"{pairwise_fraction:.1%}",
+        })
+    if not rows:
+        return None
+    gemm = reference.get("gemm.gflops")
+    title = (
+        f"{label}: roofline of the re-timed networks (FLOPs counted by torch's FLOP counter, matrix products and "
+        f"convolutions only; dense float32 GEMM {_fmt(gemm)} GFLOP/s on {protocol['threads']} thread(s), timed in "
+        "the same rounds; `of GEMM` = achieved / GEMM rate; the pairwise bound is the distance matrix at the GEMM "
+        "rate, 2k FLOPs per pair)"
+    )
+    return Section(title, pd.DataFrame(rows))
