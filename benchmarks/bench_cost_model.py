@@ -88,12 +88,12 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
-RESUME_KEYS = ("methods", "sizes", "seeds", "threads", "images", "rounds", "min_round_s", "max_call_s")
+RESUME_KEYS = ("sizes", "seeds", "threads", "images", "rounds", "min_round_s", "max_call_s")
 
 
 def read_report(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The report of an earlier run of this benchmark at ``path``, checked to have been made
-    with the same settings as ``args`` (every ``RESUME_KEYS`` but ``methods``).
+    with the same settings as ``args`` (every ``RESUME_KEYS``; the methods may differ).
 
     :raises SystemExit: the file is not a report of this benchmark, or a setting differs
         (the message names the setting and both values).
@@ -107,7 +107,7 @@ def read_report(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     commit = report.get("provenance", {}).get("git_commit")
     if commit is not None and commit != provenance("cpu")["git_commit"]:
         raise SystemExit(f"--resume: {path} was measured at commit {commit}, not this checkout's; start a new report")
-    for key in RESUME_KEYS[1:]:
+    for key in RESUME_KEYS:
         if earlier.get(key) != str(getattr(args, key)):
             raise SystemExit(
                 f"--resume: {path} was measured with --{key.replace('_', '-')} {earlier.get(key)}, "

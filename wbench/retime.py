@@ -245,7 +245,7 @@ def _time_group(
     from wbench.celltiming import check_timed_outputs
     from wbench.costmodel import measure_cost_models, sample_measures
     from wbench.denominators import lp_callable
-    from wbench.roofline import GemmRate, roofline_of
+    from wbench.roofline import GemmRate, gemm_call, roofline_of
     from wbench.surrogate import TorchSurrogate
 
     records = [record for record, _ in group]
@@ -266,7 +266,7 @@ def _time_group(
     models, extra = measure_cost_models(
         surrogates, measures, embed_batch=batches, pair_block=n, rounds=options.rounds,
         min_round_s=options.min_round_s, threads=options.threads, device="cpu", seed=options.seed,
-        extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1), "gemm": _gemm_callable()},
+        extra={"lp": lp_callable(lp_a, lp_b, n_jobs=1), "gemm": gemm_call(size=GEMM_SIZE)},
         on_round=lambda done, total: log(f"retime {label}: round {done}/{total} done"),
     )
     lp = extra["lp"].per_unit(options.lp_batch)
@@ -290,18 +290,6 @@ def _time_group(
             "model": path.relative_to(run_dir).as_posix(), "figures": figures,
         })
     return label, reference, cells
-
-
-def _gemm_callable() -> Callable[[], Any]:
-    """One ``torch.mm`` of two seeded ``GEMM_SIZE x GEMM_SIZE`` float32 matrices (into a
-    preallocated output), for the roofline's GEMM rate."""
-    import torch
-
-    generator = torch.Generator().manual_seed(0)
-    a = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=generator)
-    b = torch.randn(GEMM_SIZE, GEMM_SIZE, generator=generator)
-    out = torch.empty(GEMM_SIZE, GEMM_SIZE)
-    return lambda: torch.mm(a, b, out=out)
 
 
 def _embed_batch(surrogate: Any, measures: Any, options: RetimeOptions) -> int:

@@ -39,7 +39,7 @@ from wbench.rounds import (
 if TYPE_CHECKING:
     from wbench.surrogate import Surrogate
 
-__all__ = ["GemmRate", "Roofline", "count_flops", "embedding_flops", "gemm_rate", "roofline", "roofline_of"]
+__all__ = ["GemmRate", "Roofline", "count_flops", "embedding_flops", "gemm_call", "gemm_rate", "roofline", "roofline_of"]
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -131,6 +131,22 @@ def gemm_rate(
     :param threads: torch / BLAS threads (None: as set).
     :raises ValueError: ``size < 1``.
     """
+    dev = torch.device(device)
+    call = gemm_call(size=size, dtype=dtype, device=dev)
+    with thread_limit(threads) as used:
+        stats = timed_rounds(call, rounds=rounds, min_round_s=min_round_s, device=dev)
+    return GemmRate(stats, size, str(dtype).removeprefix("torch."), int(used), str(dev))
+
+
+def gemm_call(
+    *, size: int = 1024, dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> Callable[[], torch.Tensor]:
+    """One ``torch.mm`` of two seeded ``size x size`` matrices into a preallocated output
+    (``2 size^3`` FLOPs per call): what :func:`gemm_rate` times, for callers that time it
+    among other callables (``wbench retime``'s interleaved rounds).
+
+    :raises ValueError: ``size < 1``.
+    """
     if size < 1:
         raise ValueError(f"size must be a positive integer, got {size!r}")
     dev = torch.device(device)
@@ -138,9 +154,7 @@ def gemm_rate(
     a = torch.randn(size, size, generator=generator, dtype=dtype).to(dev)
     b = torch.randn(size, size, generator=generator, dtype=dtype).to(dev)
     out = torch.empty(size, size, dtype=dtype, device=dev)
-    with thread_limit(threads) as used:
-        stats = timed_rounds(lambda: torch.mm(a, b, out=out), rounds=rounds, min_round_s=min_round_s, device=dev)
-    return GemmRate(stats, size, str(dtype).removeprefix("torch."), int(used), str(dev))
+    return lambda: torch.mm(a, b, out=out)
 
 
 @dataclass(frozen=True)
