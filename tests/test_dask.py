@@ -90,7 +90,9 @@ def test_mnist_subset_ground_truth_is_bitwise_the_local_one(cluster, client, alw
     dataset = MnistDataset(root=str(mnist_root), pairs_per_combination=4).build()
     local = _ground_truth(dataset, tmp_path / "local")
     remote, tasks = _oracle_tasks_during(client, lambda: _ground_truth(dataset, tmp_path / "dask", cluster.scheduler_address))
-    assert len({t["worker"] for t in tasks}) == 2  # both workers took part
+    # The cluster ran the LP (which of the 2 workers takes each task is the scheduler's
+    # choice: on a loaded machine one worker may take them all, as CI once showed).
+    assert len(tasks) >= 2 and {t["worker"] for t in tasks} <= set(client.nthreads())
     assert sum(len(v) for v in local.values()) == 220
     for name in local:
         np.testing.assert_array_equal(remote[name], local[name])

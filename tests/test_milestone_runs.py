@@ -93,3 +93,42 @@ def test_resume_uses_the_checkpoint_and_names_a_corrupt_one(tmp_path: Path) -> N
     failed = grown[("naive", 8)]
     assert failed["status"] == "failed"
     assert f"checkpoint {checkpoint} is corrupt" in failed["error"]
+
+
+OWN_LOOP_PLUGIN = '''
+from wbench import hookimpl
+from wbench.checkpoint import MilestoneHooks, milestone_hooks
+from wbench_plugins.kenn.models import NaiveKENN
+
+
+class OwnLoop(NaiveKENN):
+    """A plugin whose fit knows nothing of milestones (the cell's hooks never reach the loop)."""
+
+    def fit(self, train, val, budget):
+        with milestone_hooks(MilestoneHooks()):
+            return super().fit(train, val, budget)
+
+
+@hookimpl
+def wbench_register_surrogates(registry):
+    registry.add_surrogate("own-loop", f"{__name__}:OwnLoop", description="ignores milestone hooks (test)")
+'''
+
+
+@pytest.mark.slow
+def test_a_fit_that_ignores_the_milestone_hooks_gets_no_numbers_at_earlier_milestones(tmp_path: Path) -> None:
+    """Its final model belongs to the last milestone only: the earlier one is a failed
+    record that says why, never the final model's numbers under the earlier key."""
+    plugin = tmp_path / "own_loop.py"
+    plugin.write_text(OWN_LOOP_PLUGIN)
+    suite = tmp_path / "own.toml"
+    suite.write_text(SUITE.format(steps="[3, 8]").replace('name = "local-centroid"', 'name = "own-loop"\nparams = { width = 40 }'))
+    out = tmp_path / "own"
+    assert main(["run", str(suite), "--plugin", LOCAL, str(plugin), "--out", str(out)]) == 1
+    records = {(r["method"], r["budget"]["steps"]): r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+    assert records[("own-loop", 8)]["status"] == "ok"
+    assert records[("own-loop", 8)]["metrics"] == records[("naive", 8)]["metrics"]  # the same training, ended at 8
+    skipped = records[("own-loop", 3)]
+    assert skipped["status"] == "failed" and "metrics" not in skipped
+    assert "milestone 3 steps (step 3) was not evaluated: own-loop's fit trained 8 steps" in skipped["error"]
+    assert records[("naive", 3)]["status"] == "ok"

@@ -6,6 +6,8 @@ JAX programs: each pays a compilation of tens of seconds on a busy CPU, so they 
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import importlib.util
 import sys
 from pathlib import Path
@@ -182,3 +184,122 @@ def test_splitting_every_point_into_two_half_masses_is_the_same_measure(fitted_o
     same = model.distance(dataset.measures, split).numpy()
     typical = float(np.median(dataset.pairs["train"].w2))
     assert same.max() < 1e-3 * typical, same.max()
+
+
+def _fit_exact(budget: Budget, hooks=None):
+    """A fresh exact-target Wormhole (dropout on) fitted on the translates, under ``hooks``."""
+    from wbench.checkpoint import milestone_hooks
+    from wbench_plugins.wormhole.models import Wormhole
+
+    dataset = translate_dataset()
+    model = Wormhole(**Wormhole.params_for({**TEST_PARAMS, "target": "exact"}, dataset.measures))
+    with milestone_hooks(hooks) if hooks is not None else contextlib.nullcontext():
+        report = model.fit(dataset.split("train"), dataset.split("val"), budget)
+    return model, report
+
+
+def _leaves(params) -> list[np.ndarray]:
+    import jax
+
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)]
+
+
+def _same_weights(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(_leaves(a), _leaves(b), strict=True))
+
+
+def _comparable(report) -> dict:
+    out = report.as_dict()
+    del out["wall_time_s"], out["extra"]
+    return out
+
+
+@needs_extra
+@pytest.mark.slow
+def test_exact_target_milestones_equal_runs_stopped_there_and_resume_bit_for_bit(tmp_path: Path) -> None:
+    """415 training pairs in batches of 64: 7 steps per epoch. Milestones [5, 9, 12] of one run
+    (all mid-epoch) give a milestone's weights and report exactly as a run of 5 steps; a run
+    killed after checkpointing milestone 9 and resumed from that file ends bit-identical to
+    the uninterrupted one (dropout keys, batch order and Adam state included).
+
+    In a child process that sees one CPU core: XLA on CPU is not bit-reproducible with more
+    than one intra-op thread (jax-ml/jax#39741; seen here too: two identical 5-step fits
+    differed by 1e-4 on a loaded 2-core machine), and JAX sizes its thread pool when it starts.
+    """
+    import subprocess
+
+    child = subprocess.run([sys.executable, __file__, "milestones", str(tmp_path)], capture_output=True, text=True,
+                           timeout=900)
+    assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-6000:]
+    assert child.stdout.strip().endswith("milestones and resume: bit for bit")
+
+
+def check_milestones_and_resume(tmp_path: Path) -> None:
+    """The body of the test above (run on one core)."""
+    from wbench.checkpoint import MilestoneHooks, load_checkpoint, save_checkpoint
+
+    def budget(steps: int, milestones=None) -> Budget:
+        return Budget(epochs=None, steps=steps, batch_size=64, lr=1e-2, seed=3, milestones=milestones)
+
+    seen: dict[int, tuple] = {}
+    box: list = []
+
+    def evaluate(index, report) -> None:
+        seen[index] = (copy.deepcopy(report), box[0].enc_params)
+
+    class Killed(RuntimeError):
+        pass
+
+    def checkpoint_then_die(index, state) -> None:
+        save_checkpoint(tmp_path / f"m{index}.pt", state, identity="translates")
+        if index == 1:
+            raise Killed
+
+    from wbench_plugins.wormhole import models
+
+    original_fit = models.Wormhole.fit
+
+    def remembering_fit(self, *args):  # the hooks need the model being trained
+        box[:] = [self]
+        return original_fit(self, *args)
+
+    full = budget(12, (5, 9, 12))
+    models.Wormhole.fit = remembering_fit
+    try:
+        joint, joint_report = _fit_exact(full, MilestoneHooks(evaluate=evaluate))
+        with pytest.raises(Killed):
+            _fit_exact(full, MilestoneHooks(evaluate=lambda i, r: None, checkpoint=checkpoint_then_die))
+    finally:
+        models.Wormhole.fit = original_fit
+    assert sorted(seen) == [0, 1] and seen[0][0].steps == 5 and seen[1][0].steps == 9
+
+    alone, alone_report = _fit_exact(budget(5))
+    assert _same_weights(seen[0][1], alone.enc_params)
+    assert _comparable(seen[0][0]) == _comparable(alone_report)
+    assert alone_report.epochs == 1 and len(alone_report.val_mse) == 1  # the mid-epoch validation at 5
+
+    state = load_checkpoint(tmp_path / "m1.pt", identity="translates")
+    assert state["report"]["steps"] == 9 and state["position"] == 128  # 2 batches into the second epoch
+    resumed, resumed_report = _fit_exact(full, MilestoneHooks(resume=state))
+    assert _same_weights(resumed.enc_params, joint.enc_params)
+    assert _comparable(resumed_report) == _comparable(joint_report)
+    assert joint_report.steps == 12 and joint_report.epochs == 2
+    print("milestones and resume: bit for bit")
+
+
+@needs_extra
+def test_the_packages_own_loop_refuses_milestones() -> None:
+    with pytest.raises(ValueError, match="target='s2' trains in the package's own loop, which has no milestones"):
+        dataset = translate_dataset()
+        from wbench_plugins.wormhole.models import Wormhole
+
+        model = Wormhole(**Wormhole.params_for(TEST_PARAMS, dataset.measures))
+        model.fit(dataset.split("train"), dataset.split("val"),
+                  Budget(epochs=None, steps=4, batch_size=64, milestones=(2, 4)))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["milestones"]:
+    import os
+
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before JAX starts its thread pool
+    check_milestones_and_resume(Path(sys.argv[2]))

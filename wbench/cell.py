@@ -20,6 +20,7 @@ from wbench.budget import Budget
 from wbench.cell_milestones import (
     cell_training_hooks,
     milestone_fit,
+    skipped_milestone,
 )
 from wbench.checkpoint import milestone_hooks
 from wbench.data import PairedDataset
@@ -203,7 +204,13 @@ def compute_cell(
         return CellResult(records, blocks=blocks.computed)
     # the last milestone, and any the run did not reach (stopped by its time limit): the final weights
     for index in sorted({m for m, _, _ in task.todo} - done):
-        records.extend(evaluate(index, fit_report, surrogate))
+        skipped = skipped_milestone(fit_report, budget, index, n_train, s.label or s.name)
+        if skipped is None:
+            records.extend(evaluate(index, fit_report, surrogate))
+        else:
+            error = describe_error(skipped)
+            records.extend(make_record(suite, s, ident, "failed", started, error=error)
+                           for m, _, ident in task.todo if m == index)
     return CellResult(records, blocks=blocks.computed)
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from wbench.budget import Budget
 from wbench.checkpoint import MilestoneHooks, load_checkpoint, save_checkpoint
+from wbench.errors import WbenchError
 from wbench.filenames import safe_stem
 from wbench.records import canonical_json
 
@@ -31,6 +32,33 @@ def milestone_fit(fit_report: Any, budget: Budget, index: int, n_train: int) -> 
     }
     fit["cost"] = budget.at_milestone(milestones[index]).cost(n_train)
     return fit
+
+
+class MilestoneSkippedError(WbenchError):
+    """A fit trained past a milestone without evaluating it there (its own loop ignores the hooks)."""
+
+
+def skipped_milestone(fit_report: Any, budget: Budget, index: int, n_train: int, method: str) -> MilestoneSkippedError | None:
+    """Why milestone ``index`` cannot be evaluated after the fit, or None when it can.
+
+    After ``fit`` returns, the model holds its final weights. They are the numbers of
+    milestone ``index`` only when the run ended there: at the last milestone, or before it
+    (a time limit). A fit that trained past an earlier milestone without calling
+    ``hooks.evaluate`` there (a plugin with its own loop) would otherwise give that
+    milestone the final model's numbers.
+    """
+    steps = budget.milestone_steps(n_train)
+    trained = getattr(fit_report, "steps", None)
+    if index == len(steps) - 1 or not isinstance(trained, int) or trained <= steps[index]:
+        return None
+    value = budget.milestone_list[index]
+    return MilestoneSkippedError(
+        f"milestone {value} {budget.unit} (step {steps[index]}) was not evaluated: {method}'s fit trained "
+        f"{trained} steps without calling the milestone hooks there (wbench.checkpoint.active_hooks), so "
+        f"only its last milestone has a model to evaluate. Give {method} a single budget "
+        f"(budget = {{ {budget.unit} = {budget.milestone_list[-1]} }}) or train with the shared loop "
+        "(wbench.training.train_on_pairs)"
+    )
 
 
 def checkpoint_identity(ident: Mapping[str, Any]) -> str:

@@ -418,7 +418,7 @@ def _pairs_seen(group: pd.DataFrame, methods: Sequence[str] | None = None) -> fl
     (labels; None: every learned method of the group), or NaN."""
     if "fit.steps" not in group.columns or "batch_size" not in group.columns:
         return math.nan
-    rows = group[group["trainable"].fillna(False).astype(bool)] if "trainable" in group.columns else group
+    rows = group[group["trainable"].eq(True)] if "trainable" in group.columns else group
     if methods is not None:
         rows = rows[rows["method"].isin(list(methods))]
     pairs = (numeric(rows["fit.steps"]) * numeric(rows["batch_size"])).dropna()
@@ -550,7 +550,7 @@ def claims_table(
         lot_label = _label_for(group, "lot", lot_metric)
         if lot_label is None or "trainable" not in group.columns:
             continue
-        learned = group.loc[group["trainable"].fillna(False).astype(bool), "method"].dropna().unique()
+        learned = group.loc[group["trainable"].eq(True), "method"].dropna().unique()
         for label in sorted(learned):
             rows.append(_qualified(_claim_d(group, dataset, label, lot_label, lot_metric, alpha),
                                    _pairs_seen(group, [label]), None))

@@ -30,7 +30,9 @@ clouds), as the weights of the mean pooling, and as the marginals of its OT targ
   measured once, after training (no best-epoch selection).
 * ``"exact"``: the harness's pair protocol. The same model, optimiser and loss form, but the
   batches are the harness's training pairs and the targets their exact W2^2 (from the
-  oracle) divided by ``ot_scale``; validation after every epoch, best epoch kept.
+  oracle) divided by ``ot_scale``; validation after every epoch, best epoch kept. This
+  loop (:mod:`wbench_plugins.wormhole.exact_run`) takes budget milestones, checkpoints at
+  each and resumes bit for bit, like the shared torch loop; ``"s2"`` takes none.
 
 **Decoder.** The package can also train a decoder that rebuilds point clouds from
 encodings (``coeff_dec``). Its first layer alone has ``emb_dim^2 x n_points`` parameters,
@@ -48,7 +50,6 @@ fixed. The count is linear in ``width`` (``4 (2 emb_dim + 1)`` per unit), fine e
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import importlib.metadata
 import io
@@ -61,6 +62,7 @@ import numpy as np
 import torch
 
 from wbench.budget import Budget
+from wbench.checkpoint import active_hooks
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Surrogate, pairwise_euclidean
@@ -72,6 +74,8 @@ try:
     from wassersteinwormhole import Wormhole as PackageWormhole
     from wassersteinwormhole._utils_Transformer import Transformer
     from wassersteinwormhole.DefaultConfig import DefaultConfig
+
+    from wbench_plugins.wormhole.exact_run import ExactTargetRun, encoder_only
 except ImportError as exc:  # the optional extra is missing: the registry lists the reason
     raise ImportError(
         f"the wormhole surrogate needs the authors' package wassersteinwormhole (JAX, Flax, OTT-JAX); "
@@ -262,18 +266,25 @@ class Wormhole(Surrogate):
         used = np.unique(np.concatenate([train.pairs.left, train.pairs.right]))
         if len(used) < 2:
             raise ValueError("Wormhole needs at least two distinct training measures")
+        if self.params["target"] == "s2" and len(budget.milestone_list) > 1:
+            raise ValueError(
+                f"Wormhole target='s2' trains in the package's own loop, which has no milestones; give it a single "
+                f"budget ({budget.unit} = {budget.milestone_list[-1]}) or use target='exact'"
+            )
         started = time.perf_counter()
         self._build_package(train.measures.index(used))
-        steps = budget.total_steps(len(train))
         key = jax.random.key(budget.seed)
         if self.params["target"] == "s2":
-            report = self._fit_s2(steps, budget, key)
-        else:
-            report = self._fit_exact(train, val, steps, budget, key, used)
-        if not report.val_mse:
+            report = self._fit_s2(budget.total_steps(len(train)), budget, key)
             report.val_mse.append(self._val_mse(val))
             report.best_epoch = 0
-        report.wall_time_s = time.perf_counter() - started
+            report.wall_time_s = time.perf_counter() - started
+        else:
+            with _quiet():
+                state = self.package.create_train_state(key, init_lr=budget.lr, decay_steps=self.params["decay_steps"])
+            run = ExactTargetRun(self, state, key, train, val, budget, used, active_hooks(),
+                                 setup_s=time.perf_counter() - started)
+            report = run.run()
         report.extra.update({
             "package": f"wassersteinwormhole {PACKAGE_VERSION}", "target": self.params["target"],
             "ot_scale": self.ot_scale, "n_points": self.n_points,
@@ -301,67 +312,6 @@ class Wormhole(Surrogate):
         report.extra["pairs_per_step"] = clouds * (clouds - 1) // 2
         if budget.time_limit_s is not None:
             report.extra["time_limit_ignored"] = "the package's loop has no time limit"
-        return report
-
-    def _fit_exact(self, train: LabelledPairs, val: LabelledPairs, steps: int, budget: Budget, key: Any,
-                   used: np.ndarray) -> FitReport:
-        """The harness's pair protocol with the package's model, optimiser and loss form."""
-        package = self.package
-        assert package is not None
-        with _quiet():
-            state = package.create_train_state(key, init_lr=budget.lr, decay_steps=self.params["decay_steps"])
-        # every measure of the training pairs, padded once; pairs index into this table
-        lookup = np.full(len(train.measures), -1, dtype=np.int64)
-        lookup[used] = np.arange(len(used))
-        table_pts = jnp.asarray(package.point_clouds)
-        table_w = jnp.asarray(package.weights)
-        left, right = lookup[train.pairs.left], lookup[train.pairs.right]
-        targets = jnp.asarray(train.pairs.w2sq / self.ot_scale, dtype=jnp.float32)
-        model = package.model
-
-        def loss_fn(params: Any, idx_a: Any, idx_b: Any, target: Any, rng: Any) -> Any:
-            idx = jnp.concatenate([idx_a, idx_b])
-            enc = model.apply({"params": params}, table_pts[idx], table_w[idx], False, rng, method=_encoder)
-            n = idx_a.shape[0]
-            pred = jnp.mean(jnp.square(enc[:n] - enc[n:]), axis=1)
-            return jnp.mean(jnp.square(pred - target))
-
-        @jax.jit
-        def step(state: Any, idx_a: Any, idx_b: Any, target: Any, rng: Any) -> tuple[Any, Any]:
-            loss, grads = jax.value_and_grad(loss_fn)(state.params, idx_a, idx_b, target, rng)
-            return state.apply_gradients(grads=grads), loss
-
-        generator = torch.Generator().manual_seed(budget.seed)
-        report = FitReport()
-        best_mse, best_params = math.inf, None
-        started = time.perf_counter()
-        while report.steps < steps:
-            order = torch.randperm(len(train), generator=generator).numpy()
-            losses: list[float] = []
-            for start in range(0, len(order), budget.batch_size):
-                if report.steps >= steps:
-                    break
-                idx = order[start : start + budget.batch_size]
-                key, sub = jax.random.split(key)
-                state, loss = step(state, jnp.asarray(left[idx]), jnp.asarray(right[idx]), targets[idx], sub)
-                if not math.isfinite(float(loss)):
-                    raise FloatingPointError(f"training loss became {float(loss)} at step {report.steps}")
-                losses.append(float(loss))
-                report.steps += 1
-                if budget.time_limit_s is not None and time.perf_counter() - started > budget.time_limit_s:
-                    report.stopped_by = "time_limit"
-                    break
-            report.epochs += 1
-            report.train_loss.append(float(np.mean(losses)) if losses else math.nan)
-            self.enc_params = state.params["Encoder"]
-            mse = self._val_mse(val)
-            report.val_mse.append(mse)
-            if mse < best_mse or best_params is None:
-                best_mse, report.best_epoch = mse, report.epochs - 1
-                best_params = copy.deepcopy(jax.device_get(self.enc_params))
-            if report.stopped_by == "time_limit":
-                break
-        self.enc_params = best_params
         return report
 
     def _val_mse(self, val: LabelledPairs) -> float:
@@ -422,18 +372,11 @@ class Wormhole(Surrogate):
         }
 
 
-def _encoder(module: Any, inputs: Any, weights: Any, deterministic: bool, dropout_rng: Any) -> Any:
-    """Run only the encoder of the package's ``Transformer`` (``Module.apply`` method)."""
-    if dropout_rng is None:
-        return module.Encoder(inputs=inputs, weights=weights, deterministic=deterministic)
-    return module.Encoder(inputs=inputs, weights=weights, deterministic=deterministic, dropout_rng=dropout_rng)
-
-
 def _encoder_fn(model: Any) -> Any:
     """A jitted ``(encoder_params, points, weights) -> encodings`` in evaluation mode."""
 
     @jax.jit
     def encode(enc_params: Any, points: Any, weights: Any) -> Any:
-        return model.apply({"params": {"Encoder": enc_params}}, points, weights, True, None, method=_encoder)
+        return model.apply({"params": {"Encoder": enc_params}}, points, weights, True, None, method=encoder_only)
 
     return encode
