@@ -15,6 +15,8 @@ from wbench.learning_curves import (
     budget_section,
     curve_section,
     curve_table,
+    off_axis_note,
+    references_on_axis,
     select_milestone,
     write_learning_curve_plots,
 )
@@ -162,3 +164,15 @@ def test_budget_text_groups_thousands_of_seconds() -> None:
 
     row = pd.Series({"milestone": 20000, "pairs_seen": 5_120_000.0, "seconds": 1261.4}, dtype=object)
     assert _budget_text(row, "steps") == "20,000 steps (5,120,000 pairs, 1,261 s)"
+
+
+def test_references_far_off_the_curves_are_named_not_drawn() -> None:
+    """Curves between 0.01 and 0.06: a reference within one decade of that range is a line,
+    the exact LP's 1e-16 round-off and anything above 0.6 are named beside the chart."""
+    refs = {"exact-lp": 1.3e-16, "sinkhorn": 0.0011, "lot": 0.016, "coarse": 0.7, "zero": 0.0, "nan": float("nan")}
+    drawn, off = references_on_axis(refs, [0.011, 0.02, 0.06, float("nan")])
+    assert drawn == {"sinkhorn": 0.0011, "lot": 0.016}
+    assert off == {"exact-lp": 1.3e-16, "coarse": 0.7}
+    assert off_axis_note(off) == "Off the axis (more than 1 decade from the curves): coarse 0.7, exact-lp 1.3e-16."
+    assert off_axis_note({}) == ""
+    assert references_on_axis({"lot": 0.5}, [])[0] == {"lot": 0.5}  # no curve: nothing to compare with

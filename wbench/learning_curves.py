@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -142,6 +142,43 @@ def references(df: pd.DataFrame, primary: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "method", "value"])
 
 
+REFERENCE_DECADES = 1.0
+"""How far (decades) beyond the learning curves' own range a reference line is still drawn."""
+
+
+def references_on_axis(
+    references: Mapping[str, float], curve_values: Iterable[float], *, decades: float = REFERENCE_DECADES
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Split untrained references into those drawn as lines and those left off the axis.
+
+    A reference (method -> its value of the primary metric) is drawn when it lies within
+    ``decades`` decades of the range of ``curve_values`` (the learned curves' means and
+    seed extremes). One far below, such as the exact LP's round-off (1e-16 rel. MAE) under
+    curves at 1e-2, would stretch a log axis over 14 decades and flatten every curve; it is
+    named beside the chart with its value instead.
+
+    :returns: ``(drawn, off_axis)``, each method -> value; non-positive or non-finite
+        values are in neither (no place on a log axis).
+    """
+    values = [v for v in curve_values if math.isfinite(v) and v > 0]
+    drawn: dict[str, float] = {}
+    off_axis: dict[str, float] = {}
+    for method, value in references.items():
+        if not (math.isfinite(value) and value > 0):
+            continue
+        inside = not values or min(values) / 10**decades <= value <= max(values) * 10**decades
+        (drawn if inside else off_axis)[method] = value
+    return drawn, off_axis
+
+
+def off_axis_note(off_axis: Mapping[str, float]) -> str:
+    """``"Off the axis (more than 1 decade from the curves): exact-lp 1.28e-16."``, or ""."""
+    if not off_axis:
+        return ""
+    names = ", ".join(f"{method} {value:.3g}" for method, value in sorted(off_axis.items()))
+    return f"Off the axis (more than {REFERENCE_DECADES:g} decade from the curves): {names}."
+
+
 def _mean(group: pd.DataFrame, column: str) -> float:
     if column not in group.columns:
         return math.nan
@@ -230,7 +267,8 @@ def curve_section(df: pd.DataFrame, primary: str, *, unit: str = "steps") -> lis
 def write_learning_curve_plots(df: pd.DataFrame, out_dir: Path, *, primary: str, unit: str = "steps") -> list[Path]:
     """One figure per dataset with learning curves: ``primary`` against training steps and
     against training seconds, mean over seeds with the min-max band, the untrained
-    references as horizontal lines.
+    references as horizontal lines (those far off the curves' range named in a note:
+    :func:`references_on_axis`).
 
     :returns: the PNG paths written, ``out_dir/learning-curves-<dataset>.png``.
     """
@@ -244,8 +282,12 @@ def write_learning_curve_plots(df: pd.DataFrame, out_dir: Path, *, primary: str,
             method: {k: list(points.sort_values("milestone")[k]) for k in ("steps", "seconds", "mean", "min", "max")}
             for method, points in block.groupby("method", sort=True)
         }
-        lines = {r["method"]: r["value"] for _, r in refs[refs["dataset"] == dataset].iterrows() if r["value"] > 0}
+        values = [v for c in per_method.values() for k in ("mean", "min", "max") for v in c[k]]
+        lines, off_axis = references_on_axis(
+            {r["method"]: r["value"] for _, r in refs[refs["dataset"] == dataset].iterrows()}, values
+        )
         name = safe_stem(str(dataset))
         paths.append(plot_learning_curves(per_method, lines, out_dir / f"learning-curves-{name}.png",
-                                          metric=primary, title=f"{dataset}: {primary} against training budget"))
+                                          metric=primary, title=f"{dataset}: {primary} against training budget",
+                                          note=off_axis_note(off_axis)))
     return paths

@@ -117,13 +117,15 @@ def plot_speed_accuracy(
 
 
 def plot_learning_curves(
-    curves: dict[str, dict[str, list[float]]], references: dict[str, float], path: Path, *, metric: str, title: str = ""
+    curves: dict[str, dict[str, list[float]]], references: dict[str, float], path: Path, *, metric: str, title: str = "",
+    note: str = "",
 ) -> Path:
     """``metric`` against training steps (left) and training seconds (right), log-log.
 
     :param curves: method -> ``{"steps", "seconds", "mean", "min", "max"}`` per milestone
         (the mean over seeds and its min-max band).
     :param references: untrained method -> its value, drawn as a horizontal line.
+    :param note: a line under the panels (e.g. the references left off the axis).
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), sharey=True)
@@ -135,7 +137,7 @@ def plot_learning_curves(
             ax.fill_between(c[x], c["min"], c["max"], color=colour, alpha=0.2, linewidth=0)
     for k, (method, value) in enumerate(sorted(references.items())):
         for ax in axes:
-            ax.axhline(value, color="0.3", linestyle=("--", ":", "-.")[k % 3], linewidth=1,
+            ax.axhline(value, color="0.3", linestyle=("--", ":", "-.", (0, (8, 2, 1, 2, 1, 2)))[k % 4], linewidth=1,
                        label=f"{method} (untrained)")
     axes[0].set_xlabel("training steps")
     axes[1].set_xlabel("training wall time (s)")
@@ -149,4 +151,6 @@ def plot_learning_curves(
     fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(0.8, 0.5), frameon=False)
     if title:
         fig.suptitle(title)
-    return _save(plt, fig, path, rect=(0, 0, 0.8, 1))
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=8, color="0.3")
+    return _save(plt, fig, path, rect=(0, 0.04 if note else 0, 0.8, 1))

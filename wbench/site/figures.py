@@ -10,7 +10,12 @@ from typing import Any
 import pandas as pd
 
 from wbench.columns import speed_columns
-from wbench.learning_curves import references, without_milestone_suffix
+from wbench.learning_curves import (
+    off_axis_note,
+    references,
+    references_on_axis,
+    without_milestone_suffix,
+)
 from wbench.site import charts
 from wbench.site.html import esc
 from wbench.site.source import RunData, format_number
@@ -130,6 +135,10 @@ def _milestone_curves(run: RunData, dataset: str, curves: pd.DataFrame, prefix: 
     styles = style_index(run)
     refs = references(run.frame, run.primary)
     refs = refs[refs["dataset"] == dataset]
+    drawn, off_axis = references_on_axis(
+        {str(r["method"]): float(r["value"]) for _, r in refs.iterrows()},
+        [float(v) for k in ("mean", "min", "max") for v in curves[k]],
+    )
     out = []
     for axis, title in (("milestone", "optimiser steps"), ("seconds", "training wall time (s)")):
         traces: list[dict[str, Any]] = []
@@ -161,13 +170,13 @@ def _milestone_curves(run: RunData, dataset: str, curves: pd.DataFrame, prefix: 
             continue
         low = min(min(t["x"]) for t in traces)
         high = max(max(t["x"]) for t in traces)
-        for k, (_, ref) in enumerate(refs.sort_values("method").iterrows()):
+        for k, (method, value) in enumerate(sorted(drawn.items())):
             traces.append({
-                "type": "scatter", "mode": "lines", "name": f"{ref['method']} (untrained)", "x": [low, high],
-                "y": [float(ref["value"])] * 2,
-                "line": {"color": "#555555", "width": 1.5, "dash": ("dash", "dot", "dashdot")[k % 3]},
-                "hovertemplate": f"<b>{esc(ref['method'])}</b> (untrained): {esc(run.primary)} "
-                                 f"{format_number(ref['value'])}<extra></extra>",
+                "type": "scatter", "mode": "lines", "name": f"{method} (untrained)", "x": [low, high],
+                "y": [value] * 2,
+                "line": {"color": "#555555", "width": 1.5, "dash": ("dash", "dot", "dashdot", "longdashdot")[k % 4]},
+                "hovertemplate": f"<b>{esc(method)}</b> (untrained): {esc(run.primary)} "
+                                 f"{format_number(value)}<extra></extra>",
             })
         lay = charts.layout(f"{dataset}: {run.primary} against {title}", f"{title} (log)", f"{run.primary} (log)",
                             x_log=True, y_log=True)
@@ -177,6 +186,8 @@ def _milestone_curves(run: RunData, dataset: str, curves: pd.DataFrame, prefix: 
     intro = ("The primary metric at each recorded milestone, against optimiser steps and against the training "
              "wall time it took (mean over seeds; bars: lowest to highest seed); the untrained references as "
              "horizontal lines.")
+    if off_axis:
+        intro += " " + esc(off_axis_note(off_axis))
     return f"<h3>Learning curves</h3>\n<p>{intro}</p>\n" + "".join(out)
 
 
