@@ -284,7 +284,7 @@ class Wormhole(Surrogate):
                 state = self.package.create_train_state(key, init_lr=budget.lr, decay_steps=self.params["decay_steps"])
             run = ExactTargetRun(self, state, key, train, val, budget, used, active_hooks(),
                                  setup_s=time.perf_counter() - started)
-            report = run.run()
+            report = run.fit()
         report.extra.update({
             "package": f"wassersteinwormhole {PACKAGE_VERSION}", "target": self.params["target"],
             "ot_scale": self.ot_scale, "n_points": self.n_points,
