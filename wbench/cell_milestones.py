@@ -57,7 +57,7 @@ def skipped_milestone(fit_report: Any, budget: Budget, index: int, n_train: int,
         f"{trained} steps without calling the milestone hooks there (wbench.checkpoint.active_hooks), so "
         f"only its last milestone has a model to evaluate. Give {method} a single budget "
         f"(budget = {{ {budget.unit} = {budget.milestone_list[-1]} }}) or train with the shared loop "
-        "(wbench.training.train_on_pairs)"
+        "(wbench.training.train_on_pairs) or on wbench.milestone_loop.MilestoneLoop"
     )
 
 

@@ -147,12 +147,12 @@ REFERENCE_DECADES = 1.0
 
 
 def references_on_axis(
-    references: Mapping[str, float], curve_values: Iterable[float], *, decades: float = REFERENCE_DECADES
+    references: Mapping[str, float], curve_values: Iterable[float]
 ) -> tuple[dict[str, float], dict[str, float]]:
     """Split untrained references into those drawn as lines and those left off the axis.
 
     A reference (method -> its value of the primary metric) is drawn when it lies within
-    ``decades`` decades of the range of ``curve_values`` (the learned curves' means and
+    :data:`REFERENCE_DECADES` decades of the range of ``curve_values`` (the learned curves' means and
     seed extremes). One far below, such as the exact LP's round-off (1e-16 rel. MAE) under
     curves at 1e-2, would stretch a log axis over 14 decades and flatten every curve; it is
     named beside the chart with its value instead.
@@ -166,7 +166,8 @@ def references_on_axis(
     for method, value in references.items():
         if not (math.isfinite(value) and value > 0):
             continue
-        inside = not values or min(values) / 10**decades <= value <= max(values) * 10**decades
+        margin = 10**REFERENCE_DECADES
+        inside = not values or min(values) / margin <= value <= max(values) * margin
         (drawn if inside else off_axis)[method] = value
     return drawn, off_axis
 

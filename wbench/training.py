@@ -124,11 +124,11 @@ class _TorchRun(MilestoneLoop):
         self.model.train()
         a, b, _ = self.train.batch(idx)
         loss = self.surrogate.training_loss(a, b, self.targets[torch.from_numpy(idx).to(self.device)])
-        check_finite(float(loss.detach()), self.report.steps)  # before the step: the weights stay finite
+        value = check_finite(float(loss.detach()), self.report.steps)  # before the step: the weights stay finite
         self.optimiser.zero_grad(set_to_none=True)
         loss.backward()
         self.optimiser.step()
-        return float(loss.detach())
+        return value
 
     def validate(self) -> float:
         self.model.eval()
