@@ -114,9 +114,16 @@ class ExactTargetRun(MilestoneLoop):
             "train_state": _to_tensors(self.state),
             "key": torch.from_numpy(np.asarray(jax.random.key_data(self.key)).astype(np.int64)),
             "best_params": None if self.best_weights is None else _to_tensors(self.best_weights),
+            "ot_scale": self.wormhole.ot_scale,
         }
 
     def restore_framework(self, state: dict[str, Any]) -> None:
+        saved_scale = state.get("ot_scale")  # absent from checkpoints written before it was stored
+        if saved_scale is not None and saved_scale != self.wormhole.ot_scale:
+            raise ValueError(
+                f"cannot resume: the checkpoint was trained on targets divided by ot_scale {saved_scale!r}, "
+                f"the rebuilt package has {self.wormhole.ot_scale!r} (other training measures or another seed)"
+            )
         self.state = _from_tensors(self.state, state["train_state"], "training state")
         self.key = jax.random.wrap_key_data(jnp.asarray(state["key"].numpy().astype(np.uint32)))
         best = state["best_params"]

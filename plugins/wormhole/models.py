@@ -5,7 +5,8 @@ a linear embedding of each point, ``num_layers`` pre-norm blocks of weighted mul
 self-attention and a feed-forward network, a mass-weighted mean over the points and a final
 feed-forward network. Squared Euclidean distances between encodings, averaged over the
 ``emb_dim`` coordinates, are trained to match OT costs divided by the package's ``ot_scale``
-(the largest squared distance between the supports of random training pairs).
+(the largest squared distance between the supports of 1,000 random training pairs, drawn
+from the budget's seed).
 
 **Units.** The package feeds raw coordinates to the network and only rescales the OT cost,
 so ``mean((e_x - e_y)^2) ~ W2^2 / ot_scale``. This wrapper returns the embedding
@@ -55,7 +56,7 @@ import importlib.metadata
 import io
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,6 +90,23 @@ PACKAGE_VERSION = importlib.metadata.version("wassersteinwormhole")
 def _quiet() -> contextlib.AbstractContextManager[Any]:
     """Silence the package's progress prints (it prints on every construction and step)."""
     return contextlib.redirect_stdout(io.StringIO())
+
+
+@contextlib.contextmanager
+def seeded_global_numpy(seed: int) -> Iterator[None]:
+    """Seed NumPy's global generator with ``seed`` for the block, then give the caller's state back.
+
+    The package draws the pairs behind its ``ot_scale`` (the largest squared distance between
+    the supports of 1,000 random pairs of clouds) from ``np.random`` unseeded: two runs with
+    the same seed could train on differently scaled targets, and a resumed run rebuild the
+    package with another scale than the one it was checkpointed with.
+    """
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
 
 
 def _config(emb_dim: int, num_heads: int, num_layers: int, width: int, target: str, eps: float,
@@ -240,13 +258,14 @@ class Wormhole(Surrogate):
 
     # ------------------------------------------------------------------ fitting
 
-    def _build_package(self, train_measures: MeasureBatch) -> None:
-        """Construct the package's ``Wormhole`` on the training clouds (scales, Sinkhorn setup)."""
+    def _build_package(self, train_measures: MeasureBatch, seed: int) -> None:
+        """Construct the package's ``Wormhole`` on the training clouds (scales, Sinkhorn setup);
+        ``seed`` fixes the random pairs behind its ``ot_scale``."""
         p = self.params
         points, weights = padded_clouds(train_measures)
         config = _config(p["emb_dim"], p["num_heads"], p["num_layers"], p["width"], p["target"], p["eps"],
                          p["num_sinkhorn_iter"], p["dropout"])
-        with _quiet(), contextlib.redirect_stderr(io.StringIO()):
+        with _quiet(), contextlib.redirect_stderr(io.StringIO()), seeded_global_numpy(seed):
             self.package = PackageWormhole(list(points), weights=list(weights), config=config)
         # The package builds its train state with an eager Flax init (hundreds of small XLA
         # compilations); the same function jitted gives the same parameters in a fraction of the time.
@@ -272,7 +291,7 @@ class Wormhole(Surrogate):
                 f"budget ({budget.unit} = {budget.milestone_list[-1]}) or use target='exact'"
             )
         started = time.perf_counter()
-        self._build_package(train.measures.index(used))
+        self._build_package(train.measures.index(used), budget.seed)
         key = jax.random.key(budget.seed)
         if self.params["target"] == "s2":
             report = self._fit_s2(budget.total_steps(len(train)), budget, key)
