@@ -139,3 +139,16 @@ def test_timing_options_parse_with_their_defaults() -> None:
     assert (default.direct_n, default.min_round_s, default.cost_threads) == ((16, 256, 4096), 0.2, 1)
     ev = parse_suite("[evaluation]\ndirect_n = [8, 64]\nmin_round_s = 1\ncost_threads = 0\n" + MINIMAL, source="s.toml").evaluation
     assert (ev.direct_n, ev.min_round_s, ev.cost_threads) == ((8, 64), 1.0, 0)
+
+
+def test_a_run_directory_named_like_a_builtin_suite_does_not_hide_it(tmp_path, monkeypatch) -> None:
+    """`wbench run mnist` from a folder that holds the run directory `mnist/` loads the built-in
+    suite; a directory that is no suite's name says it is a directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnist").mkdir()
+    assert load_suite("mnist").name == "mnist"
+    (tmp_path / "my-run").mkdir()
+    with pytest.raises(SuiteError, match="my-run is a directory, not a suite file"):
+        load_suite("my-run")
+    with pytest.raises(SuiteError, match="suite file not found: absent.toml"):
+        load_suite("absent.toml")
