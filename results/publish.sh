@@ -21,11 +21,17 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dest=$root/results/$name
 [ -f "$source_run/records.jsonl" ] || { echo "no records.jsonl in $source_run" >&2; exit 1; }
 [ "$(cd "$source_run" && pwd)" != "$dest" ] || { echo "SOURCE_RUN is results/$name itself" >&2; exit 1; }
+# Other benchmarks' outputs kept in the folder (top-level JSON files that no run writes, e.g.
+# shapes/lot-translation-error.json) survive the republication.
+kept=$(mktemp -d)
 if [ -d "$dest" ]; then
+    find "$dest" -maxdepth 1 -name '*.json' ! -name suite.json ! -name retime.json -exec cp {} "$kept/" \;
     git -C "$root" rm -rq --ignore-unmatch "results/$name"
     rm -rf "$dest"
 fi
 mkdir -p "$dest"
+cp -r "$kept/." "$dest/"
+rm -rf "$kept"
 cp "$source_run/records.jsonl" "$source_run/suite.json" "$dest/"
 [ -d "$source_run/plots" ] && cp -r "$source_run/plots" "$dest/plots"
 [ -d "$source_run/models" ] && cp -r "$source_run/models" "$dest/models"  # git-ignored; retime reads them
