@@ -163,10 +163,10 @@ def references_on_axis(
     values = [v for v in curve_values if math.isfinite(v) and v > 0]
     drawn: dict[str, float] = {}
     off_axis: dict[str, float] = {}
+    margin = 10**REFERENCE_DECADES
     for method, value in references.items():
         if not (math.isfinite(value) and value > 0):
             continue
-        margin = 10**REFERENCE_DECADES
         inside = not values or min(values) / margin <= value <= max(values) * margin
         (drawn if inside else off_axis)[method] = value
     return drawn, off_axis

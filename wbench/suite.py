@@ -368,18 +368,16 @@ def load_suite(path_or_name: str | Path | None = None) -> Suite:
     if path_or_name is None:
         path_or_name = DEFAULT_SUITE
     path = Path(path_or_name)
-    builtin = resources.files("wbench") / "suites" / f"{path_or_name}.toml"
-    if path.is_dir() and path.suffix != ".toml":
-        if builtin.is_file():  # e.g. `wbench run mnist` where the run directory `mnist/` lies
-            return parse_suite(builtin.read_text(), source=f"built-in:{path_or_name}")
-        raise SuiteError(f"{path} is a directory, not a suite file (.toml) or a built-in suite name; "
-                         f"built-in: {', '.join(builtin_suites())}")
-    if path.suffix == ".toml" or path.exists():
+    # A directory named like a built-in suite (the run directory `mnist/` beside `wbench run
+    # mnist`) does not hide it.
+    if path.suffix == ".toml" or (path.exists() and not path.is_dir()):
         if not path.is_file():
             raise SuiteError(f"suite file not found: {path}")
         return parse_suite(path.read_text(), source=str(path))
+    builtin = resources.files("wbench") / "suites" / f"{path_or_name}.toml"
     if not builtin.is_file():
-        raise SuiteError(f"no suite file {path_or_name!r} and no built-in suite of that name; built-in: {', '.join(builtin_suites())}")
+        what = f"{path} is a directory, not a suite file (.toml)," if path.is_dir() else f"no suite file {path_or_name!r}"
+        raise SuiteError(f"{what} and no built-in suite of that name; built-in: {', '.join(builtin_suites())}")
     return parse_suite(builtin.read_text(), source=f"built-in:{path_or_name}")
 
 
