@@ -34,6 +34,7 @@ from wbench.checkpoint import CheckpointError, MilestoneHooks
 from wbench.data import LabelledPairs
 from wbench.milestone_loop import MilestoneLoop, check_finite
 from wbench.surrogate import FitReport
+from wbench.training import validation_mse
 
 if TYPE_CHECKING:
     from wbench_plugins.wormhole.models import Wormhole
@@ -96,7 +97,7 @@ class ExactTargetRun(MilestoneLoop):
 
     def validate(self) -> float:
         self.wormhole.enc_params = self.state.params["Encoder"]
-        return self.wormhole._val_mse(self.val)
+        return validation_mse(self.wormhole, self.val)
 
     def snapshot(self) -> Any:
         return copy.deepcopy(jax.device_get(self.state.params["Encoder"]))

@@ -67,6 +67,7 @@ from wbench.checkpoint import active_hooks
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Surrogate, pairwise_euclidean
+from wbench.training import validation_mse
 from wbench_plugins.wormhole import INSTALL_COMMAND
 
 try:
@@ -295,7 +296,7 @@ class Wormhole(Surrogate):
         key = jax.random.key(budget.seed)
         if self.params["target"] == "s2":
             report = self._fit_s2(budget.total_steps(len(train)), budget, key)
-            report.val_mse.append(self._val_mse(val))
+            report.val_mse.append(validation_mse(self, val))
             report.best_epoch = 0
             report.wall_time_s = time.perf_counter() - started
         else:
@@ -332,13 +333,6 @@ class Wormhole(Surrogate):
         if budget.time_limit_s is not None:
             report.extra["time_limit_ignored"] = "the package's loop has no time limit"
         return report
-
-    def _val_mse(self, val: LabelledPairs) -> float:
-        if len(val) == 0:
-            return math.nan
-        a, b, _ = val.batch(slice(None))
-        pred = self.distance(a, b).double().numpy()
-        return float(np.mean((pred - val.pairs.w2) ** 2))
 
     # --------------------------------------------------------------- evaluation
 
