@@ -182,6 +182,26 @@ def test_cost_model_measures_e_and_predicts_direct_timings(measures):
         assert f"cost.direct_error.{n}" in record and f"cost.direct.{n}_iqr" in record
 
 
+class DeduplicatingEmbedding(SleepyEmbedding):
+    """Sleeps ``EMBED_SLEEP_S`` per *distinct* measure of a call, as lot-residual solves one
+    LP per distinct measure of a call: repeats in a timed batch would make it look faster."""
+
+    def embed(self, x: MeasureBatch) -> torch.Tensor:
+        time.sleep(EMBED_SLEEP_S * len(torch.unique(x.weights, dim=0)))
+        return self.model(x.weights.to(torch.float32))
+
+
+def test_the_timed_embedding_batch_holds_distinct_measures(measures):
+    # 50 measures, a batch of 200 asked for: drawn with replacement, about 43 distinct, the
+    # deduplicating embedding would sleep a quarter of EMBED_SLEEP_S per measure
+    model = measure_cost_model(
+        DeduplicatingEmbedding(), measures, embed_batch=200, pair_block=8, rounds=3, min_round_s=0.0, device="cpu"
+    )
+    assert model.embed_batch == len(measures) == 50
+    assert model.to_record()["cost.embed_batch"] == 50
+    assert EMBED_SLEEP_S <= model.embed_s < 3 * EMBED_SLEEP_S
+
+
 def test_cost_model_of_a_solver_is_per_pair(measures):
     model = measure_cost_model(
         SleepySolver(), measures, solver_batch=8, direct_n=(3,), rounds=3, min_round_s=0.0, threads=1

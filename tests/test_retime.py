@@ -83,13 +83,18 @@ def test_by_default_only_each_seeds_last_milestone_is_timed(fresh_run: Path, reg
 
 def test_a_slow_embedding_is_timed_on_a_smaller_batch(fresh_run: Path, registry) -> None:
     """A model whose timed call would outlast max_embed_call_s (an LP per measure, say) gets the
-    largest power of 2 that fits, at least 16: here nothing fits in a nanosecond."""
+    largest power of 2 that fits, at least 16: here nothing fits in a nanosecond. A batch
+    larger than the dataset is cut to its number of measures."""
     slow = replace(FAST, embed_batch=64, max_embed_call_s=1e-9)
     data = json.loads(retime_run(fresh_run, slow, registry=registry, log=lambda line: None).read_text())
     assert {c["figures"]["cost.embed_batch"] for c in data["cells"]} == {16.0}
-    roomy = replace(FAST, embed_batch=64, max_embed_call_s=1e9)
+    roomy = replace(FAST, embed_batch=18, max_embed_call_s=1e9)
     data = json.loads(retime_run(fresh_run, roomy, registry=registry, log=lambda line: None).read_text())
-    assert {c["figures"]["cost.embed_batch"] for c in data["cells"]} == {64.0}
+    assert {c["figures"]["cost.embed_batch"] for c in data["cells"]} == {18.0}
+    # never more than the dataset's 20 measures: the timed batch holds distinct measures
+    larger = replace(FAST, embed_batch=64, max_embed_call_s=1e9)
+    data = json.loads(retime_run(fresh_run, larger, registry=registry, log=lambda line: None).read_text())
+    assert {c["figures"]["cost.embed_batch"] for c in data["cells"]} == {20.0}
     with pytest.raises(RetimeError, match="max_embed_call_s must be a positive number of seconds"):
         RetimeOptions(max_embed_call_s=0)
 

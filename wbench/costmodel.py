@@ -276,7 +276,7 @@ def measure_cost_model(
         through ``embed_all``).
     :param measures: measures to draw from (with replacement when there are too few).
     :param embed_batch: measures per timed embedding call (the per-measure cost is the
-        call time over this).
+        call time over this); capped at ``len(measures)`` so that they are distinct.
     :param pair_block: ``n`` or ``(n, m)`` of the timed distance matrix of embeddings. ``c``
         grows with the block once the output matrix leaves the caches (it is then written
         to memory: on a loaded 2-core CPU, k = 64, one thread, 5.3 / 13.4 / 14.6 / 16.4 /
@@ -330,6 +330,8 @@ def measure_cost_models(
     :param surrogates: name -> fitted surrogate, all on ``device``.
     :param embed_batch: measures per timed embedding call, for all or per surrogate name
         (a name left out: 1,024), e.g. fewer for an embedding that solves an LP per measure.
+        Capped at ``len(measures)``, so that the timed batch holds distinct measures (the
+        cap is the ``embed_batch`` of the returned models).
     :param extra: more name -> zero-argument callables timed in the same rounds (seconds per
         call, returned as they are), e.g. a reference solver; names must not contain ``/``.
     :param on_round: progress, called as ``on_round(done, rounds)`` after each round.
@@ -354,9 +356,12 @@ def measure_cost_models(
         for name, surrogate in surrogates.items():
             embedding = is_embedding(surrogate)
             if embedding:
-                calls = _embedding_calls(surrogate, measures, embed_batch=batches[name], rows=rows, cols=cols, seed=seed,
+                # distinct measures only: an embedding that solves each distinct measure once per
+                # call (lot-residual) would otherwise be timed on repeats, faster than on new ones
+                batch = min(batches[name], len(measures))
+                calls = _embedding_calls(surrogate, measures, embed_batch=batch, rows=rows, cols=cols, seed=seed,
                                          dev=dev)
-                shapes[name] = (True, batches[name], (rows, cols))
+                shapes[name] = (True, batch, (rows, cols))
             else:
                 calls = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
                 shapes[name] = (False, 0, (solver_batch, 1))
