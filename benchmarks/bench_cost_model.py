@@ -5,7 +5,9 @@ depend on the weights); :func:`wbench.costmodel.measure_cost_models` measures ev
 ``e`` (s per measure), ``c`` (s per pair of the distance matrix) and ``o`` (s per
 ``pairwise`` call) and times the real ``pairwise`` call directly at every ``--sizes`` n,
 all seeds in one interleaved series of rounds (so the machine's drift during the
-measurement hits every seed alike and the spread between seeds is the seeds' own). The prediction ``n^2 / (o + 2 n e + n^2 c)`` must be
+measurement hits every seed alike and the spread between seeds is the seeds' own). The
+prediction ``n^2 / (o + 2 n e + n^2 c(n))``, with ``c(n)`` the distance matrix of
+precomputed embeddings timed on the same ``n x n`` block (``c`` depends on the block), must be
 within ``--tolerance`` (15 %) of the measured pairs/s at every n tried; the script prints
 each comparison, the roofline (FLOPs per image, the GEMM rate measured with the same
 threads, the achieved fraction), and per method the spread of the independent pairs/s
@@ -181,7 +183,7 @@ def measure_method(
             ok = abs(d.relative_error) <= args.tolerance
             print(
                 f"  n={d.n:>6}: measured {d.pairs_per_s:>14,.0f} predicted {d.predicted_pairs_per_s:>14,.0f} "
-                f"pairs/s  error {d.relative_error:+.1%}  {'ok' if ok else 'MISS'}"
+                f"pairs/s  error {d.relative_error:+.1%}  {'ok' if ok else 'MISS'}  (c = {model.pair_s_at(d.n) * 1e9:,.2f} ns/pair)"
             )
         if skipped:
             print(f"  skipped n={skipped}: predicted over {args.max_call_s:g} s per call")

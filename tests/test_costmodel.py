@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 
 from wbench.budget import Budget
 from wbench.costmodel import (
+    CostModel,
     embedder,
     independent_pairs_per_s,
     measure_cost_model,
@@ -19,7 +21,14 @@ from wbench.costmodel import (
 from wbench.data import LabelledPairs
 from wbench.evaluation import is_embedding
 from wbench.measures import MeasureBatch
-from wbench.rounds import interleaved_rounds, one_round, round_stats, thread_limit, timed_rounds
+from wbench.rounds import (
+    RoundStats,
+    interleaved_rounds,
+    one_round,
+    round_stats,
+    thread_limit,
+    timed_rounds,
+)
 from wbench.surrogate import EmbeddingSurrogate, FitReport, Solver
 
 EMBED_SLEEP_S = 1e-3  # seconds per measure of the sleeping embedding below
@@ -269,3 +278,56 @@ def test_cost_models_reject_slashes_and_nothing_to_time(measures):
         measure_cost_models({"a/b": SleepyEmbedding()}, measures, rounds=1, min_round_s=0.0)
     with pytest.raises(ValueError, match="at least one"):
         measure_cost_models({}, measures)
+
+
+SMALL_BLOCK_PAIR_S = 0.25e-3  # seconds per pair of a distance matrix with at most 8 rows
+
+
+def _slow_small_blocks(ex: torch.Tensor, ey: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
+    """``pairwise_euclidean`` that sleeps 0.25 ms per pair on blocks of at most 8 rows, as
+    ``torch.cdist``'s direct path makes small blocks of wide embeddings slow per pair."""
+    if ex.shape[0] <= 8:
+        time.sleep(SMALL_BLOCK_PAIR_S * ex.shape[0] * ey.shape[0])
+    return torch.cdist(ex, ey)
+
+
+def test_c_is_timed_on_each_direct_block_and_predicts_it(measures, monkeypatch):
+    import wbench.costmodel
+    import wbench.surrogate
+
+    monkeypatch.setattr(wbench.surrogate, "pairwise_euclidean", _slow_small_blocks)
+    monkeypatch.setattr(wbench.costmodel, "pairwise_euclidean", _slow_small_blocks)
+    model = measure_cost_model(
+        SleepyEmbedding(), measures, embed_batch=32, pair_block=64, direct_n=(4, 64),
+        rounds=5, min_round_s=0.02, device="cpu",
+    )
+    # the headline c (64 x 64) has no sleep; c at 4 x 4 does
+    assert model.pair_s < 1e-5
+    assert model.pair_s_at(4) >= SMALL_BLOCK_PAIR_S
+    assert dict(model.pair_by_block).keys() == {4}  # 64 is the headline block, not timed twice
+    record = model.to_record()
+    assert record["cost.pair_s.4"] == model.pair_s_at(4) and "cost.pair_s.64" not in record
+    small = next(d for d in model.direct if d.n == 4)
+    # the direct 4 x 4 call sleeps 8 ms embedding and 4 ms in the distance: predicted with
+    # c of its own block it agrees; with the headline c it would be about 1.5x too fast
+    assert abs(small.relative_error) < 0.25, small.relative_error
+    with_headline_c = pairwise_pairs_per_s(model.embed_s, model.pair_s, 4, call_s=model.call_s)
+    assert with_headline_c / small.pairs_per_s - 1 > 0.25
+
+
+def test_the_prediction_uses_c_of_the_nearest_timed_block():
+    def stats(seconds: float) -> RoundStats:
+        return RoundStats(seconds, seconds, seconds, 5, 5, (seconds,) * 5)
+
+    model = CostModel(
+        embedding=True, embed=stats(1e-3), pair=stats(5e-9), embed_batch=64, pair_block=(4096, 4096),
+        threads=1, device="cpu", min_round_s=0.0, pair_by_block=((16, stats(2e-6)), (1024, stats(2e-9))),
+    )
+    assert model.pair_s_at(16) == 2e-6 and model.pair_s_at(20) == 2e-6
+    assert model.pair_s_at(127) == 2e-6 and model.pair_s_at(128) == 2e-9  # 128: the geometric middle, a tie
+    assert model.pair_s_at(1024) == 2e-9 and model.pair_s_at(2048) == 5e-9  # a tie goes to the larger
+    assert model.pair_s_at(16_384) == 5e-9 and model.pair_s_at(16, 4096) == 2e-9  # side sqrt(n m) = 256: nearest 1,024
+    assert model.asymptote_pairs_per_s() == pytest.approx(1 / 5e-9)
+    assert model.pairwise_pairs_per_s(16) == pytest.approx(256 / (32e-3 + 256 * 2e-6))
+    solver = replace(model, embedding=False, embed=None)
+    assert solver.pair_s_at(16) == 5e-9

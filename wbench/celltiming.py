@@ -9,7 +9,9 @@ What a cell records under ``outcome.throughput`` (all flat floats):
   (default 1, the papers' "1 CPU"), stated as ``cost.threads``;
 * direct timings of the real ``pairwise`` call at ``[evaluation] direct_n`` (embedding
   methods), skipping a size whose predicted timing would not fit its share of
-  ``timing_max_s`` (``cost.direct_skipped.<n>`` = the predicted seconds per call);
+  ``timing_max_s`` (``cost.direct_skipped.<n>`` = the predicted seconds per call), with ``c``
+  timed on each such block too (``cost.pair_s.<n>``: ``c`` depends on the block, and each
+  direct timing is predicted with its own block's ``c``);
 * the fair speed-ups against ``[evaluation] speedup_reference``
   (:func:`wbench.denominators.fair_speedups`, ``speedup.one_core.*`` and
   ``speedup.all_cores.*``, interleaved rounds, the real thread and worker counts), on the
@@ -41,8 +43,8 @@ import torch
 from wbench.costmodel import (
     CostModel,
     DirectTiming,
+    block_calls,
     measure_cost_model,
-    pairwise_pairs_per_s,
     sample_measures,
 )
 from wbench.errors import WbenchError
@@ -77,35 +79,41 @@ def direct_timings(
     threads: int | None,
     device: torch.device,
     seed: int = 0,
-) -> tuple[tuple[DirectTiming, ...], dict[int, float]]:
-    """Time ``pairwise`` of ``n x n`` blocks for the ``sizes`` that fit the budget.
+) -> tuple[CostModel, dict[int, float]]:
+    """Time ``pairwise`` of ``n x n`` blocks for the ``sizes`` that fit the budget, and ``c`` on
+    each such block (the distance matrix of precomputed embeddings, in the same rounds).
 
-    A size is timed when its predicted cost, ``(rounds + 1) * max(t, min_round_s)`` for
-    ``t`` the cost model's predicted seconds per call, is at most ``budget_s / len(sizes)``.
+    A size is timed when its predicted cost, ``2 (rounds + 1) max(t, min_round_s)`` for ``t``
+    the cost model's predicted seconds per call (two timed calls: ``pairwise`` and the block's
+    distance matrix), is at most ``budget_s / len(sizes)``.
 
-    :returns: the timings (interleaved rounds) and, for each skipped size, its predicted
-        seconds per call.
+    :returns: ``model`` with the direct timings (``direct``) and the blocks' ``c``
+        (``pair_by_block``; each timing's prediction uses its own block's ``c``), and, for
+        each skipped size, its predicted seconds per call.
     """
     share = budget_s / max(1, len(sizes))
     fns: dict[str, Callable[[], Any]] = {}
     skipped: dict[int, float] = {}
+    timed: list[int] = []
     for n in sizes:
         predicted_s = n * n / model.pairwise_pairs_per_s(n)
-        if (rounds + 1) * max(predicted_s, min_round_s) > share:
+        if 2 * (rounds + 1) * max(predicted_s, min_round_s) > share:
             skipped[n] = predicted_s
             continue
         x = sample_measures(measures, n, seed=seed + 3 + n, device=device)
         y = sample_measures(measures, n, seed=seed + 4 + n, device=device)
-        fns[str(n)] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
+        fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
+        timed.append(n)
     if not fns:
-        return (), skipped
+        return model, skipped
+    blocks = [n for n in timed if (n, n) != model.pair_block]
+    fns.update(block_calls(surrogate, measures, blocks, seed=seed, dev=device))
     with thread_limit(threads):
         stats = interleaved_rounds(fns, rounds=rounds, min_round_s=min_round_s, warmup=1, device=device)
-    timings = tuple(
-        DirectTiming(int(n), int(n), s, pairwise_pairs_per_s(model.embed_s, model.pair_s, int(n), call_s=model.call_s))
-        for n, s in stats.items()
-    )
-    return timings, skipped
+    by_block = tuple(sorted({**dict(model.pair_by_block), **{n: stats[f"pair.{n}"].per_unit(n * n) for n in blocks}}.items()))
+    model = replace(model, pair_by_block=by_block)
+    direct = tuple(DirectTiming(n, n, stats[f"direct.{n}"], model.pairwise_pairs_per_s(n)) for n in timed)
+    return replace(model, direct=direct), skipped
 
 
 def legacy_columns(model: CostModel, pairwise_n: int) -> dict[str, float]:
@@ -211,11 +219,10 @@ def cell_timing(
     )
     skipped: dict[int, float] = {}
     if model.embedding and ev.direct_n:
-        direct, skipped = direct_timings(
+        model, skipped = direct_timings(
             surrogate, measures, model, tuple(ev.direct_n), rounds=rounds, min_round_s=ev.min_round_s,
             budget_s=ev.timing_max_s, threads=threads, device=dev,
         )
-        model = replace(model, direct=direct)
     figures = model.to_record(pairwise_n=[n])
     figures["cost.pairwise_n"] = float(n)
     figures.update({f"cost.direct_skipped.{k}": v for k, v in skipped.items()})

@@ -6,8 +6,15 @@ An embedding method (``d(x, y) = |E(x) - E(y)|``: every learned
 * ``e`` seconds per measure embedded (``embed``; measured on a batch of ``embed_batch``
   measures, the way ``distance`` and ``pairwise`` embed), and
 * ``c`` seconds per pair of its distance matrix, measured on precomputed embeddings alone
-  (``pairwise_euclidean`` of an ``n x m`` block; ``c`` depends on the block size once the
-  output leaves the caches, so the block is stated with it).
+  (``pairwise_euclidean`` of an ``n x m`` block). ``c`` depends on the block: large blocks
+  write their output past the caches, a GEMM-bound distance (a wide embedding) runs the
+  GEMM at a block-dependent efficiency, and ``torch.cdist`` takes a slow direct path when
+  both sides have at most 25 rows (measured on one idle core: DeepKENN, 2,896 dimensions,
+  1.8 us per pair at 16 x 16 against 49-65 ns at 1,024-4,096; Naive, 64 dimensions,
+  1.9 ns at 1,024 against 5.3 ns at 4,096). So ``c`` is timed on the block whose rate is
+  reported (``pair_block``, the headline ``c`` and the asymptote ``1 / c``) and on every
+  block of a direct timing; a prediction at ``n`` uses ``c`` of the timed block nearest
+  ``n`` (:meth:`CostModel.pair_s_at`).
 
 Then, for any batch size (the quantities the leaderboard reports):
 
@@ -35,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CostModel",
     "DirectTiming",
+    "block_calls",
     "embedder",
     "independent_pairs_per_s",
     "measure_cost_model",
@@ -143,6 +151,8 @@ class CostModel:
     :param min_round_s: seconds each round lasted at least.
     :param direct: direct timings of ``pairwise`` at the stated sizes.
     :param call_s: ``o``, fixed seconds per ``pairwise`` call (0 for a solver: not measured).
+    :param pair_by_block: ``(n, per-pair stats)`` of more ``n x n`` distance blocks timed for
+        the predictions at those sizes (ascending ``n``; empty: ``c`` of ``pair_block`` for all).
     """
 
     embedding: bool
@@ -155,6 +165,7 @@ class CostModel:
     min_round_s: float
     direct: tuple[DirectTiming, ...] = field(default=())
     call_s: float = 0.0
+    pair_by_block: tuple[tuple[int, RoundStats], ...] = field(default=())
 
     @property
     def embed_s(self) -> float:
@@ -166,13 +177,24 @@ class CostModel:
         """``c``: median seconds per pair."""
         return self.pair.median_s
 
+    def pair_s_at(self, n: int, m: int | None = None) -> float:
+        """``c`` (s/pair) for an ``n x m`` block: that of the timed block whose side is nearest
+        ``sqrt(n m)`` on a log scale (ties: the larger block); a solver's ``c`` everywhere."""
+        if not self.embedding or not self.pair_by_block:
+            return self.pair_s
+        side = math.sqrt(n * (n if m is None else m))
+        timed = [(math.sqrt(self.pair_block[0] * self.pair_block[1]), self.pair_s)]
+        timed += [(float(b), stats.median_s) for b, stats in self.pair_by_block]
+        return min(timed, key=lambda item: (abs(math.log(item[0] / side)), -item[0]))[1]
+
     def independent_pairs_per_s(self) -> float:
         """``1 / (2 e + c)`` (a solver: ``1 / c``)."""
         return independent_pairs_per_s(self.embed_s, self.pair_s)
 
     def pairwise_pairs_per_s(self, n: int, m: int | None = None, *, with_call: bool = True) -> float:
-        """``n m / (o + (n + m) e + n m c)`` (``with_call=False``: ``o = 0``; a solver: ``1 / c``)."""
-        return pairwise_pairs_per_s(self.embed_s, self.pair_s, n, m, call_s=self.call_s if with_call else 0.0)
+        """``n m / (o + (n + m) e + n m c)`` with ``c`` of the nearest timed block
+        (:meth:`pair_s_at`; ``with_call=False``: ``o = 0``; a solver: ``1 / c``)."""
+        return pairwise_pairs_per_s(self.embed_s, self.pair_s_at(n, m), n, m, call_s=self.call_s if with_call else 0.0)
 
     def asymptote_pairs_per_s(self) -> float:
         """``1 / c``: the pairwise rate as ``n`` grows without bound."""
@@ -185,8 +207,10 @@ class CostModel:
         ``cost.pair_s``, ``cost.pair_s_iqr``, ``cost.pair_rows``, ``cost.pair_cols``, ``cost.call_s``,
         ``cost.rounds``, ``cost.min_round_s``, ``cost.threads``, ``cost.cuda``,
         ``cost.independent_pairs_per_s``, ``cost.asymptote_pairs_per_s``,
-        ``cost.pairwise_is_per_pair`` (1 for a solver), ``cost.pairwise.<n>`` (predicted
-        pairs/s of an ``n x n`` matrix, for each ``pairwise_n`` and each direct size), and
+        ``cost.pairwise_is_per_pair`` (1 for a solver), ``cost.pair_s.<n>`` and
+        ``cost.pair_s_iqr.<n>`` (``c`` of each further ``n x n`` block timed),
+        ``cost.pairwise.<n>`` (predicted pairs/s of an ``n x n`` matrix, for each
+        ``pairwise_n`` and each direct size, with ``c`` of the nearest timed block), and
         per direct timing ``cost.direct.<n>`` (measured pairs/s), ``cost.direct.<n>_iqr``
         (IQR of the pairs/s, from the quartiles of the call time) and
         ``cost.direct_error.<n>`` (predicted / measured - 1).
@@ -209,6 +233,9 @@ class CostModel:
             "cost.asymptote_pairs_per_s": self.asymptote_pairs_per_s(),
             "cost.pairwise_is_per_pair": float(not self.embedding),
         }
+        for block, stats in self.pair_by_block:
+            out[f"cost.pair_s.{block}"] = stats.median_s
+            out[f"cost.pair_s_iqr.{block}"] = stats.iqr_s
         for n in sorted({*pairwise_n, *(d.n for d in self.direct if d.n == d.m)}):
             out[f"cost.pairwise.{n}"] = self.pairwise_pairs_per_s(n)
         for d in self.direct:
@@ -332,6 +359,8 @@ def measure_cost_models(
         (a name left out: 1,024), e.g. fewer for an embedding that solves an LP per measure.
         Capped at ``len(measures)``, so that the timed batch holds distinct measures (the
         cap is the ``embed_batch`` of the returned models).
+    :param direct_n: sizes ``n`` of direct ``pairwise`` timings; an embedding method's ``c`` is
+        also timed on each ``n x n`` block (``pair_by_block``) and predicts that size.
     :param extra: more name -> zero-argument callables timed in the same rounds (seconds per
         call, returned as they are), e.g. a reference solver; names must not contain ``/``.
     :param on_round: progress, called as ``on_round(done, rounds)`` after each round.
@@ -361,6 +390,8 @@ def measure_cost_models(
                 batch = min(batches[name], len(measures))
                 calls = _embedding_calls(surrogate, measures, embed_batch=batch, rows=rows, cols=cols, seed=seed,
                                          dev=dev)
+                calls.update(block_calls(surrogate, measures, [n for n in sizes if (n, n) != (rows, cols)], seed=seed,
+                                         dev=dev))
                 shapes[name] = (True, batch, (rows, cols))
             else:
                 calls = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
@@ -400,11 +431,13 @@ def _cost_model(
     c_stats = stats["pair"].per_unit(block[0] * block[1])
     e, c = (e_stats.median_s if e_stats is not None else 0.0), c_stats.median_s
     o = max(0.0, stats["call"].median_s - 2 * e - c) if embedding else 0.0
-    direct = [DirectTiming(n, n, stats[f"direct.{n}"], pairwise_pairs_per_s(e, c, n, call_s=o)) for n in sizes]
-    return CostModel(
+    by_block = tuple(sorted((n, stats[f"pair.{n}"].per_unit(n * n)) for n in set(sizes) if f"pair.{n}" in stats))
+    model = CostModel(
         embedding=embedding, embed=e_stats, pair=c_stats, embed_batch=embed_batch, pair_block=block,
-        threads=threads, device=device, min_round_s=min_round_s, direct=tuple(direct), call_s=o,
+        threads=threads, device=device, min_round_s=min_round_s, call_s=o, pair_by_block=by_block,
     )
+    direct = tuple(DirectTiming(n, n, stats[f"direct.{n}"], model.pairwise_pairs_per_s(n)) for n in sizes)
+    return replace(model, direct=direct)
 
 
 def _check_sizes(*, embed_batch: int, solver_batch: int, rows: int, cols: int, direct_n: Sequence[int]) -> None:
@@ -436,6 +469,22 @@ def _embedding_calls(
     fns["pair"] = lambda: pairwise_euclidean(ex, ey, chunk=chunk)
     one_x, one_y = sample_measures(measures, 1, seed=seed + 5, device=dev), batch.index(slice(0, 1))
     fns["call"] = lambda: pairwise_step(surrogate, one_x, one_y)
+    return fns
+
+
+def block_calls(
+    surrogate: Surrogate, measures: MeasureBatch, sizes: Sequence[int], *, seed: int, dev: torch.device
+) -> dict[str, Callable[[], Any]]:
+    """Timed calls ``pair.<n>``: the ``n x n`` distance matrix of precomputed embeddings for each
+    size ``n`` (embedded now, from the direct timing's measures: seeds ``seed + 3 + n``,
+    ``seed + 4 + n``), so that ``c`` can be read at the block a prediction is made for."""
+    embed = embedder(surrogate)
+    chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
+    fns: dict[str, Callable[[], Any]] = {}
+    for n in sorted(set(sizes)):
+        ex = embed(sample_measures(measures, n, seed=seed + 3 + n, device=dev))
+        ey = embed(sample_measures(measures, n, seed=seed + 4 + n, device=dev))
+        fns[f"pair.{n}"] = lambda ex=ex, ey=ey: pairwise_euclidean(ex, ey, chunk=chunk)
     return fns
 
 
