@@ -114,6 +114,11 @@ def _add_leaderboard_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         help="when run directories share a cell (same key), keep its newest record with a warning "
         "instead of stopping with an error",
     )
+    p_lb.add_argument(
+        "--in-run-timing", action="store_true",
+        help="show the cells' own (in-run) speed figures even where the folder's re-timing pass "
+        "(retime.json) timed the model again; by default the pass's figures are shown",
+    )
     p_lb.set_defaults(handler=cmd_leaderboard)
 
 
@@ -208,16 +213,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render records of one or more run directories."""
-    from wbench.leaderboard import (
-        COLUMNS,
-        leaderboard_text,
-        load_records,
-        records_frame,
-        select_columns,
-    )
+    from wbench.leaderboard import COLUMNS, leaderboard_frame, leaderboard_text, select_columns
 
     columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
-    frame = records_frame(load_records(args.run_dirs, keep_newest=args.keep_newest))  # read once for text and plots
+    frame = leaderboard_frame(  # read once for text and plots
+        args.run_dirs, keep_newest=args.keep_newest, retimed=not args.in_run_timing
+    )
     text = leaderboard_text(
         args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
         plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone, frame=frame,

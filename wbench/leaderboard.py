@@ -30,6 +30,7 @@ from wbench.plugins import Plugins, make_plugin_manager
 from wbench.record_frame import (  # noqa: F401
     DuplicateCellError,
     DuplicateCellWarning,
+    leaderboard_frame,
     load_records,
     records_frame,
 )
@@ -270,16 +271,17 @@ def leaderboard_text(
     :param plugins: the loaded plugins asked for sections; default
         :func:`wbench.plugins.make_plugin_manager` (entry points, ``$WBENCH_DISABLE_PLUGINS``).
     :param keep_newest: see :func:`load_records` (default: a cell in two directories is an error).
-    :param frame: the records of ``run_dirs`` as :func:`records_frame` gives them, when the
-        caller has read them already (else they are read here).
+    :param frame: the records of ``run_dirs`` as :func:`leaderboard_frame` gives them, when the
+        caller has read them already (else they are read here, re-timed figures in).
 
     HTML is a complete standalone page (:mod:`wbench.site.standalone`) with the same sections.
     """
     from wbench.learning_curves import budget_section, curve_section, select_milestone
     from wbench.retime import retime_sections
+    from wbench.retimed import retimed_note
 
     run_dirs = list(run_dirs)
-    full = frame if frame is not None else records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    full = frame if frame is not None else leaderboard_frame(run_dirs, keep_newest=keep_newest)
     if full.empty:
         return "no records\n"
     df, chosen = select_milestone(full, milestone)
@@ -290,7 +292,7 @@ def leaderboard_text(
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
     if fmt == "md":  # the milestone and parameter notes follow the "Ranked by" line
         first, _, rest = text.partition("\n")
-        header = _header(full, chosen)
+        header = _header(full, chosen) + retimed_note(df, run_dirs)
         text = first + "\n" + ("\n" + header if header else "") + rest
     if fmt == "md" and extras:
         if plugins is None:
@@ -347,7 +349,7 @@ def write_speed_accuracy_plots(
     from wbench.learning_curves import select_milestone
     from wbench.plots import plot_speed_accuracy
 
-    full = frame if frame is not None else records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    full = frame if frame is not None else leaderboard_frame(run_dirs, keep_newest=keep_newest)
     df, _ = select_milestone(full, milestone)
     summary = summarise(df, primary=primary)
     speeds = speed_columns(list(summary.columns))  # the cost model's columns where the records have them

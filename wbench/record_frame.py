@@ -74,6 +74,22 @@ def load_records(run_dirs: Iterable[str | Path], *, keep_newest: bool = False) -
     return [record for record, _ in found.values()]
 
 
+def leaderboard_frame(run_dirs: Iterable[str | Path], *, keep_newest: bool = False, retimed: bool = True) -> pd.DataFrame:
+    """:func:`records_frame` of the records of ``run_dirs`` (see :func:`load_records`), with the
+    speed figures of a run folder's re-timing pass in place of the cells' in-run ones where
+    the pass timed them (``retimed``; :func:`wbench.retimed.with_retimed_figures`).
+
+    :raises wbench.retime.RetimeError: a ``retime.json`` that cannot be read or is stale.
+    """
+    run_dirs = list(run_dirs)
+    records = load_records(run_dirs, keep_newest=keep_newest)
+    if retimed:
+        from wbench.retimed import with_retimed_figures
+
+        records = with_retimed_figures(records, run_dirs)
+    return records_frame(records)
+
+
 def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame:
     """One row per record: identity columns plus every metric, throughput and transfer figure.
 

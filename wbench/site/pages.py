@@ -12,6 +12,7 @@ import pandas as pd
 
 from wbench.filenames import slug
 from wbench.record_frame import milestone_of
+from wbench.retimed import retimed_note
 from wbench.site.figures import learning_curves, loss_chart, seeds_text, speed_charts, weights_chart
 from wbench.site.html import Cell, esc, page, table, text_cell
 from wbench.site.source import RunData, format_number, sections, transfer
@@ -116,6 +117,9 @@ def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tu
     parts.append(f"<p>Ranked by <code>{esc(run.primary)}</code> (mean over seeds; the grey figure beside each "
                  "mean is the standard deviation over seeds). Datasets: "
                  + ", ".join(f'<a href="#{esc(dataset_slugs[d])}">{esc(d)}</a>' for d in run.datasets) + ".</p>\n")
+    note = retimed_note(run.frame, [run.path])
+    if note:
+        parts.append(f"<p>{esc(note.strip().replace('`', ''))}</p>\n")
     parts.append(legend(run.columns, with_vs_best="vs_best" in run.summary.columns))
     for dataset in run.datasets:
         ds = dataset_slugs[dataset]

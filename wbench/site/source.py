@@ -27,6 +27,7 @@ from wbench.leaderboard import (
     summarise,
 )
 from wbench.learning_curves import curve_table, select_milestone
+from wbench.retimed import with_retimed_figures
 from wbench.sections import Section, SectionContext, collect_sections
 from wbench.suite import DEFAULT_PRIMARY_METRIC
 
@@ -106,9 +107,10 @@ def load_run(path: str | Path, *, name: str | None = None, primary: str | None =
     """
     path = Path(path)
     try:
-        records = [r.as_dict() for r in load_records([path])]
+        stored = load_records([path])
     except (OSError, ValueError) as exc:
         raise SiteInputError(f"cannot read the records of {path}: {exc}") from exc
+    records = [r.as_dict() for r in stored]  # as stored: the method pages show these
     if not records:
         raise SiteInputError(f"{path / RECORDS_FILE} holds no records")
     suite: dict[str, Any] = {}
@@ -116,7 +118,7 @@ def load_run(path: str | Path, *, name: str | None = None, primary: str | None =
     if suite_file.is_file():
         suite = json.loads(suite_file.read_text()).get("suite") or {}
     primary = primary or suite.get("primary_metric") or PRIMARY_DEFAULT
-    full = records_frame(records)
+    full = records_frame(with_retimed_figures(stored, [path]))  # the re-timing pass's speed figures where it has them
     frame, chosen = select_milestone(full)
     summary, columns = summarise_frame(frame, primary=primary)
     return RunData(name=name or path.name, path=path, records=records, frame=frame, summary=summary,
