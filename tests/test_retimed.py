@@ -78,6 +78,8 @@ def test_in_run_timing_leaves_the_pass_out_of_the_table(retimed_run: Path, capsy
     assert "re-timed in one interleaved pass" in text  # the pass's own section is still there
     assert main(["leaderboard", str(retimed_run)]) == 0
     assert "Speed columns of naive(width=40)" in capsys.readouterr().out
+    assert main(["leaderboard", str(retimed_run), "--format", "html"]) == 0
+    assert "<p>Speed columns of naive(width=40): the re-timing pass" in capsys.readouterr().out
 
 
 def test_overlay_keeps_what_the_pass_does_not_time() -> None:

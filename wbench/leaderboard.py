@@ -288,7 +288,7 @@ def leaderboard_text(
     if fmt == "html":  # a complete standalone page, with the same sections as the Markdown
         from wbench.site.standalone import leaderboard_page
 
-        return leaderboard_page(df, primary=primary, columns=columns, extras=extras)
+        return leaderboard_page(df, primary=primary, columns=columns, extras=extras, note=retimed_note(df, run_dirs))
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
     if fmt == "md":  # the milestone and parameter notes follow the "Ranked by" line
         first, _, rest = text.partition("\n")

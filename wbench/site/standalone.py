@@ -24,15 +24,20 @@ from wbench.site.tables import (
 def leaderboard_page(
     frame: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COLUMNS, extras: bool = True,
     title: str = "wbench leaderboard",
+    note: str = "",
 ) -> str:
     """A complete HTML document of the leaderboard of ``frame`` (one row per record, from
     :func:`wbench.leaderboard.records_frame`), ranked by ``primary``.
 
     :param extras: add the claims table and the transfer matrix, as the Markdown does.
+    :param note: a sentence under the ranking line (e.g. :func:`wbench.retimed.retimed_note`).
     """
     summary, shown = summarise_frame(frame, primary=primary, columns=columns)
     parts = [f"<p>Ranked by <code>{esc(primary)}</code> (mean over seeds; ± is the standard deviation over "
-             "seeds).</p>\n", legend(shown, with_vs_best="vs_best" in summary.columns)]
+             "seeds).</p>\n"]
+    if note.strip():
+        parts.append(f"<p>{esc(note.strip().replace('`', ''))}</p>\n")
+    parts.append(legend(shown, with_vs_best="vs_best" in summary.columns))
     for dataset, block in summary.groupby("dataset", sort=True):
         units = sorted({u for u in block["unit"] if u}) if "unit" in block else []
         unit = f" (W2 in {'/'.join(units)}s)" if units else ""
