@@ -41,7 +41,7 @@ from wbench.record_frame import load_records, milestone_of
 from wbench.records import Record
 
 __all__ = [
-    "RETIME_FILE", "RetimeError", "RetimeOptions", "last_milestones", "read_retime", "retime_run", "retime_sections",
+    "RETIME_FILE", "RetimeError", "RetimeOptions", "last_milestones", "read_retime", "retime_files", "retime_run", "retime_sections",
     "saved_models",
 ]
 
@@ -395,6 +395,18 @@ def _at_milestone(cells: Sequence[Mapping[str, Any]], milestone: int | None) -> 
     return list(best.values()) + [cell for series, cell in above.items() if series not in best]
 
 
+def retime_files(run_dirs: Iterable[str | Path]) -> list[Path]:
+    """The ``retime.json`` files that exist beside ``run_dirs`` (run folders, or their
+    ``records.jsonl``), in order."""
+    found = []
+    for run_dir in run_dirs:
+        folder = Path(run_dir)
+        path = (folder.parent if folder.name.endswith(".jsonl") else folder) / RETIME_FILE
+        if path.is_file():
+            found.append(path)
+    return found
+
+
 def retime_sections(run_dirs: Iterable[str | Path], milestone: int | None = None) -> list[Any]:
     """Leaderboard sections (:class:`wbench.sections.Section`) of the ``retime.json`` files
     in ``run_dirs``: one per file and dataset, a row per method (its seeds pooled).
@@ -410,11 +422,7 @@ def retime_sections(run_dirs: Iterable[str | Path], milestone: int | None = None
     from wbench.sections import Section
 
     sections = []
-    for run_dir in run_dirs:
-        folder = Path(run_dir)
-        path = (folder.parent if folder.name.endswith(".jsonl") else folder) / RETIME_FILE
-        if not path.is_file():
-            continue
+    for path in retime_files(run_dirs):
         data = read_retime(path)
         _check_current(data, path, path.parent)
         protocol, prov = data["protocol"], data["provenance"]

@@ -66,17 +66,12 @@ def with_retimed_figures(records: Sequence[Record], run_dirs: Iterable[str | Pat
 def _retimed_cells(run_dirs: Iterable[str | Path]) -> dict[str, tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]]:
     """Cell key -> (cell, its dataset's LP and GEMM reference, the pass's protocol), over the
     ``retime.json`` files of ``run_dirs`` (a run folder, or its ``records.jsonl``)."""
-    from wbench.retime import RETIME_FILE, _check_current, read_retime
+    from wbench.retime import _check_current, read_retime, retime_files
 
     found: dict[str, tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]] = {}
-    for run_dir in run_dirs:
-        folder = Path(run_dir)
-        folder = folder.parent if folder.name.endswith(".jsonl") else folder
-        path = folder / RETIME_FILE
-        if not path.is_file():
-            continue
+    for path in retime_files(run_dirs):
         data = read_retime(path)
-        _check_current(data, path, folder)
+        _check_current(data, path, path.parent)
         for cell in data["cells"]:
             reference = data["references"].get(cell.get("dataset_label"), {})
             found[cell["key"]] = (cell, reference, data["protocol"])
@@ -156,14 +151,10 @@ def retimed_note(frame: pd.DataFrame, run_dirs: Iterable[str | Path] = ()) -> st
 
 def _pass_facts(run_dirs: Iterable[str | Path]) -> list[str]:
     """``"git abc1234, 21 rounds, 1 thread(s)"`` for each readable ``retime.json`` of ``run_dirs``."""
-    from wbench.retime import RETIME_FILE, RetimeError, read_retime
+    from wbench.retime import RetimeError, read_retime, retime_files
 
     facts = []
-    for run_dir in run_dirs:
-        folder = Path(run_dir)
-        path = (folder.parent if folder.name.endswith(".jsonl") else folder) / RETIME_FILE
-        if not path.is_file():
-            continue
+    for path in retime_files(run_dirs):
         try:
             data = read_retime(path)
         except RetimeError:
