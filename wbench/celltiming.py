@@ -35,17 +35,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from wbench.costmodel import (
     CostModel,
-    DirectTiming,
-    block_calls,
+    direct_calls,
     measure_cost_model,
     sample_measures,
+    with_direct_timings,
 )
 from wbench.errors import WbenchError
 from wbench.measures import MeasureBatch
@@ -92,28 +91,20 @@ def direct_timings(
         each skipped size, its predicted seconds per call.
     """
     share = budget_s / max(1, len(sizes))
-    fns: dict[str, Callable[[], Any]] = {}
     skipped: dict[int, float] = {}
     timed: list[int] = []
     for n in sizes:
         predicted_s = n * n / model.pairwise_pairs_per_s(n)
         if 2 * (rounds + 1) * max(predicted_s, min_round_s) > share:
             skipped[n] = predicted_s
-            continue
-        x = sample_measures(measures, n, seed=seed + 3 + n, device=device)
-        y = sample_measures(measures, n, seed=seed + 4 + n, device=device)
-        fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
-        timed.append(n)
-    if not fns:
+        else:
+            timed.append(n)
+    if not timed:
         return model, skipped
-    blocks = [n for n in timed if (n, n) != model.pair_block]
-    fns.update(block_calls(surrogate, measures, blocks, seed=seed, dev=device))
+    fns = direct_calls(surrogate, measures, timed, pair_block=model.pair_block, seed=seed, dev=device)
     with thread_limit(threads):
         stats = interleaved_rounds(fns, rounds=rounds, min_round_s=min_round_s, warmup=1, device=device)
-    by_block = tuple(sorted({**dict(model.pair_by_block), **{n: stats[f"pair.{n}"].per_unit(n * n) for n in blocks}}.items()))
-    model = replace(model, pair_by_block=by_block)
-    direct = tuple(DirectTiming(n, n, stats[f"direct.{n}"], model.pairwise_pairs_per_s(n)) for n in timed)
-    return replace(model, direct=direct), skipped
+    return with_direct_timings(model, stats, timed), skipped
 
 
 def legacy_columns(model: CostModel, pairwise_n: int) -> dict[str, float]:

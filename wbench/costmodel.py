@@ -66,13 +66,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CostModel",
     "DirectTiming",
-    "block_calls",
+    "direct_calls",
     "embedder",
     "independent_pairs_per_s",
     "measure_cost_model",
     "measure_cost_models",
     "pairwise_pairs_per_s",
     "sample_measures",
+    "with_direct_timings",
 ]
 
 
@@ -390,13 +391,11 @@ def measure_cost_models(
                 batch = min(batches[name], len(measures))
                 calls = _embedding_calls(surrogate, measures, embed_batch=batch, rows=rows, cols=cols, seed=seed,
                                          dev=dev)
-                calls.update(block_calls(surrogate, measures, [n for n in sizes if (n, n) != (rows, cols)], seed=seed,
-                                         dev=dev))
                 shapes[name] = (True, batch, (rows, cols))
             else:
                 calls = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
                 shapes[name] = (False, 0, (solver_batch, 1))
-            calls.update(_direct_calls(surrogate, measures, sizes, seed=seed, dev=dev))
+            calls.update(direct_calls(surrogate, measures, sizes, pair_block=shapes[name][2], seed=seed, dev=dev))
             fns.update({f"{name}/{call}": fn for call, fn in calls.items()})
         fns.update(extra)
         # one interleaved series: drift in the machine's load hits e, c, the direct timings
@@ -431,13 +430,21 @@ def _cost_model(
     c_stats = stats["pair"].per_unit(block[0] * block[1])
     e, c = (e_stats.median_s if e_stats is not None else 0.0), c_stats.median_s
     o = max(0.0, stats["call"].median_s - 2 * e - c) if embedding else 0.0
-    by_block = tuple(sorted((n, stats[f"pair.{n}"].per_unit(n * n)) for n in set(sizes) if f"pair.{n}" in stats))
     model = CostModel(
         embedding=embedding, embed=e_stats, pair=c_stats, embed_batch=embed_batch, pair_block=block,
-        threads=threads, device=device, min_round_s=min_round_s, call_s=o, pair_by_block=by_block,
+        threads=threads, device=device, min_round_s=min_round_s, call_s=o,
     )
-    direct = tuple(DirectTiming(n, n, stats[f"direct.{n}"], model.pairwise_pairs_per_s(n)) for n in sizes)
-    return replace(model, direct=direct)
+    return with_direct_timings(model, stats, sizes)
+
+
+def with_direct_timings(model: CostModel, stats: Mapping[str, RoundStats], sizes: Sequence[int]) -> CostModel:
+    """``model`` with the ``c`` of every block timed in ``stats`` (``pair.<n>``, seconds per
+    call of an ``n x n`` matrix; added to the blocks it has) and the direct timings of ``sizes``
+    (``direct.<n>``), each predicted with the ``c`` of its nearest timed block."""
+    timed = {n: stats[f"pair.{n}"].per_unit(n * n) for n in set(sizes) if f"pair.{n}" in stats}
+    model = replace(model, pair_by_block=tuple(sorted({**dict(model.pair_by_block), **timed}.items())))
+    return replace(model, direct=tuple(DirectTiming(n, n, stats[f"direct.{n}"], model.pairwise_pairs_per_s(n))
+                                       for n in sizes))
 
 
 def _check_sizes(*, embed_batch: int, solver_batch: int, rows: int, cols: int, direct_n: Sequence[int]) -> None:
@@ -472,22 +479,6 @@ def _embedding_calls(
     return fns
 
 
-def block_calls(
-    surrogate: Surrogate, measures: MeasureBatch, sizes: Sequence[int], *, seed: int, dev: torch.device
-) -> dict[str, Callable[[], Any]]:
-    """Timed calls ``pair.<n>``: the ``n x n`` distance matrix of precomputed embeddings for each
-    size ``n`` (embedded now, from the direct timing's measures: seeds ``seed + 3 + n``,
-    ``seed + 4 + n``), so that ``c`` can be read at the block a prediction is made for."""
-    embed = embedder(surrogate)
-    chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
-    fns: dict[str, Callable[[], Any]] = {}
-    for n in sorted(set(sizes)):
-        ex = embed(sample_measures(measures, n, seed=seed + 3 + n, device=dev))
-        ey = embed(sample_measures(measures, n, seed=seed + 4 + n, device=dev))
-        fns[f"pair.{n}"] = lambda ex=ex, ey=ey: pairwise_euclidean(ex, ey, chunk=chunk)
-    return fns
-
-
 def _solver_calls(
     surrogate: Surrogate, measures: MeasureBatch, *, solver_batch: int, seed: int, dev: torch.device
 ) -> dict[str, Callable[[], Any]]:
@@ -498,15 +489,28 @@ def _solver_calls(
     return {"pair": lambda: independent_step(surrogate, a, b)}
 
 
-def _direct_calls(
-    surrogate: Surrogate, measures: MeasureBatch, sizes: Sequence[int], *, seed: int, dev: torch.device
+def direct_calls(
+    surrogate: Surrogate,
+    measures: MeasureBatch,
+    sizes: Sequence[int],
+    *,
+    pair_block: tuple[int, int],
+    seed: int,
+    dev: torch.device,
 ) -> dict[str, Callable[[], Any]]:
-    """Timed calls ``direct.<n>``: the real ``pairwise`` of an ``n x n`` block for each size ``n``
-    (measures drawn with seeds ``seed + 3 + n``, ``seed + 4 + n`` on ``dev``)."""
+    """Timed calls ``direct.<n>``: the real ``pairwise`` of an ``n x n`` block for each size
+    ``n`` (measures drawn with seeds ``seed + 3 + n``, ``seed + 4 + n`` on ``dev``); for an
+    embedding method also ``pair.<n>``, the distance matrix of those measures' embeddings
+    (embedded now), on every such block but ``pair_block`` (timed already), so that ``c``
+    can be read at the block a prediction is made for."""
+    embed = embedder(surrogate) if is_embedding(surrogate) else None
+    chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
     fns: dict[str, Callable[[], Any]] = {}
     for n in sizes:
         x = sample_measures(measures, n, seed=seed + 3 + n, device=dev)
         y = sample_measures(measures, n, seed=seed + 4 + n, device=dev)
         fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
+        if embed is not None and (n, n) != tuple(pair_block):
+            ex, ey = embed(x), embed(y)
+            fns[f"pair.{n}"] = lambda ex=ex, ey=ey: pairwise_euclidean(ex, ey, chunk=chunk)
     return fns
-
