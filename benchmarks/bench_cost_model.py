@@ -1,7 +1,7 @@
 """Check the throughput cost model against direct timings, and the spread between seeds.
 
 For each method, one fresh model per seed (initialised from that seed: the speed does not
-depend on the weights); :func:`wbench.costmodel.measure_cost_models` measures every seed's
+depend on the weights); :func:`wbench.timing.costmodel.measure_cost_models` measures every seed's
 ``e`` (s per measure), ``c`` (s per pair of the distance matrix) and ``o`` (s per
 ``pairwise`` call) and times the real ``pairwise`` call directly at every ``--sizes`` n,
 all seeds in one interleaved series of rounds (so the machine's drift during the
@@ -39,13 +39,13 @@ from typing import Any
 
 import torch
 
-from wbench.costmodel import measure_cost_model, measure_cost_models
 from wbench.measures import MeasureBatch
 from wbench.provenance import provenance, utc_now
-from wbench.roofline import gemm_rate, roofline_of
-from wbench.rounds import thread_limit
 from wbench.surrogate import Surrogate
 from wbench.testing import toy_images
+from wbench.timing.costmodel import measure_cost_model, measure_cost_models
+from wbench.timing.roofline import gemm_rate, roofline_of
+from wbench.timing.rounds import thread_limit
 
 MNIST_PARAMETER_TARGET = 55_430  # the mnist suite's matched budget (counted at inference)
 
@@ -53,7 +53,7 @@ MNIST_PARAMETER_TARGET = 55_430  # the mnist suite's matched budget (counted at 
 def _models() -> dict[str, Callable[[], Surrogate]]:
     """Each method as the ``mnist`` suite builds it: at the matched parameter count (the
     paper-size ``dwe`` at its own size)."""
-    from wbench.sizing import build_at_parameter_target
+    from wbench.train.sizing import build_at_parameter_target
     from wbench_plugins.dwe.models import DWE, DWEMatched
     from wbench_plugins.kenn.models import ODEKENN, DeepKENN, NaiveKENN
 
@@ -120,7 +120,7 @@ def read_report(path: Path, args: argparse.Namespace) -> dict[str, Any]:
 
 def write_report(path: Path, report: Mapping[str, Any]) -> None:
     """Write ``report`` as JSON to ``path`` whole (an interrupted write leaves the old file)."""
-    from wbench.atomic import atomic_writer
+    from wbench.util.atomic import atomic_writer
 
     with atomic_writer(path) as handle:
         handle.write(json.dumps(report, indent=2, sort_keys=True).encode())

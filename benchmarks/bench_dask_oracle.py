@@ -6,7 +6,7 @@ Run as a script::
 
 In one run and on the same pairs (by default the 55,000 pairs that ``wbench prepare
 --dataset mnist`` computes: 1,000 per digit-class combination, the DeepKENN protocol), it
-times :func:`wbench.oracle.solve_pairs`
+times :func:`wbench.oracle.solve.solve_pairs`
 
 * ``local``: the default backend, a joblib pool of ``--workers`` processes (started and
   warmed before the timed call; the start-up is reported as ``startup_s``);
@@ -50,7 +50,7 @@ def load_pairs(mnist_root: str | None, pairs: int, seed: int) -> tuple[Any, np.n
     import torch
 
     from wbench.measures import MeasureBatch
-    from wbench.oracle import support_table
+    from wbench.oracle.solve import support_table
 
     root = mnist_root or os.environ.get("WBENCH_MNIST_ROOT")
     if root:
@@ -74,8 +74,8 @@ def load_pairs(mnist_root: str | None, pairs: int, seed: int) -> tuple[Any, np.n
 
 
 def _cluster_tasks(table: Any, left: np.ndarray, right: np.ndarray, workers: int) -> dict[str, Any]:
-    """How :func:`wbench.oracle.solve_pairs` chunks these pairs for the cluster."""
-    import wbench.oracle as oracle
+    """How :func:`wbench.oracle.solve.solve_pairs` chunks these pairs for the cluster."""
+    import wbench.oracle.solve as oracle
 
     k = len(table)
     keys = np.unique(np.minimum(left, right) * k + np.maximum(left, right))
@@ -98,7 +98,7 @@ def run(pairs: int, mnist_root: str | None, workers: int, rounds: int, seed: int
     """Run both backends on the same pairs and return the result dictionary."""
     import distributed
 
-    import wbench.oracle as oracle
+    import wbench.oracle.solve as oracle
     from wbench.executor import DaskExecutor, use_executor
 
     table, left, right, data = load_pairs(mnist_root, pairs, seed)

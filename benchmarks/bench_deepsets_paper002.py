@@ -98,9 +98,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from wbench.budget import Budget
-    from wbench.groundtruth import compute_ground_truth
+    from wbench.oracle.groundtruth import compute_ground_truth
     from wbench.provenance import provenance, utc_now
-    from wbench.training import predict_pairs, seed_everything
+    from wbench.train.loop import predict_pairs, seed_everything
     from wbench_plugins.datasets.distributions import (
         FAMILIES_1D,
         DistributionsDataset,

@@ -2,12 +2,12 @@
 
 For each method at the ``mnist`` suite's size (the paper-size DWE at its own), the
 network's embedding of a batch of MNIST-like 28x28 images is timed three ways, all in one
-interleaved series of rounds (:func:`wbench.rounds.interleaved_rounds`), at every
+interleaved series of rounds (:func:`wbench.timing.rounds.interleaved_rounds`), at every
 ``--threads``:
 
 * ``shipped``: what ``distance`` and ``pairwise`` run, ``embed_all`` of the measures (its
   own chunks of ``embed_batch``; the KENN models through their frozen graphs on CPU,
-  :mod:`wbench.frozen`), input conversion included;
+  :mod:`wbench.train.frozen`), input conversion included;
 * ``eager``: the network's own eager forward on the whole batch (channels-last
   convolutions on the CPU, the inference fast paths);
 * ``frozen``: ``torch.jit.trace`` of that forward on the whole batch, frozen and passed
@@ -18,7 +18,7 @@ interleaved series of rounds (:func:`wbench.rounds.interleaved_rounds`), at ever
 Each variant's output is checked against ``eager`` (largest difference over the largest
 magnitude, at most ``--rtol``) before it is timed; a variant that fails or disagrees is
 reported and not timed. Printed per method, threads and variant: seconds per image ``e``,
-GFLOP/s (FLOPs counted at the same batch, :func:`wbench.roofline.embedding_flops`) and the
+GFLOP/s (FLOPs counted at the same batch, :func:`wbench.timing.roofline.embedding_flops`) and the
 fraction of the float32 GEMM rate measured with the same threads: issue 21's roofline.
 
 Example::
@@ -41,11 +41,11 @@ from typing import Any
 import torch
 from bench_cost_model import _models, load_measures, selected_methods
 
-from wbench.frozen import FrozenForward
 from wbench.provenance import provenance, utc_now
-from wbench.roofline import embedding_flops, gemm_rate
-from wbench.rounds import interleaved_rounds, thread_limit
 from wbench.surrogate import Surrogate
+from wbench.timing.roofline import embedding_flops, gemm_rate
+from wbench.timing.rounds import interleaved_rounds, thread_limit
+from wbench.train.frozen import FrozenForward
 
 VARIANTS = ("shipped", "eager", "frozen", "compiled")
 

@@ -1,7 +1,7 @@
 """Time one training epoch of Naive, DeepKENN and ODE-KENN at the paper's configuration.
 
 One epoch = ``--pairs`` pairs at batch 256 through the shared training loop
-(:func:`wbench.training.train_on_pairs`: Adam, MSE on W2, one validation pass over a small
+(:func:`wbench.train.loop.train_on_pairs`: Adam, MSE on W2, one validation pass over a small
 set of 256 pairs at the end), on CPU, with ``--threads`` torch threads. Targets are random
 (timing does not depend on them); images are blob images (``--images synthetic``, the
 default, no data needed) or MNIST test images (``--images mnist``, from
@@ -35,7 +35,7 @@ from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
 from wbench.provenance import provenance, utc_now
 from wbench.testing import toy_images
-from wbench.training import seed_everything, train_on_pairs
+from wbench.train.loop import seed_everything, train_on_pairs
 from wbench_plugins.kenn.models import ODEKENN, DeepKENN, NaiveKENN
 
 MODELS = {"naive": NaiveKENN, "deepkenn": DeepKENN, "odekenn": ODEKENN}
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": {
             "pairs": args.pairs, "batch_size": args.batch_size, "threads": args.threads, "images": args.images,
             "n_images": len(measures), "repeats": args.repeats, "targets": "random W2^2 in [1, 36] px^2",
-            "validation_pairs": 256, "timed": "wbench.training.train_on_pairs, one epoch, after a 3-step warm-up",
+            "validation_pairs": 256, "timed": "wbench.train.loop.train_on_pairs, one epoch, after a 3-step warm-up",
         },
         "results": rows,
         "epoch_time_relative_to_naive": relative,

@@ -6,7 +6,7 @@ Run as a script (the main use)::
 
 It times, in one run and on the same pairs:
 
-* ``wbench_1_worker`` — :func:`wbench.oracle.exact_w2sq` in-process (``n_jobs=1``);
+* ``wbench_1_worker`` — :func:`wbench.oracle.solve.exact_w2sq` in-process (``n_jobs=1``);
 * ``wbench_all_workers`` — the same with ``n_jobs=-1`` (warm worker pool; the start-up of
   the pool is timed separately as ``pool_startup_s``);
 * ``pot_emd2_support`` — a bare loop of ``ot.emd2(a, b, ot.dist(xa, xb))`` on the
@@ -143,7 +143,7 @@ def run(pairs: int, full_pairs: int, mnist_root: str | None, jobs: int, seed: in
     import torch
     from joblib import effective_n_jobs
 
-    import wbench.oracle as oracle
+    import wbench.oracle.solve as oracle
     from wbench.measures import MeasureBatch, grid_coordinates
 
     images, data = load_images(mnist_root)
@@ -270,7 +270,7 @@ def test_oracle_pairs(benchmark: Any) -> None:
     import torch
 
     from wbench.measures import MeasureBatch
-    from wbench.oracle import exact_w2sq
+    from wbench.oracle.solve import exact_w2sq
 
     images, _ = load_images(None) if not os.environ.get("WBENCH_MNIST_ROOT") else load_images(os.environ["WBENCH_MNIST_ROOT"])
     left, right = random_pairs(len(images), 200, 0)

@@ -42,7 +42,7 @@ import torch
 
 from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
-from wbench.oracle import exact_w2sq_between
+from wbench.oracle.solve import exact_w2sq_between
 from wbench.provenance import provenance, utc_now
 
 
@@ -106,7 +106,7 @@ def run_setting(
     reference_train: MeasureBatch, *, rounds: int, n_solver: int, n_embedding: int,
 ) -> dict[str, Any]:
     """Time one setting and measure its error; returns a JSON-ready dict."""
-    from wbench.plugins import make_plugin_manager
+    from wbench.plugin.manager import make_plugin_manager
 
     entry = make_plugin_manager().registry.get("surrogate", setting.method)
     solver = entry.load()(**setting.params)

@@ -5,8 +5,8 @@ Outside the default test paths; run it with::
     pytest benchmarks/bench_throughput.py --benchmark-only
     pytest benchmarks/bench_throughput.py --benchmark-only --benchmark-json=bench.json
 
-It times :func:`wbench.throughput.independent_step` and
-:func:`wbench.throughput.pairwise_step` on a small CNN embedding surrogate of about the
+It times :func:`wbench.timing.throughput.independent_step` and
+:func:`wbench.timing.throughput.pairwise_step` on a small CNN embedding surrogate of about the
 papers' size (defined here, untrained: the speed does not depend on the weights) and the exact
 LP on a few pairs, on MNIST-sized 28x28 measures (random blobs, so no data files are needed),
 on the CPU and, when there is one, on the GPU. pytest-benchmark does the warm-up, the rounds
@@ -23,7 +23,7 @@ from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
 from wbench.surrogate import EmbeddingSurrogate, FitReport, Solver
-from wbench.throughput import independent_step, pairwise_step, synchronize
+from wbench.timing.throughput import independent_step, pairwise_step, synchronize
 
 N_INDEPENDENT = 1024
 N_PAIRWISE = 512
@@ -56,7 +56,7 @@ class ExactLP(Solver):
     input_kind = "any"
 
     def distance(self, a: MeasureBatch, b: MeasureBatch) -> torch.Tensor:
-        from wbench.oracle import exact_w2sq_pair
+        from wbench.oracle.solve import exact_w2sq_pair
 
         values = [exact_w2sq_pair(*a.measure(i), *b.measure(i)) for i in range(len(a))]
         return torch.tensor(values, dtype=torch.float64).sqrt()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wbench.leaderboard import (
+from wbench.board.leaderboard import (
     leaderboard_frame,
     load_records,
     records_frame,
@@ -29,11 +29,11 @@ from wbench.leaderboard import (
     select_columns,
     summarise,
 )
-from wbench.learning_curves import curve_section, select_milestone
-from wbench.plugins import make_plugin_manager
-from wbench.retimed import retimed_note
+from wbench.board.learning_curves import curve_section, select_milestone
+from wbench.board.retimed import retimed_note
+from wbench.plugin.manager import make_plugin_manager
+from wbench.run.suite import DEFAULT_PRIMARY_METRIC
 from wbench.sections import render_section
-from wbench.suite import DEFAULT_PRIMARY_METRIC
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "results" / "mnist"
@@ -183,8 +183,8 @@ def folders_block() -> str:
     """results/README.md's table of the published run folders (every folder of ``results/``
     holding a ``records.jsonl``), markers included: suite, datasets, budget, commit, device
     and threads, dates and record count, from the records (as the site's index lists them)."""
-    from wbench.site.pages import run_facts
-    from wbench.site.source import load_run
+    from wbench.board.site.pages import run_facts
+    from wbench.board.site.source import load_run
 
     rows = []
     for folder in sorted(p.parent for p in (ROOT / "results").glob("*/records.jsonl")):

@@ -9,7 +9,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from wbench.records import SCHEMA_VERSION, RecordStore
+from wbench.records.store import SCHEMA_VERSION, RecordStore
 
 REL_MAE = {"good": [0.10, 0.12, 0.11], "worse": [0.30, 0.28, 0.32]}
 """test.w2.rel_mae per seed: the site must show their means (0.11, 0.3)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wbench.atomic import atomic_writer, write_bytes_atomically
+from wbench.util.atomic import atomic_writer, write_bytes_atomically
 
 
 def test_write_replaces_the_file_and_creates_its_folder(tmp_path: Path) -> None:

@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-import wbench.lp as lp
-from wbench.cache import (
+import wbench.oracle.lp as lp
+from wbench.data import PairedDataset, PairSet
+from wbench.errors import CacheError
+from wbench.measures import MeasureBatch
+from wbench.oracle.cache import (
     FORMAT_NAME,
     CacheWarning,
     content_key,
@@ -22,11 +25,8 @@ from wbench.cache import (
     read_entry,
     write_entry,
 )
-from wbench.data import PairedDataset, PairSet
-from wbench.errors import CacheError
-from wbench.groundtruth import compute_ground_truth
-from wbench.measures import MeasureBatch
-from wbench.oracle import exact_w2sq
+from wbench.oracle.groundtruth import compute_ground_truth
+from wbench.oracle.solve import exact_w2sq
 
 
 def toy_dataset(n: int = 10, n_pairs: int = 30, seed: int = 0) -> PairedDataset:

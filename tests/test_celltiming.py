@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 from conftest import FIXTURES
 
-from wbench.celltiming import MIN_ROUNDS
-from wbench.cli import main
-from wbench.leaderboard import COLUMNS, cost_columns, leaderboard_text, resolve_columns
-from wbench.records import RecordStore
+from wbench.board.leaderboard import COLUMNS, cost_columns, resolve_columns
+from wbench.board.report import leaderboard_text
+from wbench.cli.main import main
+from wbench.records.store import RecordStore
+from wbench.run.cell_timing import MIN_ROUNDS
 
 LOCAL = str(FIXTURES / "local_plugin.py")
 

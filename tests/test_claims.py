@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from conftest import records
 
+from wbench.board.leaderboard import records_frame, sections_markdown
+from wbench.board.report import leaderboard_text
 from wbench.errors import PluginError
-from wbench.leaderboard import leaderboard_text, records_frame, sections_markdown
-from wbench.plugins import make_plugin_manager
-from wbench.records import SCHEMA_VERSION, RecordStore
+from wbench.plugin.manager import make_plugin_manager
+from wbench.records.store import SCHEMA_VERSION, RecordStore
 from wbench_plugins.claims.table import EXTENSION, NOT_SIGNIFICANT, claims_table
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, REPO
 
-from wbench.cli import main
-from wbench.records import RecordStore
+from wbench.cli.main import main
+from wbench.records.store import RecordStore
 
 LOCAL = str(FIXTURES / "local_plugin.py")
 TINY = str(FIXTURES / "tiny_suite.toml")
@@ -21,7 +21,7 @@ TINY = str(FIXTURES / "tiny_suite.toml")
 def wbench(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the wbench command in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "wbench.cli", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "wbench.cli.main", *args], capture_output=True, text=True,
         env={**os.environ, **(env or {})}, cwd=cwd, timeout=600,
     )
 
@@ -137,7 +137,7 @@ def test_third_party_package_appears_in_list_and_leaderboard(example_package, tm
 @pytest.mark.slow
 def test_suite_names_its_speedup_reference(tmp_path) -> None:
     """``[evaluation] speedup_reference`` picks the denominator; the record names it."""
-    from wbench.records import RecordStore
+    from wbench.records.store import RecordStore
 
     text = Path(TINY).read_text().replace("plots = false", 'plots = false\nspeedup_reference = "sinkhorn"')
     text = text.replace('speedup_sides = ["one_core"]', 'speedup_sides = ["one_core", "all_cores"]')

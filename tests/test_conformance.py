@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import wbench
-from wbench.plugins import make_plugin_manager
-from wbench.suite import load_suite
+from wbench.plugin.manager import make_plugin_manager
+from wbench.run.suite import load_suite
 from wbench.testing import check_dataset, check_surrogate, toy_dataset
 
 REGISTRY = make_plugin_manager().registry

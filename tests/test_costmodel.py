@@ -10,7 +10,11 @@ import pytest
 import torch
 
 from wbench.budget import Budget
-from wbench.costmodel import (
+from wbench.data import LabelledPairs
+from wbench.evaluation import is_embedding
+from wbench.measures import MeasureBatch
+from wbench.surrogate import EmbeddingSurrogate, FitReport, Solver
+from wbench.timing.costmodel import (
     CostModel,
     embedder,
     independent_pairs_per_s,
@@ -18,10 +22,7 @@ from wbench.costmodel import (
     pairwise_pairs_per_s,
     sample_measures,
 )
-from wbench.data import LabelledPairs
-from wbench.evaluation import is_embedding
-from wbench.measures import MeasureBatch
-from wbench.rounds import (
+from wbench.timing.rounds import (
     RoundStats,
     interleaved_rounds,
     one_round,
@@ -29,7 +30,6 @@ from wbench.rounds import (
     thread_limit,
     timed_rounds,
 )
-from wbench.surrogate import EmbeddingSurrogate, FitReport, Solver
 
 EMBED_SLEEP_S = 1e-3  # seconds per measure of the sleeping embedding below
 
@@ -241,7 +241,7 @@ class SlowerSleepyEmbedding(SleepyEmbedding):
 
 
 def test_cost_models_of_several_surrogates_share_one_interleaved_series(measures):
-    from wbench.costmodel import measure_cost_models
+    from wbench.timing.costmodel import measure_cost_models
 
     order: list[str] = []
 
@@ -272,7 +272,7 @@ def test_cost_models_of_several_surrogates_share_one_interleaved_series(measures
 
 
 def test_cost_models_reject_slashes_and_nothing_to_time(measures):
-    from wbench.costmodel import measure_cost_models
+    from wbench.timing.costmodel import measure_cost_models
 
     with pytest.raises(ValueError, match="must not contain '/'"):
         measure_cost_models({"a/b": SleepyEmbedding()}, measures, rounds=1, min_round_s=0.0)
@@ -292,11 +292,11 @@ def _slow_small_blocks(ex: torch.Tensor, ey: torch.Tensor, *, chunk: int = 4096)
 
 
 def test_c_is_timed_on_each_direct_block_and_predicts_it(measures, monkeypatch):
-    import wbench.costmodel
     import wbench.surrogate
+    import wbench.timing.costmodel
 
     monkeypatch.setattr(wbench.surrogate, "pairwise_euclidean", _slow_small_blocks)
-    monkeypatch.setattr(wbench.costmodel, "pairwise_euclidean", _slow_small_blocks)
+    monkeypatch.setattr(wbench.timing.costmodel, "pairwise_euclidean", _slow_small_blocks)
     model = measure_cost_model(
         SleepyEmbedding(), measures, embed_batch=32, pair_block=64, direct_n=(4, 64),
         rounds=5, min_round_s=0.02, device="cpu",

@@ -21,13 +21,13 @@ import pytest
 import torch
 from conftest import FIXTURES
 
-import wbench.oracle as oracle
-from wbench.cli import main
+import wbench.oracle.solve as oracle
+from wbench.cli.main import main
 from wbench.executor import DaskExecutor, SchedulerUnreachableError, TaskFailedError, use_executor
-from wbench.groundtruth import compute_ground_truth
 from wbench.measures import MeasureBatch
-from wbench.oracle import OracleError, exact_w2sq
-from wbench.records import RecordStore
+from wbench.oracle.groundtruth import compute_ground_truth
+from wbench.oracle.solve import OracleError, exact_w2sq
+from wbench.records.store import RecordStore
 
 distributed = pytest.importorskip("distributed", reason='the Dask backend needs distributed: pip install "wbench[dask]"')
 
@@ -202,7 +202,7 @@ def test_prepare_says_a_small_job_ran_in_this_process_not_on_the_cluster(tmp_pat
 @pytest.mark.slow
 def test_a_failing_task_names_the_pair_and_carries_the_worker_traceback(client, always_parallel) -> None:
     def break_workers() -> None:  # runs on each worker (nested: it travels by value)
-        import wbench.lp as worker_lp
+        import wbench.oracle.lp as worker_lp
 
         def failing(*args):
             raise FloatingPointError("deliberate failure")
@@ -211,7 +211,7 @@ def test_a_failing_task_names_the_pair_and_carries_the_worker_traceback(client, 
         worker_lp._solve_one = failing
 
     def repair_workers() -> None:
-        import wbench.lp as worker_lp
+        import wbench.oracle.lp as worker_lp
 
         worker_lp._solve_one = worker_lp._real_solve_one
 

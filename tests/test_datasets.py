@@ -14,8 +14,8 @@ from scipy.linalg import inv, sqrtm
 
 from wbench.data import SPLITS, PairedDataset
 from wbench.errors import InvalidMeasureError
-from wbench.oracle import exact_w2sq
-from wbench.plugins import make_plugin_manager
+from wbench.oracle.solve import exact_w2sq
+from wbench.plugin.manager import make_plugin_manager
 from wbench_plugins.datasets._common import images_to_measures
 from wbench_plugins.datasets._pairs import (
     class_combinations,

@@ -8,10 +8,10 @@ import torch
 
 from wbench.budget import Budget
 from wbench.measures import MeasureBatch
-from wbench.sizing import apportion, build_at_parameter_target
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_images
-from wbench.training import seed_everything
+from wbench.train.loop import seed_everything
+from wbench.train.sizing import apportion, build_at_parameter_target
 from wbench_plugins.deepsets.models import PAPER_WIDTH, PAPER_WIDTHS, DeepSets
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -148,7 +148,7 @@ def test_save_load_and_pairwise(tmp_path, model) -> None:
 
 
 def _distributions():
-    from wbench.groundtruth import attach_ground_truth
+    from wbench.oracle.groundtruth import attach_ground_truth
     from wbench_plugins.datasets.distributions import DistributionsDataset
 
     dataset = DistributionsDataset(n_sets=70, sample_size=100, n_pairs=600, seed=0).build()

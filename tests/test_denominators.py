@@ -7,12 +7,12 @@ import time
 import pytest
 import torch
 
-from wbench import oracle
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
-from wbench.denominators import fair_speedups, forced_parallel_oracle, lp_callable
 from wbench.measures import MeasureBatch
+from wbench.oracle import solve as oracle
 from wbench.surrogate import FitReport, Solver
+from wbench.timing.denominators import fair_speedups, forced_parallel_oracle, lp_callable
 
 
 class SleepyMethod(Solver):

@@ -11,10 +11,10 @@ from conftest import FIXTURES
 
 from wbench.budget import Budget
 from wbench.measures import MeasureBatch
-from wbench.sizing import apportion, build_at_parameter_target
 from wbench.surrogate import TorchSurrogate
 from wbench.testing import toy_dataset, toy_images
-from wbench.training import seed_everything
+from wbench.train.loop import seed_everything
+from wbench.train.sizing import apportion, build_at_parameter_target
 from wbench_plugins.dwe import tools
 from wbench_plugins.dwe.models import DWE, PAPER_WIDTH, PAPER_WIDTHS, DWEMatched
 
@@ -124,7 +124,7 @@ def test_loss_terms() -> None:
 def test_short_fit_improves_validation(toy, fitted) -> None:
     seed_everything(0)
     untrained = DWE(**TINY)
-    from wbench.training import validation_mse
+    from wbench.train.loop import validation_mse
 
     assert validation_mse(fitted, toy.split("val")) < validation_mse(untrained, toy.split("val"))
 
@@ -227,7 +227,7 @@ def test_barycenter_w2_to_pot_is_finite(toy, fitted) -> None:
 
 
 def test_cli_tools_write_pngs(tmp_path, fitted, capsys) -> None:
-    from wbench.cli import main
+    from wbench.cli.main import main
 
     model_path = tmp_path / "dwe.pt"
     fitted.save(model_path)

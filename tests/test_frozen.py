@@ -1,4 +1,4 @@
-"""The frozen-graph CPU fast path (wbench.frozen) gives the eager forward's outputs, follows
+"""The frozen-graph CPU fast path (wbench.train.frozen) gives the eager forward's outputs, follows
 weight changes, and falls back to the eager forward when a graph cannot be trusted."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from wbench.frozen import FrozenForward, weights_key
 from wbench.measures import MeasureBatch
+from wbench.train.frozen import FrozenForward, weights_key
 from wbench_plugins.kenn.models import ODEKENN, DeepKENN, NaiveKENN
 
 
@@ -144,7 +144,7 @@ def test_graphs_are_kept_per_shape_up_to_the_limit():
 
 
 def test_flop_counts_see_the_eager_forward_not_the_graph(images, one_torch_thread):
-    from wbench.roofline import embedding_flops
+    from wbench.timing.roofline import embedding_flops
 
     model = NaiveKENN()
     counts = [embedding_flops(model, images, batch=64).per_item for _ in range(3)]  # build, then through the graph

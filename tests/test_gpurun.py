@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from wbench.gpurun import GpuRunOptions, _parse, output_dir, run_gpu_timing
+from wbench.timing.gpurun import GpuRunOptions, _parse, output_dir, run_gpu_timing
 
 
 @pytest.mark.slow

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import wbench.lp as lp
-from wbench.cli_prepare import (
+import wbench.oracle.lp as lp
+from wbench.cli.prepare import (
     AssignmentError,
     DatasetParamsError,
     add_prepare_parser,
@@ -19,10 +19,10 @@ from wbench.cli_prepare import (
 )
 from wbench.data import PairedDataset, PairSet
 from wbench.errors import InvalidMeasureError, UnknownNameError
-from wbench.groundtruth import attach_ground_truth, compute_ground_truth, exact_pairwise_w2sq
 from wbench.measures import MeasureBatch
-from wbench.oracle import exact_w2sq, exact_w2sq_block
-from wbench.plugins import make_plugin_manager
+from wbench.oracle.groundtruth import attach_ground_truth, compute_ground_truth, exact_pairwise_w2sq
+from wbench.oracle.solve import exact_w2sq, exact_w2sq_block
+from wbench.plugin.manager import make_plugin_manager
 
 
 def toy_dataset(n: int = 12, seed: int = 0) -> PairedDataset:

@@ -16,9 +16,9 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
-from wbench.sizing import build_at_parameter_target
 from wbench.testing import toy_dataset, toy_images
-from wbench.training import predict_pairs, seed_everything
+from wbench.train.loop import predict_pairs, seed_everything
+from wbench.train.sizing import build_at_parameter_target
 from wbench_plugins.kenn.encoder import (
     PAPER_WIDTH,
     EncoderDims,
@@ -300,7 +300,7 @@ def _mnist_images(root: Path, n: int) -> np.ndarray:
 def test_training_on_mnist_beats_the_mean_predictor(mnist_root: Path) -> None:
     """600 training pairs, 10 short epochs at 45 % of the paper's width: every model's
     validation MSE ends far below that of predicting the mean training W2."""
-    from wbench.oracle import exact_w2sq
+    from wbench.oracle.solve import exact_w2sq
 
     measures = MeasureBatch.from_images(_mnist_images(mnist_root, 300).copy())
     rng = np.random.default_rng(0)

@@ -15,18 +15,18 @@ from conftest import REPO
 from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
 from wbench.surrogate import Solver
-from wbench.training import predict_pairs
+from wbench.train.loop import predict_pairs
 
 
-def test_training_does_not_import_the_surrogate_module() -> None:
-    code = "import sys, wbench.training; print('wbench.surrogate' in sys.modules)"
+def test_the_training_stage_does_not_import_the_surrogate_module() -> None:
+    code = "import sys, wbench.train.loop; print('wbench.surrogate' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
 def test_generic_core_modules_name_no_built_in_method() -> None:
     names = re.compile(r"\b(odekenn|deepkenn|naive|dwe|lot|exact-lp|sinkhorn)\b")
-    for module in ("stats.py", "evaluation.py", "leaderboard.py", "sections.py", "hookspecs.py"):
+    for module in ("stats.py", "evaluation.py", "board/leaderboard.py", "sections.py", "plugin/hookspecs.py"):
         text = (REPO / "wbench" / module).read_text()
         assert not names.search(text), f"wbench/{module} names {names.search(text).group(0)!r}"
 

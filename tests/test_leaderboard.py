@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from wbench.leaderboard import leaderboard_text, records_frame, render, summarise
-from wbench.records import SCHEMA_VERSION, RecordStore
+from wbench.board.leaderboard import records_frame, render, summarise
+from wbench.board.report import leaderboard_text
+from wbench.records.store import SCHEMA_VERSION, RecordStore
 
 
 def _record(method: str, seed: int, rel: float, mse: float, status: str = "ok", error: str | None = None) -> dict:
@@ -70,7 +71,7 @@ def test_unknown_format_is_rejected(run_dir) -> None:
 
 
 def test_column_selection(run_dir) -> None:
-    from wbench.leaderboard import select_columns
+    from wbench.board.leaderboard import select_columns
 
     text = leaderboard_text([run_dir], columns=select_columns(["test.w2.mse"]), extras=False)
     assert "MSE W2" in text and "rel. MAE" not in text
@@ -80,7 +81,7 @@ def test_column_selection(run_dir) -> None:
 
 
 def test_unknown_column_on_the_command_line_is_a_clear_error(run_dir, capsys) -> None:
-    from wbench.cli import main
+    from wbench.cli.main import main
 
     assert main(["leaderboard", str(run_dir), "--columns", "params,nope"]) == 2
     err = capsys.readouterr().err
@@ -100,7 +101,7 @@ def test_speed_accuracy_chart_places_every_method_in_both_modes() -> None:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from wbench.plots import ERROR_FLOOR, speed_accuracy_figure
+    from wbench.board.plots import ERROR_FLOOR, speed_accuracy_figure
 
     fig = speed_accuracy_figure(
         ["exact", "fast", "untimed"], [500.0, 2e4, float("nan")], [450.0, 3e7, 1e5], [1e-16, 0.05, 0.2], title="t"
@@ -116,7 +117,7 @@ def test_speed_accuracy_chart_places_every_method_in_both_modes() -> None:
 
 def test_parameter_counts_print_in_full() -> None:
     """A matched budget is read off the count: 803,576 must not print as 8.04e+05."""
-    from wbench.columns import COLUMNS
+    from wbench.records.columns import COLUMNS
 
     by_key = {c.key: c for c in COLUMNS}
     assert by_key["n_parameters"].text(803576.0) == "803576"
@@ -129,9 +130,9 @@ def test_a_solvers_pairwise_rate_is_said_to_be_its_per_pair_rate() -> None:
     """Issue 21: solvers have no embedding, so their pairwise column is their per-pair rate, stated as such."""
     import pandas as pd
 
-    from wbench.leaderboard import _header
+    from wbench.board.leaderboard import header_lines
 
     frame = pd.DataFrame({"method": ["exact-lp", "naive", "sinkhorn"], "cost.pairwise_is_per_pair": [1.0, 0.0, 1.0]})
     assert "Solvers (exact-lp, sinkhorn) have nothing to embed: their pairwise pairs/s is their per-pair rate" in \
-        _header(frame, None)
-    assert "Solvers" not in _header(frame.assign(**{"cost.pairwise_is_per_pair": 0.0}), None)
+        header_lines(frame, None)
+    assert "Solvers" not in header_lines(frame.assign(**{"cost.pairwise_is_per_pair": 0.0}), None)

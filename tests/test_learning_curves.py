@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from wbench.cli import main
-from wbench.leaderboard import leaderboard_text, load_records, records_frame
-from wbench.learning_curves import (
+from wbench.board.leaderboard import load_records, records_frame
+from wbench.board.learning_curves import (
     UnknownMilestoneError,
     budget_section,
     curve_section,
@@ -20,7 +19,9 @@ from wbench.learning_curves import (
     select_milestone,
     write_learning_curve_plots,
 )
-from wbench.records import RecordStore, cell_key
+from wbench.board.report import leaderboard_text
+from wbench.cli.main import main
+from wbench.records.store import RecordStore, cell_key
 
 # method -> milestone -> rel. MAE of seeds 0 and 1 (fractions)
 LEARNED = {
@@ -160,7 +161,7 @@ def test_axiom_audit_only_where_it_can_fail(tmp_path: Path) -> None:
 
 
 def test_budget_text_groups_thousands_of_seconds() -> None:
-    from wbench.learning_curves import _budget_text
+    from wbench.board.learning_curves import _budget_text
 
     row = pd.Series({"milestone": 20000, "pairs_seen": 5_120_000.0, "seconds": 1261.4}, dtype=object)
     assert _budget_text(row, "steps") == "20,000 steps (5,120,000 pairs, 1,261 s)"

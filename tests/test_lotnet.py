@@ -9,8 +9,8 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs, PairSet
 from wbench.measures import MeasureBatch
-from wbench.sizing import build_at_parameter_target
 from wbench.testing import check_surrogate, toy_dataset
+from wbench.train.sizing import build_at_parameter_target
 from wbench_plugins.lotnet.features import FeatureCache, measure_keys
 from wbench_plugins.lotnet.models import LOTResidual
 from wbench_plugins.references.lot import LOT
@@ -104,7 +104,7 @@ def test_translation_distance_in_pixels() -> None:
     measures = MeasureBatch.from_images(images.float())
     left = rng.integers(0, 40, size=200)
     right = (left + rng.integers(1, 40, size=200)) % 40
-    from wbench.oracle import exact_w2sq
+    from wbench.oracle.solve import exact_w2sq
 
     w2sq = exact_w2sq(measures, left, right, n_jobs=1)
     train = LabelledPairs(measures, PairSet(left[:160], right[:160], w2sq[:160]))

@@ -143,7 +143,7 @@ def grid_dataset() -> PairedDataset:
 
 
 def test_closed_form_matches_the_exact_lp(grid_dataset):
-    from wbench.oracle import exact_w2sq_pair
+    from wbench.oracle.solve import exact_w2sq_pair
 
     test = grid_dataset.pairs["test"]
     for i, j, w2sq in zip(test.left[:8], test.right[:8], test.w2sq[:8], strict=True):
@@ -437,7 +437,7 @@ def test_wassmap_metric(grid_dataset):
 
 
 def test_wassmap_on_the_shapes_dataset():
-    from wbench.oracle import exact_w2sq_pair
+    from wbench.oracle.solve import exact_w2sq_pair
     from wbench_plugins.datasets.shapes import ShapesDataset
 
     def lp_block(dataset):
@@ -489,7 +489,7 @@ def test_run_metrics_isolates_failures(grid_dataset):
 
 
 def test_every_builtin_metric_runs_through_the_plugin(grid_dataset):
-    from wbench.registry import Registry
+    from wbench.plugin.registry import Registry
     from wbench_plugins import metrics as plugin
 
     registry = Registry()
@@ -509,7 +509,7 @@ def test_every_builtin_metric_runs_through_the_plugin(grid_dataset):
 def test_a_third_party_metric_registers_and_runs_like_the_builtin_ones(grid_dataset):
     from conftest import FIXTURES
 
-    from wbench.plugins import make_plugin_manager
+    from wbench.plugin.manager import make_plugin_manager
 
     registry = make_plugin_manager([FIXTURES / "metric_plugin.py"], use_entry_points=False).registry
     entry = registry.get("metric", "median_w2")
@@ -527,7 +527,7 @@ def test_embeddings_get_retrieval_and_axioms_like_learned_methods(grid_dataset, 
     """Issue 17 item 16: an embedding needs one embedding per measure in pairwise mode, so it
     gets recall@10 and the axiom audit at the default sizes, on any clock (here a slow one)."""
     from wbench.evaluation import guard_cost, is_embedding
-    from wbench.plugins import make_plugin_manager
+    from wbench.plugin.manager import make_plugin_manager
 
     entry = make_plugin_manager().registry.get("surrogate", name)
     cls = entry.load()

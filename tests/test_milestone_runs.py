@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from conftest import FIXTURES
 
-from wbench.cli import main
+from wbench.cli.main import main
 
 LOCAL = str(FIXTURES / "local_plugin.py")
 
@@ -97,7 +97,7 @@ def test_resume_uses_the_checkpoint_and_names_a_corrupt_one(tmp_path: Path) -> N
 
 OWN_LOOP_PLUGIN = '''
 from wbench import hookimpl
-from wbench.checkpoint import MilestoneHooks, milestone_hooks
+from wbench.train.checkpoint import MilestoneHooks, milestone_hooks
 from wbench_plugins.kenn.models import NaiveKENN
 
 
@@ -124,7 +124,7 @@ def test_a_fit_that_ignores_the_milestone_hooks_gets_no_numbers_at_earlier_miles
     suite = tmp_path / "own.toml"
     suite.write_text(SUITE.format(steps="[3, 8]").replace('name = "local-centroid"', 'name = "own-loop"\nparams = { width = 40 }'))
     out = tmp_path / "own"
-    assert main(["run", str(suite), "--plugin", LOCAL, str(plugin), "--out", str(out)]) == 1
+    assert main(["run", str(suite), "--plugin", LOCAL, "--plugin", str(plugin), "--out", str(out)]) == 1
     records = {(r["method"], r["budget"]["steps"]): r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
     assert records[("own-loop", 8)]["status"] == "ok"
     assert records[("own-loop", 8)]["metrics"] == records[("naive", 8)]["metrics"]  # the same training, ended at 8

@@ -15,15 +15,15 @@ import pytest
 import torch
 
 from wbench.budget import Budget
-from wbench.checkpoint import (
+from wbench.testing import toy_dataset
+from wbench.train.checkpoint import (
     CheckpointError,
     MilestoneHooks,
     load_checkpoint,
     milestone_hooks,
     save_checkpoint,
 )
-from wbench.testing import toy_dataset
-from wbench.training import FitReport, predict_pairs, seed_everything
+from wbench.train.loop import FitReport, predict_pairs, seed_everything
 from wbench_plugins.kenn.models import DeepKENN
 
 SMALL = 40  # a few thousand parameters: milliseconds per step
@@ -206,7 +206,7 @@ def test_budget_milestones_are_checked_and_keep_old_keys() -> None:
 
 def test_suite_milestones_and_a_methods_own_budget() -> None:
     from wbench.errors import SuiteError
-    from wbench.suite import budget_for, load_suite, parse_suite
+    from wbench.run.suite import budget_for, load_suite, parse_suite
 
     text = """
 [budget]

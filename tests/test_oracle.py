@@ -10,13 +10,13 @@ import pytest
 import torch
 from joblib import parallel_config
 
-import wbench.executor as executor_module
-import wbench.lp as lp
-import wbench.oracle as oracle
-import wbench.supports as supports
+import wbench.executor.base as executor_module
+import wbench.oracle.lp as lp
+import wbench.oracle.solve as oracle
+import wbench.oracle.supports as supports
 from wbench.errors import InvalidMeasureError
 from wbench.measures import MeasureBatch, grid_coordinates
-from wbench.oracle import (
+from wbench.oracle.solve import (
     OracleError,
     exact_w2sq,
     exact_w2sq_between,
@@ -345,7 +345,7 @@ def test_allocator_is_tuned_only_where_dask_pinned_it() -> None:
     import sys
 
     code = (
-        "import os, wbench.lp as o\n"
+        "import os, wbench.oracle.lp as o\n"
         "os.environ.pop('MALLOC_TRIM_THRESHOLD_', None); print(o._tune_allocator())\n"
         "o._tune_allocator.cache_clear(); os.environ['MALLOC_TRIM_THRESHOLD_'] = '65536'; print(o._tune_allocator())\n"
         "o._tune_allocator.cache_clear(); os.environ['MALLOC_MMAP_THRESHOLD_'] = '131072'; print(o._tune_allocator())\n"

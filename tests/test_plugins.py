@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from wbench import hookspecs
 from wbench.errors import PluginError, UnknownNameError
-from wbench.plugins import make_plugin_manager
+from wbench.plugin import hookspecs
+from wbench.plugin.manager import make_plugin_manager
 
 BUILTIN_PLUGINS = {"datasets", "kenn", "dwe", "deepsets", "references", "metrics", "claims"}
 
@@ -106,7 +106,7 @@ def test_every_hook_is_prefixed_and_documented() -> None:
 
 
 def test_manager_is_built_by_a_function_not_at_import() -> None:
-    import wbench.plugins as module
+    import wbench.plugin.manager as module
 
     assert not any(type(v).__name__ == "PluginManager" for v in vars(module).values())
 
@@ -123,7 +123,7 @@ def test_registry_reads_default_parameters_from_the_class() -> None:
 
 
 def test_params_keyword_still_works_with_a_deprecation_warning() -> None:
-    from wbench.registry import Registry
+    from wbench.plugin.registry import Registry
 
     registry = Registry()
     registry.current_plugin = "old-style"
@@ -136,7 +136,7 @@ def test_params_keyword_still_works_with_a_deprecation_warning() -> None:
 
 
 def test_declared_params_needs_a_class() -> None:
-    from wbench.params import declared_params
+    from wbench.plugin.params import declared_params
 
     with pytest.raises(TypeError, match="needs a class"):
         declared_params(object())

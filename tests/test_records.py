@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from wbench.provenance import provenance
-from wbench.records import (
+from wbench.records.store import (
     SCHEMA_VERSION,
     Outcome,
     Record,
@@ -157,7 +157,7 @@ def test_non_finite_number_in_a_line_is_refused_at_load_naming_file_and_line(tmp
 
 
 def test_append_only_one_fsynced_write_per_record_never_rewrites(tmp_path, monkeypatch) -> None:
-    import wbench.records as records
+    import wbench.records.store as records
 
     store = RecordStore(tmp_path)
     store.append(_record("a"))
@@ -195,7 +195,7 @@ def test_torn_last_line_is_reported_then_dropped_alone_and_kept_in_a_backup(tmp_
 def test_append_checks_each_line_once_yet_sees_a_changed_line(tmp_path, monkeypatch) -> None:
     """Appending parses only the lines added since the store's last check, unless the bytes
     it checked changed: an edit in place is still refused."""
-    import wbench.records as records
+    import wbench.records.store as records
 
     store = RecordStore(tmp_path)
     store.append(_record("a"))

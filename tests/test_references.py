@@ -410,7 +410,7 @@ def test_cell_average_quantiles_of_a_dirac_and_of_two_atoms() -> None:
 
 # ---------------------------------------------------------------------------- registration
 def test_registered_with_test_params() -> None:
-    from wbench.plugins import make_plugin_manager
+    from wbench.plugin.manager import make_plugin_manager
 
     plugins = make_plugin_manager(disabled=())
     registry = plugins.registry

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES
 
-from wbench.cli import main
-from wbench.leaderboard import leaderboard_text
-from wbench.retime import RETIME_FILE, RetimeError, RetimeOptions, retime_run, retime_sections
+from wbench.board.report import leaderboard_text
+from wbench.cli.main import main
+from wbench.run.retime import RETIME_FILE, RetimeError, RetimeOptions, retime_run, retime_sections
 from wbench.sections import render_section
 
 SUITE = """
@@ -58,7 +58,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def registry():
-    from wbench.plugins import make_plugin_manager
+    from wbench.plugin.manager import make_plugin_manager
 
     return make_plugin_manager([LOCAL]).registry
 
@@ -254,7 +254,7 @@ def test_cli_writes_the_file_and_prints_the_section(fresh_run: Path, capsys) -> 
 
 
 def test_the_site_shows_the_pass_on_the_run_page(fresh_run: Path, tmp_path: Path, registry) -> None:
-    from wbench.site.build import build_site
+    from wbench.board.site.build import build_site
 
     build_site(fresh_run, tmp_path / "site")
     assert "re-timed in one interleaved pass" not in (tmp_path / "site" / "run" / "index.html").read_text()

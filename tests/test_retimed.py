@@ -1,5 +1,5 @@
 """The main table shows the re-timing pass's speed figures where the pass timed the model
-(``wbench.retimed``), says so, and leaves the records alone."""
+(``wbench.board.retimed``), says so, and leaves the records alone."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ import pytest
 from conftest import FIXTURES
 from test_retime import FAST, SUITE
 
-from wbench.cli import main
-from wbench.columns import _format_number
-from wbench.leaderboard import leaderboard_frame, leaderboard_text
-from wbench.retime import retime_run
-from wbench.retimed import RETIMED_COLUMN, _overlaid
+from wbench.board.leaderboard import leaderboard_frame
+from wbench.board.report import leaderboard_text
+from wbench.board.retimed import RETIMED_COLUMN, _overlaid
+from wbench.cli.main import main
+from wbench.records.columns import _format_number
+from wbench.run.retime import retime_run
 
 LOCAL = str(FIXTURES / "local_plugin.py")
 
@@ -26,7 +27,7 @@ LOCAL = str(FIXTURES / "local_plugin.py")
 def retimed_run(tmp_path_factory) -> Path:
     """The toy run of ``test_retime`` (naive at seeds 0 and 1, milestones 3 and 6; sliced),
     re-timed: the pass times naive's last milestone."""
-    from wbench.plugins import make_plugin_manager
+    from wbench.plugin.manager import make_plugin_manager
 
     root = tmp_path_factory.mktemp("retimed")
     suite = root / "retime.toml"

@@ -8,7 +8,8 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
-from wbench.roofline import (
+from wbench.surrogate import EmbeddingSurrogate, FitReport
+from wbench.timing.roofline import (
     EmbeddingFlops,
     GemmRate,
     Roofline,
@@ -17,8 +18,7 @@ from wbench.roofline import (
     gemm_rate,
     roofline,
 )
-from wbench.rounds import round_stats
-from wbench.surrogate import EmbeddingSurrogate, FitReport
+from wbench.timing.rounds import round_stats
 
 
 class LinearEmbedding(EmbeddingSurrogate):

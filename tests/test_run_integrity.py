@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, REPO
 
-from wbench.cli import build_parser, main
-from wbench.leaderboard import records_frame, summarise
-from wbench.plugins import make_plugin_manager
-from wbench.records import SCHEMA_VERSION, RecordStore
+from wbench.board.leaderboard import records_frame, summarise
+from wbench.cli.main import build_parser, main
+from wbench.plugin.manager import make_plugin_manager
+from wbench.records.store import SCHEMA_VERSION, RecordStore
 
 TINY = str(FIXTURES / "tiny_suite.toml")
 LOCAL = str(FIXTURES / "local_plugin.py")
@@ -61,7 +61,7 @@ def test_a_second_run_on_the_same_out_stops_at_once_naming_the_holder_pid(tmp_pa
     out = tmp_path / "run"
     holder = subprocess.Popen(
         [sys.executable, "-c", (
-            "import sys, time; from wbench.runlock import run_dir_lock\n"
+            "import sys, time; from wbench.run.lock import run_dir_lock\n"
             f"with run_dir_lock({str(out)!r}):\n    print('locked', flush=True); sys.stdin.read()"
         )],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(REPO / ".shim"), "PATH": ""},
@@ -123,7 +123,7 @@ def test_every_list_option_accumulates_and_takes_several_values() -> None:
     parser = build_parser(make_plugin_manager())
     args = parser.parse_args([
         "run", "--surrogate", "a", "--surrogate", "b", "c", "--dataset", "x", "--dataset", "y",
-        "--seeds", "0", "--seeds", "1", "2", "--param", "n=1", "--param", "k=2", "m=3", "--plugin", "p.py", "q.py",
+        "--seeds", "0", "--seeds", "1", "2", "--param", "n=1", "--param", "k=2", "m=3", "--plugin", "p.py", "--plugin", "q.py",
     ])
     assert args.surrogate == ["a", "b", "c"] and args.dataset == ["x", "y"] and args.seeds == [0, 1, 2]
     assert args.param == ["n=1", "k=2", "m=3"] and args.plugin == ["p.py", "q.py"]
@@ -144,8 +144,8 @@ def test_run_param_sets_the_dataset_options_of_the_run(tmp_path, capsys) -> None
 
 def test_run_param_no_dataset_has_is_refused_naming_it() -> None:
     from wbench.errors import SuiteError
-    from wbench.run_options import apply_dataset_params
-    from wbench.suite import load_suite
+    from wbench.run.options import apply_dataset_params
+    from wbench.run.suite import load_suite
 
     registry = make_plugin_manager().registry
     suite = apply_dataset_params(load_suite("quick"), {"pairs_per_combination": 3}, registry)

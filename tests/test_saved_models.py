@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from wbench.cli import main
-from wbench.plugins import make_plugin_manager
+from wbench.cli.main import main
+from wbench.plugin.manager import make_plugin_manager
 from wbench.surrogate import TorchSurrogate
 from wbench_plugins.dwe.models import DWEMatched
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from site_records import REL_MAE, make_run
 
-from wbench.cli import main
-from wbench.site import build_site
-from wbench.site.assets import PLOTLY_FILE
-from wbench.site.source import SiteInputError
+from wbench.board.site import build_site
+from wbench.board.site.assets import PLOTLY_FILE
+from wbench.board.site.source import SiteInputError
+from wbench.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results"
@@ -151,8 +151,8 @@ def test_milestones_give_learning_curves_and_the_leaderboard_uses_the_last(resul
     for chart in (traces, by_time):  # the untrained reference, across the whole x range
         assert chart["lot (untrained)"]["y"] == [0.3, 0.3] and chart["lot (untrained)"]["mode"] == "lines"
     assert by_time["lot (untrained)"]["x"] == pytest.approx([2.5, 4.5])
-    from wbench.site.pages import run_facts
-    from wbench.site.source import load_run
+    from wbench.board.site.pages import run_facts
+    from wbench.board.site.source import load_run
 
     assert run_facts(load_run(results / "steps"))["budget"] == "100, 200 steps, batch 8, 100 params"  # one line, in order
     # a method page draws each seed's loss once (its last milestone's fit report), not once per milestone
@@ -181,7 +181,7 @@ def test_method_page_shows_curves_weights_plots_and_provenance(results: Path, tm
 
 
 def test_standalone_html_leaderboard_is_a_complete_page(results: Path) -> None:
-    from wbench.leaderboard import leaderboard_text
+    from wbench.board.report import leaderboard_text
 
     text = leaderboard_text([results / "toy"], fmt="html")
     assert text.startswith("<!DOCTYPE html>") and '<meta charset="utf-8">' in text
@@ -199,7 +199,7 @@ def test_standalone_html_leaderboard_is_a_complete_page(results: Path) -> None:
 def test_standalone_html_has_the_transfer_matrix_when_recorded() -> None:
     if not (RESULTS / "mnist" / "records.jsonl").exists():
         pytest.skip("results/mnist is not published in this checkout")
-    from wbench.leaderboard import leaderboard_text
+    from wbench.board.report import leaderboard_text
 
     text = leaderboard_text([RESULTS / "mnist"], fmt="html")
     assert "Cross-dataset transfer" in text and 'id="transfer"' in text and 'id="paper-claims-under-this-budget"' in text
@@ -242,7 +242,7 @@ def test_marker_styles_stay_distinct_when_colours_repeat() -> None:
     """A run with more methods than colours (mnist has 14) gives every method its own
     (colour, symbol), and a repeated colour never comes back with a round symbol again
     (the published digits chart drew DeepKENN and Sinkhorn as orange circle and hexagon)."""
-    from wbench.site.charts import style
+    from wbench.board.site.charts import style
 
     styles = [(style(i)["color"], style(i)["symbol"]) for i in range(40)]
     assert len(set(styles)) == 40

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlparse
 import pytest
 from site_records import INDEPENDENT, copy_run, make_run
 
-from wbench.site import build_site
+from wbench.board.site import build_site
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("WBENCH_CHROMIUM", "/usr/bin/chromium")
@@ -250,7 +250,7 @@ def test_pages_fit_the_width(browser, site: Path, screenshots: Path, width: int)
 
 
 def test_standalone_leaderboard_page_in_the_browser(browser, site: Path, tmp_path: Path) -> None:
-    from wbench.leaderboard import leaderboard_text
+    from wbench.board.report import leaderboard_text
 
     run = make_run(tmp_path / "results") / "toy"
     page = tmp_path / "board.html"

@@ -6,7 +6,7 @@ import pytest
 from conftest import FIXTURES
 
 from wbench.errors import SuiteError
-from wbench.suite import builtin_suites, load_suite, parse_suite
+from wbench.run.suite import builtin_suites, load_suite, parse_suite
 
 MINIMAL = """
 [[datasets]]
@@ -79,8 +79,8 @@ def test_unknown_builtin_suite_lists_the_builtin_ones() -> None:
 
 def test_cells_are_seed_major_across_datasets_and_respect_method_subsets(tmp_path) -> None:
     """An interrupted run has every method on every dataset at seed 0 before any at seed 1."""
-    from wbench.plugins import make_plugin_manager
-    from wbench.runner import Runner, RunOptions
+    from wbench.plugin.manager import make_plugin_manager
+    from wbench.run.runner import Runner, RunOptions
 
     text = MINIMAL.replace("[[surrogates]]", '[[datasets]]\nname = "shapes"\n[[surrogates]]', 1)
     text += '[[surrogates]]\nname = "lot"\nseeds = [0]\n[[surrogates]]\nname = "dwe"\ndatasets = ["digits"]\n'
@@ -116,8 +116,8 @@ def test_sizes_that_cannot_work_are_errors_at_load_naming_the_key(table: str, me
 
 
 def test_builtin_suites_pass_the_checks_against_the_installed_plugins() -> None:
-    from wbench.plugins import make_plugin_manager
-    from wbench.suite_check import check_primary, check_suite, known_metric_columns
+    from wbench.plugin.manager import make_plugin_manager
+    from wbench.run.suite_check import check_primary, check_suite, known_metric_columns
 
     registry = make_plugin_manager().registry
     for name in builtin_suites():
@@ -127,7 +127,7 @@ def test_builtin_suites_pass_the_checks_against_the_installed_plugins() -> None:
 
 
 def test_known_metrics_include_every_pair_statistic_of_each_split() -> None:
-    from wbench.suite_check import known_metric_columns, pair_metric_columns
+    from wbench.run.suite_check import known_metric_columns, pair_metric_columns
 
     columns = pair_metric_columns()
     assert {"test.w2.mae", "train.w2sq.pearson", "val.w2.rel_mae", "test.n_failed"} <= columns

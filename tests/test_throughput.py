@@ -11,7 +11,7 @@ from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Solver, Surrogate
-from wbench.throughput import (
+from wbench.timing.throughput import (
     time_call,
 )
 

@@ -12,11 +12,12 @@ import pytest
 import torch
 from conftest import FIXTURES
 
-from wbench.celltiming import check_timed_outputs
-from wbench.leaderboard import leaderboard_text, records_frame, summarise
-from wbench.records import Outcome, Record
+from wbench.board.leaderboard import records_frame, summarise
+from wbench.board.report import leaderboard_text
+from wbench.records.store import Outcome, Record
+from wbench.run.cell_timing import check_timed_outputs
 from wbench.testing import check_surrogate, toy_dataset
-from wbench.training import predict_pairs
+from wbench.train.loop import predict_pairs
 from wbench.validate import InvalidPredictionError, check_predictions
 
 BAD = FIXTURES / "bad_outputs_plugin.py"
@@ -24,7 +25,7 @@ LOCAL = FIXTURES / "local_plugin.py"
 
 
 def _bad_module():
-    from wbench.plugins import make_plugin_manager
+    from wbench.plugin.manager import make_plugin_manager
 
     registry = make_plugin_manager([BAD], use_entry_points=False).registry
     return {name: registry.get("surrogate", name).load() for name in ("nan-half", "column", "no-width", "nan-solver")}
@@ -130,9 +131,9 @@ def test_pairwise_matrix_of_the_wrong_shape_fails_the_metric_run(toy) -> None:
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory):
-    from wbench.plugins import make_plugin_manager
-    from wbench.runner import Runner, RunOptions
-    from wbench.suite import load_suite
+    from wbench.plugin.manager import make_plugin_manager
+    from wbench.run.runner import Runner, RunOptions
+    from wbench.run.suite import load_suite
 
     out = tmp_path_factory.mktemp("bad-run")
     plugins = make_plugin_manager([LOCAL, BAD])

@@ -60,8 +60,8 @@ def translate_dataset(n_train: int = 30, n: int = 40) -> PairedDataset:
 
 
 def test_without_the_extra_the_plugin_is_listed_unavailable_with_the_install_command(monkeypatch, capsys) -> None:
-    from wbench.cli import main
-    from wbench.plugins import make_plugin_manager
+    from wbench.cli.main import main
+    from wbench.plugin.manager import make_plugin_manager
 
     monkeypatch.setitem(sys.modules, "wassersteinwormhole", None)  # import fails as if not installed
     monkeypatch.delitem(sys.modules, "wbench_plugins.wormhole.models", raising=False)
@@ -85,7 +85,7 @@ def test_parameter_count_is_the_encoders_and_grows_with_width() -> None:
 
 @needs_extra
 def test_matching_finds_the_mnist_target() -> None:
-    from wbench.sizing import build_at_parameter_target
+    from wbench.train.sizing import build_at_parameter_target
     from wbench_plugins.wormhole.models import Wormhole
 
     model = build_at_parameter_target(Wormhole, {"dim": 2}, 55_430, tolerance=0.01)
@@ -188,7 +188,7 @@ def test_splitting_every_point_into_two_half_masses_is_the_same_measure(fitted_o
 
 def _fit_exact(budget: Budget, hooks=None):
     """A fresh exact-target Wormhole (dropout on) fitted on the translates, under ``hooks``."""
-    from wbench.checkpoint import milestone_hooks
+    from wbench.train.checkpoint import milestone_hooks
     from wbench_plugins.wormhole.models import Wormhole
 
     dataset = translate_dataset()
@@ -260,7 +260,7 @@ def test_exact_target_milestones_equal_runs_stopped_there_and_resume_bit_for_bit
 
 def check_milestones_and_resume(tmp_path: Path) -> None:
     """The body of the test above (run on one core)."""
-    from wbench.checkpoint import MilestoneHooks, load_checkpoint, save_checkpoint
+    from wbench.train.checkpoint import MilestoneHooks, load_checkpoint, save_checkpoint
 
     def budget(steps: int, milestones=None) -> Budget:
         return Budget(epochs=None, steps=steps, batch_size=64, lr=1e-2, seed=3, milestones=milestones)

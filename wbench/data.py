@@ -119,7 +119,7 @@ class DatasetPlugin(ABC):
 
     Subclasses take their options as keyword arguments in ``__init__`` and keep them in
     ``self.params``; :meth:`build` must be a pure function of those params (seeded).
-    The exact distances are added by :func:`wbench.groundtruth.attach_ground_truth`.
+    The exact distances are added by :func:`wbench.oracle.groundtruth.attach_ground_truth`.
     """
 
     name: ClassVar[str] = ""

@@ -211,8 +211,8 @@ def _device(surrogate: Surrogate) -> Any:
 def surrogate_distances(ctx: EvaluationContext, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The surrogate's W2 ``(P,)`` (float64) between measures ``left[p]`` and ``right[p]`` of
     ``ctx.dataset.measures`` (indices ``(P,)``), ``batch_size`` pairs per call (option, 4096):
-    :func:`wbench.training.predict_pairs` on those pairs."""
-    from wbench.training import predict_pairs
+    :func:`wbench.train.loop.predict_pairs` on those pairs."""
+    from wbench.train.loop import predict_pairs
 
     pairs = LabelledPairs(ctx.dataset.measures, PairSet(np.asarray(left), np.asarray(right)))
     return predict_pairs(ctx.surrogate, pairs, batch_size=int(ctx.option("batch_size", 4096)), method=ctx.method_name)

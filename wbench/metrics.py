@@ -384,3 +384,31 @@ def procrustes_disparity(parameters: np.ndarray, embedding: np.ndarray) -> float
 
     _, _, disparity = procrustes(np.asarray(parameters, dtype=np.float64), np.asarray(embedding, dtype=np.float64))
     return float(disparity)
+
+
+def pairwise_pairs_per_s(embed_s: float, pair_s: float, n: int, m: int | None = None, *, call_s: float = 0.0) -> float:
+    """Pairwise pairs/s of an ``n x m`` matrix: ``n m / (o + (n + m) e + n m c)`` (``m`` defaults to ``n``).
+
+    ``call_s`` is ``o``, the fixed seconds of one ``pairwise`` call (0: the plain model
+    ``n m / ((n + m) e + n m c)``). With ``embed_s = 0`` and ``o = 0`` (a solver) this is the
+    per-pair rate ``1 / c``.
+
+    :raises ValueError: a negative or non-finite cost, both zero, or ``n, m < 1``.
+    """
+    _check_costs(embed_s, pair_s)
+    if not (math.isfinite(call_s) and call_s >= 0):
+        raise ValueError(f"call_s must be a non-negative number of seconds, got {call_s!r}")
+    m = n if m is None else m
+    if n < 1 or m < 1:
+        raise ValueError(f"a pairwise block needs n, m >= 1, got {n} x {m}")
+    if embed_s == 0 and call_s == 0:
+        return 1.0 / pair_s  # a solver: exactly its per-pair rate at every n (no rounding by n m)
+    return n * m / (call_s + (n + m) * embed_s + n * m * pair_s)
+
+
+def _check_costs(embed_s: float, pair_s: float) -> None:
+    for name, value in (("embed_s", embed_s), ("pair_s", pair_s)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    if embed_s == 0 and pair_s == 0:
+        raise ValueError("embed_s and pair_s are both 0: the rate would be infinite")

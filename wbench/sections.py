@@ -59,7 +59,7 @@ class SectionContext:
 def collect_sections(manager: pluggy.PluginManager, frame: pd.DataFrame, context: SectionContext) -> list[Section]:
     """Every plugin's sections, through ``manager.hook.wbench_leaderboard_sections``.
 
-    :param frame: the records frame (:func:`wbench.leaderboard.records_frame`), one row per record.
+    :param frame: the records frame (:func:`wbench.board.leaderboard.records_frame`), one row per record.
     :returns: the sections in pluggy's call order (last registered first, unless a plugin
         marks its implementation ``tryfirst``/``trylast``), empty ones dropped.
     :raises PluginError: a plugin returned something that is not a list of :class:`Section`.

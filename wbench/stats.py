@@ -3,10 +3,10 @@ the cross-dataset transfer matrix, and the small helpers they (and plugins' lead
 sections, e.g. the paper claims of ``wbench_plugins.claims``) share.
 
 Everything takes a pandas DataFrame of records, one row per (dataset, method configuration,
-seed), as :func:`wbench.leaderboard.records_frame` builds it: a ``method`` column (the row's
+seed), as :func:`wbench.board.leaderboard.records_frame` builds it: a ``method`` column (the row's
 label), a ``seed`` column, optionally ``dataset``, ``method_name`` (the plugin name behind a
 label), ``status`` (only ``"ok"`` rows are used) and ``n_parameters``, and the columns of
-the registered metrics and of :mod:`wbench.throughput`.
+the registered metrics and of :mod:`wbench.timing.throughput`.
 """
 
 from __future__ import annotations

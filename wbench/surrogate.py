@@ -25,8 +25,8 @@ import torch
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
-from wbench.saved_models import SavedModelError, resolve_saved_class  # noqa: F401 (SavedModelError: re-exported)
-from wbench.training import FitReport, train_on_pairs
+from wbench.plugin.saved_models import SavedModelError, resolve_saved_class  # noqa: F401 (SavedModelError: re-exported)
+from wbench.train.loop import FitReport, train_on_pairs
 from wbench.validate import check_predictions
 
 __all__ = [
@@ -246,7 +246,7 @@ class TorchSurrogate(Surrogate):
         return torch.nn.functional.mse_loss(predicted, w2sq.clamp_min(0).sqrt())
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
-        """Train with the shared loop (:func:`wbench.training.train_on_pairs`)."""
+        """Train with the shared loop (:func:`wbench.train.loop.train_on_pairs`)."""
         return train_on_pairs(self, train, val, budget)
 
     def save(self, path: str | Path, *, name: str | None = None) -> None:
@@ -281,7 +281,7 @@ class TorchSurrogate(Surrogate):
         the class is found only among the registered surrogates (:func:`resolve_saved_class`):
         a file never names code to import.
 
-        :param registry: a :class:`wbench.registry.Registry` (default: the installed plugins').
+        :param registry: a :class:`wbench.plugin.registry.Registry` (default: the installed plugins').
         :raises SavedModelError: the file names no registered surrogate, or another class.
         """
         path = Path(path)
@@ -290,7 +290,7 @@ class TorchSurrogate(Surrogate):
             version = header.get("format_version") if isinstance(header, dict) else None
             raise SavedModelError(f"{path}: unsupported save format {version!r}")
         if cls is TorchSurrogate:
-            target_cls = resolve_saved_class(header, registry, where=f"{path}.json")
+            target_cls = resolve_saved_class(header, registry, base=TorchSurrogate, where=f"{path}.json")
         else:
             expected = f"{cls.__module__}:{cls.__qualname__}"
             if header.get("class") != expected:

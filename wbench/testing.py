@@ -27,7 +27,7 @@ from wbench.data import DatasetPlugin, PairedDataset, PairSet
 from wbench.measures import MeasureBatch
 from wbench.metrics import sample_triplets, triangle_violations
 from wbench.surrogate import FitReport, Surrogate, TorchSurrogate
-from wbench.training import seed_everything
+from wbench.train.loop import seed_everything
 from wbench.validate import InvalidPredictionError, check_predictions
 
 TINY_BUDGET = Budget(epochs=None, steps=3, batch_size=16, lr=1e-3, seed=0)
@@ -52,7 +52,7 @@ def toy_dataset(n: int = 24, size: int = 8, n_pairs: int = 80, seed: int = 0, *,
 
     Pairs are split 60 % / 20 % / 20 %; W2^2 comes from the exact oracle.
     """
-    from wbench.oracle import exact_w2sq
+    from wbench.oracle.solve import exact_w2sq
 
     measures = MeasureBatch.from_images(toy_images(n, size, seed))
     if point_clouds:
@@ -88,7 +88,7 @@ def _valid(values: object, n: int | tuple[int, int], name: str, call: str) -> to
 def check_width(cls: type[Surrogate], params: Mapping[str, Any], measures: MeasureBatch) -> None:
     """Check that a learned method can be built at a parameter target: it names a width option
     (``width_param``) and its parameter count grows with that width (the harness searches it
-    by bisection, :func:`wbench.sizing.build_at_parameter_target`).
+    by bisection, :func:`wbench.train.sizing.build_at_parameter_target`).
 
     :raises AssertionError: no width option, or the count does not grow from the width
         given (or the class default) to twice it.
@@ -104,7 +104,7 @@ def check_width(cls: type[Surrogate], params: Mapping[str, Any], measures: Measu
     base = dict(cls.params_for(dict(params), measures))
     width = base.get(width_param)
     if width is None:
-        from wbench.params import declared_params
+        from wbench.plugin.params import declared_params
 
         width = declared_params(cls).get(width_param)
     _check(

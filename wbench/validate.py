@@ -6,11 +6,11 @@ non-negative. A :class:`~wbench.surrogate.Solver` (nothing to fit) may report a 
 not solve as NaN (``allow_missing``): the evaluation counts those pairs and the record's
 ``coverage`` says which fraction of the test pairs has a value. A learned method may not.
 
-Callers: :func:`wbench.training.predict_pairs` (training's validation, evaluation, transfer,
+Callers: :func:`wbench.train.loop.predict_pairs` (training's validation, evaluation, transfer,
 the metrics' pair distances), the default
 :meth:`wbench.surrogate.TorchSurrogate.training_loss` (``training``),
 :func:`wbench.evaluation.surrogate_matrix` (``pairwise``) and
-:func:`wbench.celltiming.check_timed_outputs` (``throughput``, before any timing).
+:func:`wbench.run.cell_timing.check_timed_outputs` (``throughput``, before any timing).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The papers' claims checked against a run's records: the table behind the leaderboard's
 "Paper claims under this budget" section.
 
-Everything takes the records frame of :func:`wbench.leaderboard.records_frame` (one row per
+Everything takes the records frame of :func:`wbench.board.leaderboard.records_frame` (one row per
 dataset, method configuration and seed). The claims name the built-in methods (``odekenn``,
 ``deepkenn``, ``naive``, ``dwe*``, ``lot`` and the exact LP), which is why they live in a
 plugin and not in the core.
@@ -288,7 +288,7 @@ def _cost_model_speedup(group: pd.DataFrame, label: str, kind: str) -> tuple[flo
                  for _, r in rows.iterrows()]
         how = "one core against one core (interleaved rounds)"
     else:
-        from wbench.costmodel import pairwise_pairs_per_s
+        from wbench.metrics import pairwise_pairs_per_s
 
         n = PAPER.effective_n
         values, own_u = [], []

@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from wbench.measures import MeasureBatch
-from wbench.sizing import apportion
 from wbench.surrogate import EmbeddingSurrogate
+from wbench.training import apportion
 
 PAPER_WIDTHS = (50, 100, 36, 30, 30, 10)
 """The paper's hidden sizes: phi (50, 100, 36), then rho (30, 30, 10)."""

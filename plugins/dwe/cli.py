@@ -55,7 +55,7 @@ def parse_floats(text: str | None, what: str) -> list[float] | None:
 
 
 def _assignments(items: list[str]) -> dict[str, Any]:
-    from wbench.cli_prepare import parse_assignments
+    from wbench.registry import parse_assignments
 
     return parse_assignments(items)
 
@@ -77,7 +77,7 @@ def _registry(args: argparse.Namespace) -> Any:
     """The registry of the command's plugins (entry points and ``--plugin`` files)."""
     plugins = getattr(args, "plugins", None)
     if plugins is None:
-        from wbench.plugins import make_plugin_manager
+        from wbench.registry import make_plugin_manager
 
         plugins = make_plugin_manager(getattr(args, "plugin", []) or [])
     return plugins.registry
@@ -95,7 +95,7 @@ def select_images(args: argparse.Namespace) -> tuple[Any, list[int]]:
     else:
         plugins = getattr(args, "plugins", None)
         if plugins is None:
-            from wbench.plugins import make_plugin_manager
+            from wbench.registry import make_plugin_manager
 
             plugins = make_plugin_manager(getattr(args, "plugin", []) or [])
         dataset = plugins.registry.get("dataset", args.dataset).load()(**_assignments(args.param)).build()

@@ -30,7 +30,7 @@ paper's "about 400k" is the encoder); at 8x8, 39,855 + 40,121 = 79,976.
 
 Sizes: ``width`` is the total number of hidden units of the four resizable layers (encoder
 conv 1, encoder dense 1, decoder dense 1, decoder conv 1), shared out in the paper's
-proportions 20 : 100 : 100 : 20 by D'Hondt's divisor method (see :func:`wbench.sizing.apportion`): the
+proportions 20 : 100 : 100 : 20 by D'Hondt's divisor method (see :func:`wbench.train.sizing.apportion`): the
 paper's network is ``width=240``; each increment of ``width`` adds one unit to one layer,
 so the parameter count is strictly increasing in it. ``bottleneck`` (the second encoder
 conv's filters, 5 in the paper, also the decoder's reshape depth) is held fixed: changing
@@ -54,8 +54,8 @@ import torch
 from torch import nn
 
 from wbench.measures import MeasureBatch
-from wbench.sizing import apportion
 from wbench.surrogate import EmbeddingSurrogate, concat_measures, with_grid_shape
+from wbench.training import apportion
 
 PAPER_WIDTHS = (20, 100, 100, 20)
 """The paper's sizes of (encoder conv 1, encoder dense 1, decoder dense 1, decoder conv 1)."""

@@ -21,7 +21,7 @@ and FC1's size is then chosen so that the parameter count follows the smooth cou
 un-rounded architecture (FC1 absorbs the rounding of the other layers, whose single-unit
 steps would otherwise jump by several per cent). Where that would make the count drop
 below a narrower width's, the narrower architecture is kept, so the count never decreases
-with ``width`` (what :func:`wbench.sizing.build_at_parameter_target` bisects on). At
+with ``width`` (what :func:`wbench.train.sizing.build_at_parameter_target` bisects on). At
 ``width=1000`` every grid gets the paper's layer sizes exactly.
 
 Grid. Three 2x2 max-pools (floor) take an ``H x W`` grid to ``H//8 x W//8``, so grids

@@ -35,7 +35,6 @@ from torch.nn import functional as F
 
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
-from wbench.frozen import FrozenForward
 from wbench.measures import MeasureBatch
 from wbench.surrogate import (
     EmbeddingSurrogate,
@@ -44,6 +43,7 @@ from wbench.surrogate import (
     concat_measures,
     with_grid_shape,
 )
+from wbench.training import FrozenForward
 
 from .encoder import (
     ENCODER_LAYERS,
@@ -197,7 +197,7 @@ class _KENNSurrogate(EmbeddingSurrogate):
     """Run the convolutions in ``channels_last`` memory format on CPU (faster with oneDNN;
     the same computation, so the results agree to float32 rounding)."""
     frozen_inference_on_cpu: ClassVar[bool] = True
-    """Embed through a frozen TorchScript graph (:class:`wbench.frozen.FrozenForward`) in
+    """Embed through a frozen TorchScript graph (:class:`wbench.train.frozen.FrozenForward`) in
     evaluation without autograd on CPU: 1.1-1.7x the eager forward's images per second on 2
     cores, outputs equal to float round-off (checked on every graph built)."""
     embed_batch: ClassVar[int] = 256

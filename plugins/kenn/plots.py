@@ -4,7 +4,7 @@
 * :func:`plot_time_weights` -- ODE-KENN's weight per time point (bottom right).
 
 The generic panels (loss curves, predicted against exact W2) are
-:mod:`wbench.plots`'s, written by the runner for every surrogate.
+:mod:`wbench.board.plots`'s, written by the runner for every surrogate.
 
 Each function writes one PNG and returns its path. They use matplotlib's object API
 (``matplotlib.figure.Figure``), so no global backend is switched and no window opens.

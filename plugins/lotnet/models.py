@@ -10,7 +10,7 @@ with ``act`` the GELU, hidden width ``width`` and ``c`` a fixed unit (the RMS fe
 coordinate of the training measures, fitted with the reference: no trained parameter), so
 the network reads and writes coordinates of order one. The output layer ``W2, b2`` starts
 at zero, so the untrained model returns exactly the scaled LOT distances ``s |f(mu) - f(nu)|``; training on exact W2 (the harness's loop,
-:func:`wbench.training.train_on_pairs`, constant learning rate) then corrects them. The
+:func:`wbench.train.loop.train_on_pairs`, constant learning rate) then corrects them. The
 weights used in evaluation are a Polyak (exponential moving) average of the training
 iterates (``ema``, 0.995 per step by default): with the suite's constant learning rate the
 last iterate is noisy, and the average stands in for a learning-rate decay.
@@ -314,7 +314,7 @@ class LOTResidual(EmbeddingSurrogate):
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
         """:meth:`prepare` and the features of the validation measures, cached (one LP per
-        measure), then training with :func:`wbench.training.train_on_pairs`.
+        measure), then training with :func:`wbench.train.loop.train_on_pairs`.
 
         The report's ``extra`` holds the scale, the input unit, the reference size,
         ``feature_seconds`` (reference and LPs), and the cache counts: ``lp_solved``,

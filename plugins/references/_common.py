@@ -84,7 +84,7 @@ def _call(func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 def _run(tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]], n_jobs: int) -> list[Any]:
     """Run ``func(*args)`` for each task, in order, through the current executor
-    (:mod:`wbench.executor`: local processes, or a Dask cluster)."""
+    (:mod:`wbench.executor.base`: local processes, or a Dask cluster)."""
     if len(tasks) == 1:
         func, args = tasks[0]
         return [func(*args)]

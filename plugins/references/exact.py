@@ -16,7 +16,7 @@ from ._common import CountingSolver, check_aligned, measure_supports, w2_from_w2
 
 
 class ExactLP(CountingSolver):
-    """Exact W2 between discrete measures: the oracle (:mod:`wbench.oracle`) as a method.
+    """Exact W2 between discrete measures: the oracle (:mod:`wbench.oracle.solve`) as a method.
 
     Zero error by construction; it exists so that the exact solver's throughput is
     measured in the same way as every surrogate's. Each call extracts the supports once
@@ -82,5 +82,5 @@ class ExactLP(CountingSolver):
         return values.reshape(shape), np.isfinite(values).reshape(shape)
 
     def describe(self) -> dict[str, Any]:
-        info = {"solver": "POT emd2 (network simplex) on the supports, via wbench.oracle", "n_jobs": self.n_jobs}
+        info = {"solver": "POT emd2 (network simplex) on the supports, via wbench.oracle.solve", "n_jobs": self.n_jobs}
         return {**info, **super().describe()}

@@ -1,17 +1,17 @@
 """Wormhole's exact-target training loop: the harness's pair protocol in JAX, with budget
 milestones, checkpoints and a bit-identical resume.
 
-The loop is :class:`wbench.milestone_loop.MilestoneLoop`, the shared torch loop's own (the
+The loop is :class:`wbench.train.milestones.MilestoneLoop`, the shared torch loop's own (the
 same batch order from a ``torch.Generator`` seeded by the budget, validation at every epoch
 end, the best validation kept, and the same milestone rule: a milestone's weights and
 report are exactly what a run whose budget stops there gives). Only the model, optimiser
 and loss are the package's.
 
-A checkpoint (through :func:`wbench.checkpoint.milestone_hooks`) holds the package's
+A checkpoint (through :func:`wbench.train.checkpoint.milestone_hooks`) holds the package's
 ``TrainState`` (step, parameters, optax state) as a list of tensors in pytree order, the
 JAX key, the batch-order generator, the epoch's order and position, its losses so far, the
 running best and the report: tensors, numbers and lists only, as
-:func:`wbench.checkpoint.save_checkpoint` stores them.
+:func:`wbench.train.checkpoint.save_checkpoint` stores them.
 
 Bit for bit means at one CPU thread: XLA on CPU gives slightly different results from call
 to call with more than one intra-op thread (jax-ml/jax#39741; seen here as 1e-4 apart after
@@ -30,11 +30,15 @@ import numpy as np
 import torch
 
 from wbench.budget import Budget
-from wbench.checkpoint import CheckpointError, MilestoneHooks
 from wbench.data import LabelledPairs
-from wbench.milestone_loop import MilestoneLoop, check_finite
 from wbench.surrogate import FitReport
-from wbench.training import validation_mse
+from wbench.training import (
+    CheckpointError,
+    MilestoneHooks,
+    MilestoneLoop,
+    check_finite,
+    validation_mse,
+)
 
 if TYPE_CHECKING:
     from wbench_plugins.wormhole.models import Wormhole

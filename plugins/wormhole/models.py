@@ -63,11 +63,10 @@ import numpy as np
 import torch
 
 from wbench.budget import Budget
-from wbench.checkpoint import active_hooks
 from wbench.data import LabelledPairs
 from wbench.measures import MeasureBatch
 from wbench.surrogate import FitReport, Surrogate, pairwise_euclidean
-from wbench.training import validation_mse
+from wbench.training import active_hooks, validation_mse
 from wbench_plugins.wormhole import INSTALL_COMMAND
 
 try:

@@ -1,0 +1,164 @@
+"""The site's tables: leaderboard (numeric sort keys, spread beside the mean), failed cells,
+column legend, paper claims and the transfer matrix."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from wbench.board.site.html import Cell, esc, table, text_cell
+from wbench.board.site.source import Column, format_number
+from wbench.sections import Section
+
+COLUMN_HELP: dict[str, str] = {
+    "rank": "position by the run's primary metric (lower is better unless the metric is a correlation)",
+    "method": "plugin name; non-default fit parameters in (), evaluation settings in []",
+    "seeds": "seeds whose cell finished ok",
+    "n_parameters": "trainable parameters actually built (0 for solvers)",
+    "test.w2.mse": "mean squared error of predicted W2 against exact W2 on the test pairs",
+    "test.w2.rel_mae": "mean of |predicted - exact| / exact on the test pairs with exact > 0",
+    "test.w2sq.mse": "mean squared error of predicted squared against exact W2 squared",
+    "test.w2.pearson": "linear correlation of predicted and exact W2 on the test pairs",
+    "test.w2.spearman": "rank correlation of predicted and exact W2 on the test pairs",
+    "gap.w2.mse_ratio": "generalisation gap: test MSE over train MSE (learned methods only)",
+    "fit.wall_time_s": "wall-clock seconds of the fit (training; reference and scale for embeddings)",
+    "retrieval.recall@": "fraction of the exact k nearest neighbours that the method's k nearest neighbours recover",
+    "axioms.triangle_violation_rate": "fraction of random triplets with d(x,z) > d(x,y) + d(y,z)",
+    "throughput.independent_pairs_per_s": "pairs per second on unrelated pairs (both sides embedded or solved per pair)",
+    "throughput.pairwise_pairs_per_s": "pairs per second for all n x m distances between two sets",
+    "speedup.independent": "independent pairs/s over the exact LP's, timed in the same cell",
+    "speedup.pairwise": "pairwise pairs/s over the exact LP's, timed in the same cell",
+    "cost.independent_pairs_per_s@": "1 / (2e + c) from the cost model (e: s per measure embedded, c: s per pair), "
+    "on the threads in the header",
+    "cost.pairwise_pairs_per_s@": "n^2 / (o + 2n e + n^2 c): the pairs/s of an n x n matrix at the one n in the header; "
+                                  "a solver (nothing to embed) solves every entry, so this is its per-pair rate",
+    "cost.asymptote_pairs_per_s": "1 / c: the pairwise rate as n grows without bound",
+    "speedup.one_core.speedup": "independent pairs/s on one thread over the exact LP's on one core (interleaved rounds)",
+    "speedup.one_core.pairwise@": "the pairwise pairs/s at n over the exact LP's on one core",
+    "speedup.all_cores.speedup@": "independent pairs/s on all threads over the exact LP's through the pool of all cores",
+    "vs_best": "paired t-test over seeds against the best learned method, Holm-corrected: worse at p < 0.05, else tied",
+    "status": "ok, or failed / unavailable / partial with the first line of the error",
+}
+"""Hover help and legend text per leaderboard column (record key, or summary column)."""
+
+
+def _help(key: str) -> str:
+    for prefix in (k for k in COLUMN_HELP if k.endswith("@")):
+        if key.startswith(prefix):
+            return COLUMN_HELP[prefix]
+    return COLUMN_HELP.get(key, "")
+
+
+def mean_cell(mean: float, std: float, *, spread: bool = True, column: Column | None = None) -> Cell:
+    """``mean`` with ``± std`` beside it (when ``spread`` and the std is known), sorted by the
+    mean; printed as ``column`` prints it (e.g. a parameter count in full) when given."""
+    text = column.text(mean) if column is not None else format_number(mean)
+    if not text:
+        return Cell("", math.nan)
+    content = esc(text)
+    if spread and std is not None and not math.isnan(std):
+        content += f'<span class="spread">± {esc(format_number(std))}</span>'
+    return Cell(content, float(mean))
+
+
+def leaderboard_table(
+    block: pd.DataFrame,
+    columns: Sequence[Column],
+    *,
+    method_href: Mapping[str, str] | None = None,
+    table_id: str = "",
+) -> str:
+    """The leaderboard of one dataset (rows of a :func:`wbench.board.leaderboard.summarise` table).
+
+    Failed and partial rows are greyed (class ``failed``).
+    """
+    headers = [("rank", _help("rank")), ("method", _help("method")), ("seeds", _help("seeds"))]
+    headers += [(c.header, _help(c.key)) for c in columns]
+    has_vs = "vs_best" in block.columns
+    if has_vs:
+        headers.append(("vs best learned", _help("vs_best")))
+    headers.append(("status", _help("status")))
+    rows = []
+    for _, r in block.iterrows():
+        method = str(r["method"])
+        href = (method_href or {}).get(method)
+        name = f'<a href="{esc(href)}">{esc(method)}</a>' if href else esc(method)
+        ranked = pd.notna(r["rank"])  # partial and failed rows are listed unranked, below the others
+        rank_cell = Cell(esc(int(r["rank"])), float(r["rank"])) if ranked else Cell("", math.inf)
+        cells = [rank_cell, Cell(name), Cell(esc(int(r["seeds"])), float(r["seeds"]))]
+        for c in columns:
+            cells.append(mean_cell(r[f"{c.key}.mean"], r.get(f"{c.key}.std", math.nan), spread=c.spread, column=c))
+        if has_vs:
+            cells.append(text_cell(r["vs_best"]))
+        status = str(r["status"])
+        cells.append(text_cell(status if status == "ok" else f"{status}: {r['error']}"[:120], "wrap"))
+        rows.append((cells, "" if status == "ok" else "failed"))
+    return table(headers, rows, table_id=table_id)
+
+
+def failed_list(block: pd.DataFrame) -> str:
+    """A list of the failed and partial rows with their error, or an empty string."""
+    bad = block[block["status"] != "ok"]
+    if bad.empty:
+        return ""
+    items = "".join(
+        f"<li><strong>{esc(r['method'])}</strong>: {esc(r['status'])}"
+        + (f" — <code>{esc(r['error'])}</code>" if r["error"] else "") + "</li>"
+        for _, r in bad.iterrows()
+    )
+    return f'<h3>Failed and partial cells</h3>\n<ul class="failed">{items}</ul>\n'
+
+
+def legend(columns: Sequence[Column], *, with_vs_best: bool) -> str:
+    """A definition list explaining each column shown."""
+    entries = [("rank", "rank"), ("method", "method"), ("seeds", "seeds")]
+    entries += [(c.header, c.key) for c in columns]
+    if with_vs_best:
+        entries.append(("vs best learned", "vs_best"))
+    entries.append(("status", "status"))
+    items = "".join(f"<dt>{esc(h)}</dt><dd>{esc(_help(k))}</dd>" for h, k in entries if _help(k))
+    return (
+        '<details class="legend-box"><summary>Column meanings</summary>'
+        f'<dl class="legend">{items}</dl>'
+        "<p class=\"muted\">Numbers are the mean over the seeds that finished; the grey figure beside "
+        "each is the standard deviation over seeds. Click a header to sort.</p></details>\n"
+    )
+
+
+def frame_table(frame: pd.DataFrame, *, table_id: str = "", wrap: Sequence[str] = ()) -> str:
+    """Any data frame as a sortable table: numeric columns sorted numerically and printed
+    like the leaderboard, text columns as text (``wrap`` columns may wrap)."""
+    headers = [(str(c), "") for c in frame.columns]
+    rows = []
+    for _, r in frame.iterrows():
+        cells = []
+        for c in frame.columns:
+            value = r[c]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                cells.append(Cell(esc(format_number(float(value))), float(value)))
+            else:
+                cells.append(text_cell("" if value is None or (isinstance(value, float) and math.isnan(value))
+                                       else value, "wrap" if c in wrap else ""))
+        rows.append((cells, ""))
+    return table(headers, rows, table_id=table_id)
+
+
+def plugin_section(section: Section, *, table_id: str) -> str:
+    """One section a plugin contributed (e.g. the papers' claims) with its heading."""
+    return f"<h2>{esc(section.title)}</h2>\n" + frame_table(
+        section.table, table_id=table_id, wrap=tuple(c for c in ("claim", "paper_value", "our_value", "note") if c in section.table)
+    )
+
+
+def transfer_section(matrix: pd.DataFrame, *, table_id: str) -> str:
+    """The cross-dataset transfer matrix with its heading, or an empty string when none."""
+    if matrix.empty:
+        return ""
+    frame = matrix.reset_index()
+    frame.columns = [str(c) for c in frame.columns]
+    return (
+        "<h2>Cross-dataset transfer</h2>\n<p>Test MSE on W2; rows: trained on, columns: tested on "
+        "(mean over seeds).</p>\n" + frame_table(frame, table_id=table_id)
+    )

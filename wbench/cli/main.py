@@ -1,0 +1,278 @@
+"""The ``wbench`` command line: list, plugins, run, leaderboard, site, prepare (+ plugin commands)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wbench.errors import WbenchError
+from wbench.plugin.manager import Plugins, make_plugin_manager
+from wbench.run.suite import DEFAULT_PRIMARY_METRIC
+
+PRIMARY_DEFAULT = DEFAULT_PRIMARY_METRIC  # kept for callers of the old name
+
+
+def _plugin_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE",
+        help="load a local plugin file (repeat the flag for several), e.g. --plugin my_surrogate.py",
+    )
+
+
+def _pre_parse_plugins(argv: Sequence[str]) -> list[str]:
+    pre = argparse.ArgumentParser(add_help=False)
+    _plugin_option(pre)
+    known, _ = pre.parse_known_args(argv)
+    return known.plugin
+
+
+def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
+    """The full argument parser, including sub-commands that plugins add."""
+    parser = argparse.ArgumentParser(prog="wbench", description="Benchmark learned Wasserstein-2 surrogates.")
+    _plugin_option(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    _plugin_option(common)
+
+    p_list = sub.add_parser("list", parents=[common], help="list surrogates, datasets and metrics with their status")
+    p_list.set_defaults(handler=cmd_list)
+
+    p_plugins = sub.add_parser("plugins", parents=[common], help="list plugins with their distributions")
+    p_plugins.set_defaults(handler=cmd_plugins)
+
+    _add_run_parser(sub, common)
+    _add_leaderboard_parser(sub, common)
+    _add_site_parser(sub, common)
+
+    try:
+        from wbench.cli.prepare import add_prepare_parser
+    except ImportError:  # pragma: no cover - the prepare command ships with wbench
+        pass
+    else:
+        add_prepare_parser(sub, parents=[common])
+    from wbench.cli.retime import add_retime_parser
+
+    add_retime_parser(sub, parents=[common])
+
+    plugins.manager.hook.wbench_add_cli_commands(subparsers=sub)
+    return parser
+
+
+def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``run`` sub-command (run a suite, print its leaderboard) to the subparsers ``sub``."""
+    p_run = sub.add_parser("run", parents=[common], help="run a suite and print its leaderboard")
+    p_run.add_argument("suite", nargs="?", default=None, help="suite file (.toml) or built-in suite name (default: quick)")
+    p_run.add_argument(
+        "--surrogate", action="extend", nargs="+", metavar="NAME",
+        help="run only these methods (repeatable, or several after one flag)",
+    )
+    p_run.add_argument(
+        "--dataset", action="extend", nargs="+", metavar="NAME",
+        help="run only these datasets (repeatable, or several after one flag)",
+    )
+    p_run.add_argument(
+        "--seeds", action="extend", nargs="+", type=int, metavar="SEED",
+        help="override the suite's seeds (repeatable, or several after one flag)",
+    )
+    p_run.add_argument(
+        "--param", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+        help="dataset parameter for every dataset of the run that has it, e.g. --param root=/data "
+        "(repeatable); VALUE is read as JSON when it can be, else as a string",
+    )
+    p_run.add_argument("--device", help="cpu, cuda or cuda:N (overrides the suite)")
+    p_run.add_argument("--out", type=Path, help="run directory (default runs/SUITE_NAME)")
+    p_run.add_argument("--resume", action="store_true", help="continue a run, skipping finished cells")
+    p_run.add_argument("--cache-dir", type=Path, help="ground-truth cache (default $WBENCH_CACHE_DIR or ~/.cache/wbench)")
+    p_run.add_argument("--jobs", type=int, default=-1, help="oracle worker processes (default: all cores)")
+    from wbench.cli.prepare import add_scheduler_option
+
+    add_scheduler_option(p_run)
+    p_run.set_defaults(handler=cmd_run)
+
+
+def _add_leaderboard_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``leaderboard`` sub-command (render run directories) to the subparsers ``sub``."""
+    p_lb = sub.add_parser("leaderboard", parents=[common], help="render a leaderboard from run directories")
+    p_lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p_lb.add_argument("--format", choices=["md", "csv", "html"], default="md")
+    p_lb.add_argument("--out", type=Path, help="write to this file instead of standard output")
+    p_lb.add_argument("--primary", default=PRIMARY_DEFAULT, help=f"ranking metric (default {PRIMARY_DEFAULT})")
+    p_lb.add_argument(
+        "--plots", type=Path, metavar="DIR",
+        help="also write speed-against-accuracy charts and, for runs with milestones, learning curves (PNG) into DIR",
+    )
+    p_lb.add_argument(
+        "--milestone", type=int, metavar="N",
+        help="show the table at this training milestone of a run with milestones (default: the last)",
+    )
+    p_lb.add_argument("--columns", metavar="KEY,KEY", help="show only these columns (record keys), without the claims and transfer tables")
+    p_lb.add_argument(
+        "--keep-newest", action="store_true",
+        help="when run directories share a cell (same key), keep its newest record with a warning "
+        "instead of stopping with an error",
+    )
+    p_lb.add_argument(
+        "--in-run-timing", action="store_true",
+        help="show the cells' own (in-run) speed figures even where the folder's re-timing pass "
+        "(retime.json) timed the model again; by default the pass's figures are shown",
+    )
+    p_lb.set_defaults(handler=cmd_leaderboard)
+
+
+def _add_site_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Add the ``site`` sub-command (build the static results website) to the subparsers ``sub``."""
+    p_site = sub.add_parser("site", parents=[common], help="build the static results website from run directories")
+    p_site.add_argument("results", type=Path, metavar="RESULTS",
+                        help="a folder of run folders (each holding records.jsonl), or one run folder")
+    p_site.add_argument("--out", type=Path, required=True, metavar="DIR", help="site folder to (re)build")
+    p_site.set_defaults(handler=cmd_site)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every surrogate, dataset and metric with status, distribution and size."""
+    from tabulate import tabulate
+
+    plugins: Plugins = args.plugins
+    registry = plugins.registry
+    for kind in ("surrogate", "dataset", "metric"):
+        rows = []
+        for entry in registry.entries(kind):
+            available, reason = entry.status()
+            row: dict[str, Any] = {"name": entry.name, "status": "ok" if available else f"unavailable: {reason}"}
+            if kind == "surrogate":
+                row["parameters"] = _default_parameter_count(entry) if available else ""
+            row["plugin"] = entry.plugin
+            row["distribution"] = entry.distribution
+            row["description"] = entry.description
+            rows.append(row)
+        print(f"{kind}s:")
+        print(tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True) if rows else "  (none)")
+        print()
+    broken = [i for i in plugins.infos if i.status != "ok"]
+    for info in broken:
+        print(f"plugin {info.name} ({info.distribution}): {info.status}: {info.error}")
+    return 0
+
+
+def _default_parameter_count(entry: Any) -> str:
+    try:
+        cls = entry.load()
+        if not getattr(cls, "trainable", True):
+            return "0 (solver)"
+        return f"{cls(**entry.params).n_parameters:,}"
+    except Exception as exc:  # a plugin's constructor may fail; the listing must not
+        return f"? ({type(exc).__name__})"
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """Print every plugin (entry point or file) with its distribution and status."""
+    from tabulate import tabulate
+
+    rows = [
+        {"plugin": i.name, "source": i.source, "distribution": i.distribution, "status": i.status, "error": i.error}
+        for i in args.plugins.infos
+    ]
+    print(tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True) if rows else "no plugins found")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a suite, write records and leaderboards into the run directory, print the leaderboard."""
+    from wbench.board.report import leaderboard_text
+    from wbench.plugin.params import parse_assignments
+    from wbench.records.store import RecordStore
+    from wbench.run.runner import RunOptions, run_suite
+    from wbench.run.suite import load_suite
+
+    suite = load_suite(args.suite)
+    out_dir = args.out or Path("runs") / suite.name
+    options = RunOptions(
+        out_dir=out_dir, resume=args.resume, device=args.device,
+        seeds=tuple(args.seeds) if args.seeds else None,
+        surrogates=tuple(args.surrogate) if args.surrogate else None,
+        datasets=tuple(args.dataset) if args.dataset else None,
+        cache_dir=args.cache_dir, n_jobs=args.jobs, scheduler=args.scheduler,
+        dataset_params=parse_assignments(args.param),
+    )
+    run_suite(suite, args.plugins, options)
+    for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
+        (out_dir / name).write_text(leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric, plugins=args.plugins))
+    print(leaderboard_text([out_dir], fmt="md", primary=suite.primary_metric, plugins=args.plugins))
+    records = RecordStore(out_dir).load()
+    counts = {status: sum(r.status == status for r in records) for status in ("ok", "failed", "unavailable")}
+    print(
+        f"wbench run: {len(records)} cells: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['unavailable']} unavailable (records: {out_dir / 'records.jsonl'})",
+        file=sys.stderr,
+    )
+    return 1 if counts["failed"] else 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Render records of one or more run directories."""
+    from wbench.board.leaderboard import COLUMNS, leaderboard_frame, select_columns
+    from wbench.board.report import leaderboard_text
+
+    columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
+    frame = leaderboard_frame(  # read once for text and plots
+        args.run_dirs, keep_newest=args.keep_newest, retimed=not args.in_run_timing
+    )
+    text = leaderboard_text(
+        args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
+        plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone, frame=frame,
+    )
+    if args.plots:
+        from wbench.board.leaderboard import write_speed_accuracy_plots
+        from wbench.board.learning_curves import write_learning_curve_plots
+
+        paths = write_speed_accuracy_plots(
+            args.run_dirs, args.plots, primary=args.primary, milestone=args.milestone, frame=frame,
+        )
+        paths += write_learning_curve_plots(frame, args.plots, primary=args.primary)
+        for path in paths:
+            print(f"wrote {path}", file=sys.stderr)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_site(args: argparse.Namespace) -> int:
+    """Build the static website of every run under ``args.results`` into ``args.out``."""
+    from wbench.board.site import build_site
+
+    files = build_site(args.results, args.out)
+    print(f"wrote {len(files)} files to {args.out} (open {args.out / 'index.html'})", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wbench`` console script; returns the exit status.
+
+    Every command handler takes the parsed ``args``, with the loaded plugins in ``args.plugins``.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        plugins = make_plugin_manager(_pre_parse_plugins(argv))
+        parser = build_parser(plugins)
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
+        args.plugins = plugins
+        return int(args.handler(args) or 0)
+    except (WbenchError, FileNotFoundError) as exc:
+        print(f"wbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wbench: interrupted; finished records are kept (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,376 @@
+"""The work of one cell: fit a method once for a seed, evaluate it, time it, measure its
+transfer, write its artifacts, and make the records it produces.
+
+A cell is a pure function of its inputs (:func:`compute_cell`), so it runs unchanged in the
+client or as a task on a Dask cluster (:mod:`wbench.run.cluster_task`); only the client writes
+(:mod:`wbench.run.runner`).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wbench.budget import Budget
+from wbench.data import PairedDataset
+from wbench.errors import WbenchError
+from wbench.executor import where, worker_threads
+from wbench.oracle.exact_blocks import ExactBlocks
+from wbench.provenance import provenance, utc_now
+from wbench.records.store import (
+    SCHEMA_VERSION,
+    Outcome,
+    Record,
+    Status,
+    canonical_json,
+    cell_key,
+)
+from wbench.run.cell_milestones import (
+    cell_training_hooks,
+    milestone_fit,
+    skipped_milestone,
+)
+from wbench.run.cell_task import CellTask, dataset_label, method_label  # noqa: F401 (re-exported)
+from wbench.run.suite import Suite, SurrogateSpec, budget_for
+from wbench.surrogate import Surrogate, TorchSurrogate
+from wbench.train.checkpoint import milestone_hooks
+from wbench.train.loop import predict_pairs, seed_everything
+from wbench.util.filenames import safe_stem
+
+SUBSET_SEED = 12345  # the solver evaluation subset is the same for every method and seed
+
+
+@dataclass
+class CellResult:
+    """What a cell hands back to the client, which alone writes.
+
+    :param records: complete records, in evaluation-setting order, not yet stored.
+    :param files: artifacts (path relative to the run directory -> bytes) made away from it.
+    :param blocks: exact W2^2 blocks solved on a worker: cache key -> ``(values, meta)``.
+    """
+
+    records: list[Record]
+    files: dict[str, bytes] = field(default_factory=dict)
+    blocks: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
+
+
+def dataset_memo(name: str, params: Mapping[str, Any]) -> str:
+    """The key of a dataset configuration (built once per run)."""
+    return canonical_json([name, dict(params)])
+
+
+def make_record(
+    suite: Suite, spec: SurrogateSpec, ident: Mapping[str, Any], status: Status, started: str, *,
+    error: str | None = None, outcome: Outcome | None = None,
+) -> Record:
+    """A complete record of one cell and evaluation setting (provenance of this process).
+
+    :param ident: the identity fields (:data:`wbench.records.store.IDENTITY_FIELDS`).
+    :param started: when the cell started (UTC ISO 8601); it finishes now.
+    """
+    return Record(
+        schema_version=SCHEMA_VERSION,
+        key=cell_key(**ident),
+        suite=suite.name,
+        **ident,
+        label=method_label(spec, ident["eval_params"]),
+        status=status,
+        error=error,
+        started_at=started,
+        finished_at=utc_now(),
+        provenance=_provenance(suite.device),
+        outcome=outcome,
+    )
+
+
+def _provenance(device: str) -> dict[str, Any]:
+    info = provenance(device)
+    threads = worker_threads()
+    if threads is not None:  # the figures were measured on this worker: say which
+        info["dask_worker"] = {"where": where(), "threads": threads}
+    return info
+
+
+def compute_cell(
+    task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks,
+    emit: Callable[[list[Record]], None] | None = None,
+) -> CellResult:
+    """Fit one method once for a seed and evaluate it at each budget milestone: one record
+    per (milestone, evaluation setting) still to do.
+
+    A pure function of its inputs (where it runs changes only the provenance and the
+    timings), except for the checkpoints written to ``task.checkpoint_dir``. Failures of
+    the fit or of an evaluation become ``failed`` records.
+
+    :param datasets: :func:`dataset_memo` -> dataset with ground truth, for the cell's
+        dataset and its transfer targets.
+    :param artifact_dir: where plots and models are written (paths in the records are relative to it).
+    :param blocks: the exact blocks the metrics ask for.
+    :param emit: called with the records of each milestone but the last as soon as they
+        exist (so that an interrupted long run keeps them); those records are then not in
+        the result. None: every record is in the result.
+    """
+    suite, s, d, seed = task.suite, task.surrogate, task.dataset, task.seed
+    budget = replace(budget_for(suite, s), seed=seed, device=suite.device)
+    started = utc_now()
+    records: list[Record] = []
+    cls = task.surrogate_cls
+    dataset = datasets[dataset_memo(d.name, d.params)]
+    n_train = len(dataset.split("train"))
+    milestones = _MilestoneEvaluation(task, dataset, datasets, budget, n_train, started, artifact_dir, blocks)
+    evaluate, done = milestones.records_at, milestones.done
+
+    try:
+        surrogate = _build(cls, s, dataset, budget)
+
+        def evaluate_milestone(index: int, fit_report: Any) -> None:
+            saved = dict(surrogate.eval_params)  # evaluation settings never reach training's validation
+            try:
+                made = evaluate(index, fit_report, surrogate)
+            finally:
+                surrogate.eval_params = saved
+            if emit is not None:
+                emit(made)
+            else:
+                records.extend(made)
+
+        hooks = cell_training_hooks(task, budget, n_train, evaluate_milestone)
+        with milestone_hooks(hooks):
+            fit_report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
+    except Exception as exc:
+        error = describe_error(exc)
+        records.extend(
+            make_record(suite, s, ident, "failed", started, error=error) for m, _, ident in task.todo if m not in done
+        )
+        return CellResult(records, blocks=blocks.computed)
+    # the last milestone, and any the run did not reach (stopped by its time limit): the final weights
+    for index in sorted({m for m, _, _ in task.todo} - done):
+        skipped = skipped_milestone(fit_report, budget, index, n_train, s.label or s.name)
+        if skipped is None:
+            records.extend(evaluate(index, fit_report, surrogate))
+        else:
+            error = describe_error(skipped)
+            records.extend(make_record(suite, s, ident, "failed", started, error=error)
+                           for m, _, ident in task.todo if m == index)
+    return CellResult(records, blocks=blocks.computed)
+
+
+@dataclass
+class _MilestoneEvaluation:
+    """Evaluates a cell's fitted surrogate at a milestone and remembers which milestones are done."""
+
+    task: CellTask
+    dataset: PairedDataset
+    datasets: Mapping[str, PairedDataset]
+    budget: Budget
+    n_train: int
+    started: str
+    artifact_dir: Path
+    blocks: ExactBlocks
+    done: set[int] = field(default_factory=set)
+
+    def records_at(self, index: int, fit_report: Any, surrogate: Surrogate) -> list[Record]:
+        """One record per evaluation setting still to do at milestone ``index`` (``failed``
+        records for evaluations that raise); marks the milestone done. The last milestone's
+        evaluation is timed."""
+        task, budget = self.task, self.budget
+        out = []
+        for milestone, eval_params, ident in task.todo:
+            if milestone != index:
+                continue
+            fit = milestone_fit(fit_report, budget, index, self.n_train)
+            try:
+                outcome = _evaluate(task, surrogate, self.dataset, self.datasets, eval_params, fit, ident,
+                                    self.artifact_dir, self.blocks, timed=index == len(budget.milestone_list) - 1)
+                out.append(make_record(task.suite, task.surrogate, ident, "ok", self.started, outcome=outcome))
+            except Exception as exc:
+                out.append(make_record(task.suite, task.surrogate, ident, "failed", self.started,
+                                       error=describe_error(exc)))
+        self.done.add(index)
+        return out
+
+
+def _build(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> Surrogate:
+    """Build the method (at the budget's parameter target when it learns), seeded, on the budget's device."""
+    from wbench.train.sizing import build_at_parameter_target
+
+    check_compatible(cls, s.name, dataset)
+    params = cls.params_for(s.params, dataset.measures)
+    seed_everything(budget.seed)
+    if cls.trainable and budget.param_target is not None and s.match_budget:
+        surrogate = build_at_parameter_target(
+            cls, params, budget.param_target, tolerance=budget.param_tolerance, count=budget.param_count
+        )
+    else:
+        surrogate = cls(**params)
+    if isinstance(surrogate, TorchSurrogate):
+        surrogate.to(budget.device)
+    return surrogate
+
+
+def _evaluation_dataset(suite: Suite, cls: type[Surrogate], dataset: PairedDataset) -> PairedDataset:
+    """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only
+    (learned methods and embeddings that set ``evaluate_on_all_pairs``: on every test pair)."""
+    limit = suite.evaluation.solver_eval_pairs
+    if cls.trainable or cls.evaluate_on_all_pairs:
+        return dataset
+    test = dataset.pairs["test"]
+    if limit is not None and len(test) > limit:
+        chosen = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(test))[:limit])
+        test = test.subset(chosen)
+    return dataset.with_pairs({"test": test})
+
+
+def _evaluate(
+    task: CellTask,
+    surrogate: Surrogate,
+    dataset: PairedDataset,
+    datasets: Mapping[str, PairedDataset],
+    eval_params: Mapping[str, Any],
+    fit: Mapping[str, Any],
+    ident: Mapping[str, Any],
+    artifact_dir: Path,
+    blocks: ExactBlocks,
+    *,
+    timed: bool = True,
+) -> Outcome:
+    """The outcome of one evaluation setting of a fitted model: metrics, throughput, transfer, artifacts."""
+    from wbench.evaluation import EvaluationContext, run_metrics
+
+    suite, cls = task.suite, task.surrogate_cls
+    surrogate.configure(**{**cls.default_eval_params, **eval_params})  # settings never carry over
+    evaluated = _evaluation_dataset(suite, cls, dataset)
+    name = task.surrogate.name
+    predictions = {
+        split: predict_pairs(surrogate, evaluated.split(split), method=name, call=f"distance ({split} pairs)")
+        for split in evaluated.pairs
+    }
+    ctx = EvaluationContext(
+        surrogate=surrogate,
+        dataset=evaluated,
+        predictions=predictions,
+        exact_block=blocks.function(dataset),
+        seed=task.seed,
+        options=dict(suite.evaluation.options),
+        method=name,
+    )
+    metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
+    throughput = _throughput(task, surrogate, dataset) if suite.evaluation.throughput and timed else {}
+    timed_reference = any(k.startswith(("exact.", "speedup.one_core.", "speedup.all_cores.")) for k in throughput)
+    return Outcome(
+        n_parameters=surrogate.n_parameters,
+        n_parameters_inference=surrogate.n_parameters_inference,
+        n_parameters_trained=surrogate.n_parameters_trained,
+        metric_by_construction=bool(getattr(cls, "metric_by_construction", False)),
+        trainable=cls.trainable,
+        fit=fit,
+        describe=surrogate.describe(),
+        metrics=metrics,
+        metric_errors=metric_errors,
+        throughput=throughput,
+        transfer=_transfer(task, surrogate, datasets),
+        unit=dataset.unit,
+        artifacts=tuple(_artifacts(suite, surrogate, fit, predictions, evaluated, ident, artifact_dir)),
+        speedup_reference=suite.evaluation.speedup_reference if timed_reference else None,
+        coverage=coverage(predictions.get("test")),
+    )
+
+
+def coverage(predicted: np.ndarray | None) -> float | None:
+    """Fraction of test pairs with a value (not NaN) in ``predicted`` ``(P,)``; None without test pairs.
+
+    Below 1 only for a solver that reported unsolved pairs as NaN (a learned method's NaN
+    fails its cell); the leaderboard ranks only rows with full coverage.
+    """
+    if predicted is None or len(predicted) == 0:
+        return None
+    return float(np.isfinite(predicted).sum() / len(predicted))
+
+
+def _throughput(task: CellTask, surrogate: Surrogate, dataset: PairedDataset) -> dict[str, Any]:
+    """The method's timing columns (:func:`wbench.run.cell_timing.cell_timing`): cost model, direct
+    timings, fair speed-ups against the suite's reference timed right after the method in
+    the process that runs the cell (interleaved rounds, on a cluster that worker's cores),
+    roofline, and the older ``throughput.*`` / ``speedup.*`` / ``exact.*`` columns derived
+    from them."""
+    from wbench.run.cell_timing import cell_timing
+
+    ev = task.suite.evaluation
+    return cell_timing(
+        surrogate, dataset.measures, ev, device=task.suite.device,
+        reference_name=ev.speedup_reference if task.reference_cls is not None else None,
+        reference_cls=task.reference_cls, method=task.surrogate.name,
+    )
+
+
+def _transfer(task: CellTask, surrogate: Surrogate, datasets: Mapping[str, PairedDataset]) -> dict[str, Any]:
+    """Metrics of the fitted model on the test pairs of each ``transfer_to`` dataset."""
+    from wbench.metrics import pair_metrics
+
+    cls = task.surrogate_cls
+    out: dict[str, Any] = {}
+    for spec in task.dataset.transfer_to:
+        label = spec.label or spec.name
+        target = datasets[dataset_memo(spec.name, spec.params)]
+        try:
+            check_compatible(cls, surrogate.__class__.__name__, target, model=surrogate)
+        except WbenchError as exc:
+            out[f"{label}.error"] = str(exc)
+            continue
+        test = _evaluation_dataset(task.suite, cls, target).split("test")
+        predicted = predict_pairs(surrogate, test, method=task.surrogate.name, call=f"distance (transfer to {label})")
+        out.update(pair_metrics(predicted, test.pairs.w2sq, prefix=label))
+    return out
+
+
+def _artifacts(
+    suite: Suite, surrogate: Surrogate, fit: Mapping[str, Any], predictions: Mapping[str, np.ndarray],
+    dataset: PairedDataset, ident: Mapping[str, Any], out_dir: Path,
+) -> list[str]:
+    """Write the cell's plots and model; return their paths relative to ``out_dir``."""
+    from wbench.run.cell_plots import plot_loss_curves, plot_predicted_vs_true
+
+    ev = suite.evaluation
+    stem = f"{ident['dataset_label']}-{method_label(SurrogateSpec(name=ident['method'], params=ident['method_params']), ident['eval_params'])}-seed{ident['seed']}"
+    milestone = fit.get("milestone")
+    if milestone and len(milestone["of"]) > 1:  # one run, several milestones: one set of files each
+        stem += f"-{milestone['value']}{milestone['unit']}"
+    stem = safe_stem(stem)
+    paths: list[Path] = []
+    if ev.plots:
+        title = f"{ident['method']} on {ident['dataset_label']}, seed {ident['seed']}"
+        if fit["train_loss"]:
+            paths.append(plot_loss_curves(fit["train_loss"], fit["val_mse"], out_dir / "plots" / f"{stem}-loss.png", title=title))
+        true_w2 = dataset.pairs["test"].w2
+        paths.append(
+            plot_predicted_vs_true(predictions["test"], true_w2, out_dir / "plots" / f"{stem}-pred.png", unit=dataset.unit, title=title)
+        )
+        paths.extend(Path(p) for p in surrogate.write_artifacts(out_dir / "plots" / stem))
+    if ev.save_models and isinstance(surrogate, TorchSurrogate) and type(surrogate).trainable:
+        model_path = out_dir / "models" / f"{stem}.pt"
+        surrogate.save(model_path, name=ident["method"])
+        paths.append(model_path)
+    return [str(p.relative_to(out_dir)) for p in paths]
+
+
+def check_compatible(cls: type[Surrogate], name: str, dataset: PairedDataset, *, model: Surrogate | None = None) -> None:
+    """Raise when a grid model meets point clouds, or a fitted model meets another grid."""
+    if cls.input_kind == "grid" and not dataset.measures.is_grid:
+        raise WbenchError(f"{name} needs images on a grid, but dataset {dataset.name!r} holds point clouds")
+    if model is not None and cls.input_kind == "grid":
+        fitted = getattr(model, "params", {}).get("grid_shape")
+        if fitted is not None and tuple(fitted) != tuple(dataset.measures.grid_shape or ()):
+            raise WbenchError(
+                f"model was fitted on {tuple(fitted)} images; dataset {dataset.name!r} has {dataset.measures.grid_shape}"
+            )
+
+
+def describe_error(exc: BaseException) -> str:
+    """The error of a failed cell: ``Type: message`` then the last frames of its traceback."""
+    tail = traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:]
+    return f"{type(exc).__name__}: {exc}\n" + "".join(tail).strip()
