@@ -52,3 +52,12 @@ def records(values: dict[str, list[float]], metric: str = "test.w2.mse", dataset
                     row[column.replace("__", ".")] = by_method[method]
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def keyed(record: dict) -> dict:
+    """``record`` with its real key (:func:`wbench.records.store.cell_key` of its identity
+    fields), as the harness writes it: the leaderboard refuses a record whose key is not."""
+    from wbench.records.store import Record, cell_key
+
+    record["key"] = cell_key(**Record.from_dict({**record, "key": record.get("key") or "x"}).identity())
+    return record

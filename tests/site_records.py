@@ -9,6 +9,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from conftest import keyed
+
 from wbench.records.store import SCHEMA_VERSION, RecordStore
 
 REL_MAE = {"good": [0.10, 0.12, 0.11], "worse": [0.30, 0.28, 0.32]}
@@ -58,7 +60,7 @@ def record(method: str, seed: int, *, rel: float | None, status: str = "ok", err
                 r["fit"]["milestone"] = {"index": (100, 200).index(milestone), "value": milestone, "unit": "steps",
                                          "of": [100, 200], "throughput_timed": "at the last milestone only"}
             r["artifacts"] = [f"plots/{dataset}-{method}-seed{seed}-pred.png"]
-    return r
+    return keyed(r)
 
 
 def make_run(root: Path) -> Path:

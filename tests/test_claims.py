@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import records
+from conftest import keyed, records
 
 from wbench.board.leaderboard import records_frame, sections_markdown
 from wbench.board.report import leaderboard_text
@@ -154,7 +154,7 @@ def _record(method: str, seed: int, rel: float, transfer: float | None = None) -
     }
     if transfer is not None:
         record["transfer"] = {"shapes.w2.mse": transfer}
-    return record
+    return keyed(record)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ TINY = str(FIXTURES / "tiny_suite.toml")
 def wbench(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the wbench command in a subprocess."""
     return subprocess.run(
-        [sys.executable, "-m", "wbench.cli.main", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "wbench.cli", *args], capture_output=True, text=True,
         env={**os.environ, **(env or {})}, cwd=cwd, timeout=600,
     )
 

@@ -20,7 +20,7 @@ def test_cpu_dry_run_writes_records_for_every_method(tmp_path, one_torch_thread)
     )
     folder = run_gpu_timing(options, tmp_path / "results")
     assert folder == tmp_path / "results" / "digits-gpu-cpu"
-    records = [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (folder / "cost_models.jsonl").read_text().splitlines()]
     assert [r["method"] for r in records] == ["naive", "dwe-matched", "sliced", "exact-lp"]
     by_name = {r["method"]: r for r in records}
     naive = by_name["naive"]

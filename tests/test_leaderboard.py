@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from conftest import keyed
 
 from wbench.board.leaderboard import records_frame, render, summarise
 from wbench.board.report import leaderboard_text
@@ -12,12 +13,12 @@ from wbench.records.store import SCHEMA_VERSION, RecordStore
 
 
 def _record(method: str, seed: int, rel: float, mse: float, status: str = "ok", error: str | None = None) -> dict:
-    return {
+    return keyed({
         "schema_version": SCHEMA_VERSION, "key": f"{method}-{seed}", "dataset": "digits", "dataset_label": "digits",
         "method": method, "label": method, "seed": seed, "status": status, "error": error, "n_parameters": 100,
         "trainable": True,
         "metrics": {} if status != "ok" else {"test.w2.rel_mae": rel, "test.w2.mse": mse},
-    }
+    })
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, keyed
 
 from wbench.board.leaderboard import records_frame, summarise
 from wbench.cli.main import build_parser, main
@@ -83,10 +83,10 @@ def test_a_second_run_on_the_same_out_stops_at_once_naming_the_holder_pid(tmp_pa
 
 
 def _write(run_dir: Path, value: float, finished_at: str) -> None:
-    RecordStore(run_dir).append({
-        "schema_version": SCHEMA_VERSION, "key": "cafe0000cafe0000", "status": "ok", "dataset": "d",
+    RecordStore(run_dir).append(keyed({
+        "schema_version": SCHEMA_VERSION, "key": "", "status": "ok", "dataset": "d",
         "method": "m", "seed": 0, "finished_at": finished_at, "metrics": {"test.w2.rel_mae": value},
-    })
+    }))
 
 
 def test_overlapping_run_directories_are_an_error_unless_keep_newest(tmp_path, capsys) -> None:
@@ -95,7 +95,7 @@ def test_overlapping_run_directories_are_an_error_unless_keep_newest(tmp_path, c
     _write(new, 0.25, "2026-02-01T00:00:00+00:00")
     assert main(["leaderboard", str(new), str(old), "--format", "csv"]) == 2
     err = capsys.readouterr().err
-    assert "cell cafe0000cafe0000" in err and str(old / "records.jsonl") in err and str(new / "records.jsonl") in err
+    assert "cell " in err and "(d / m / seed 0)" in err and str(old / "records.jsonl") in err and str(new / "records.jsonl") in err
     with pytest.warns(UserWarning, match="kept the newest"):
         assert main(["leaderboard", str(new), str(old), "--format", "csv", "--keep-newest"]) == 0
     lines = capsys.readouterr().out.splitlines()

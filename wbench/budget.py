@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, replace
 from typing import Any
+
+
+def _check_positive_number(name: str, value: Any) -> None:
+    """Refuse a budget setting ``name`` that is not a finite positive number (a string, a
+    boolean, ``inf``, ``nan``, zero or below), naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"budget {name} must be a finite positive number, got {type(value).__name__} {value!r}")
 
 
 @dataclass(frozen=True)
@@ -51,11 +59,15 @@ class Budget:
             isinstance(self.param_target, bool) or not isinstance(self.param_target, int) or self.param_target < 1
         ):
             raise ValueError(f"budget param_target must be a positive integer (a parameter count), got {self.param_target!r}")
-        if self.time_limit_s is not None and not self.time_limit_s > 0:
-            raise ValueError(f"budget time_limit_s must be positive, got {self.time_limit_s!r}")
-        if not self.lr > 0:
-            raise ValueError(f"budget lr must be positive, got {self.lr!r}")
-        if not 0 <= self.param_tolerance < 1:
+        if self.time_limit_s is not None:
+            _check_positive_number("time_limit_s", self.time_limit_s)
+        _check_positive_number("lr", self.lr)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"budget seed must be a non-negative integer below 2**32, got {self.seed!r}")
+        if (
+            isinstance(self.param_tolerance, bool) or not isinstance(self.param_tolerance, numbers.Real)
+            or not 0 <= self.param_tolerance < 1
+        ):
             raise ValueError(f"budget param_tolerance must be in [0, 1), got {self.param_tolerance!r}")
         if self.param_count not in ("inference", "trained"):
             raise ValueError(f"budget param_count must be 'inference' or 'trained', got {self.param_count!r}")

@@ -8,6 +8,7 @@ sections through :func:`collect_sections` and draws them below the ranked tables
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,10 @@ from wbench.errors import PluginError
 if TYPE_CHECKING:
     import pluggy
 
-__all__ = ["Section", "SectionContext", "collect_sections", "render_section"]
+__all__ = ["Section", "SectionContext", "collect_sections", "markdown_cell", "markdown_line", "markdown_table", "render_section"]
+
+_LINE_BREAKS = re.compile("\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+"""What ends a line (``str.splitlines``), ``\\r\\n`` as one break."""
 
 
 @dataclass(frozen=True)
@@ -76,14 +80,33 @@ def collect_sections(manager: pluggy.PluginManager, frame: pd.DataFrame, context
     return sections
 
 
+def markdown_line(text: object) -> str:
+    """``text`` on one line: each line break as a space (a heading, a table cell)."""
+    return _LINE_BREAKS.sub(" ", str(text))
+
+
+def markdown_cell(value: object) -> object:
+    """A Markdown table cell: text on one line with ``|`` escaped as ``\\|`` (so a label
+    cannot end its cell or add rows); other values (numbers) as they are."""
+    if not isinstance(value, str):
+        return value
+    return markdown_line(value).replace("|", "\\|")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a GitHub Markdown table, headers and text cells escaped (:func:`markdown_cell`)."""
+    escaped = frame.map(markdown_cell)
+    escaped.columns = [markdown_cell(str(c)) for c in frame.columns]
+    return tabulate(escaped, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
+
+
 def render_section(section: Section, fmt: str = "md") -> str:
     """One section as Markdown (``### title`` and a GitHub table) or HTML (``<h3>`` and a table).
 
     :raises ValueError: an unknown ``fmt``.
     """
     if fmt == "md":
-        table = tabulate(section.table, headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
-        return f"\n### {section.title}\n\n{table}\n"
+        return f"\n### {markdown_line(section.title)}\n\n{markdown_table(section.table)}\n"
     if fmt == "html":
         from html import escape
 

@@ -282,10 +282,13 @@ class TorchSurrogate(Surrogate):
         a file never names code to import.
 
         :param registry: a :class:`wbench.plugin.registry.Registry` (default: the installed plugins').
-        :raises SavedModelError: the file names no registered surrogate, or another class.
+        :raises SavedModelError: the file names no registered surrogate, or another class; its
+            header is missing or not JSON; its tensors are missing, not loadable with
+            ``weights_only=True`` (a pickle naming code, say) or not this model's (each names
+            the file).
         """
         path = Path(path)
-        header = json.loads(Path(f"{path}.json").read_text())
+        header = _read_saved_header(Path(f"{path}.json"))
         if not isinstance(header, dict) or header.get("format_version") != SAVE_FORMAT_VERSION:
             version = header.get("format_version") if isinstance(header, dict) else None
             raise SavedModelError(f"{path}: unsupported save format {version!r}")
@@ -299,12 +302,51 @@ class TorchSurrogate(Surrogate):
         params, eval_params = header.get("params", {}), header.get("eval_params", {})
         if not isinstance(params, dict) or not isinstance(eval_params, dict):
             raise SavedModelError(f"{path}.json: 'params' and 'eval_params' must be JSON objects")
-        surrogate = target_cls(**params)
-        state = torch.load(path, map_location=device, weights_only=True)
-        surrogate.model.load_state_dict(state)
+        try:
+            surrogate = target_cls(**params)
+        except TypeError as exc:
+            raise SavedModelError(f"{path}.json: 'params' do not fit {target_cls.__name__} ({exc})") from exc
+        state = _read_saved_state(path, device)
+        try:
+            surrogate.model.load_state_dict(state)
+        except (RuntimeError, TypeError, ValueError) as exc:  # missing / unexpected keys, wrong shapes
+            raise SavedModelError(f"{path}: its tensors are not those of the model its header describes ({exc})") from exc
         surrogate.to(device)
         surrogate.configure(**eval_params)
         return surrogate
+
+
+def _read_saved_header(path: Path) -> Any:
+    """The JSON header of a saved model (``<name>.pt.json``).
+
+    :raises SavedModelError: naming ``path``: missing, unreadable or not JSON.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SavedModelError(f"{path}: the saved model's header does not exist") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SavedModelError(f"{path}: the saved model's header is not a readable JSON file ({exc})") from exc
+
+
+def _read_saved_state(path: Path, device: str) -> Mapping[str, torch.Tensor]:
+    """The tensors of a saved model, read with ``torch.load(weights_only=True)``.
+
+    :raises SavedModelError: naming ``path``: missing, or not a weights-only tensor file
+        (a pickle that names code, a damaged file) or not a mapping of tensors.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError as exc:
+        raise SavedModelError(f"{path}: the saved model's tensor file does not exist") from exc
+    except Exception as exc:  # UnpicklingError (not weights only), a damaged zip, ...
+        raise SavedModelError(
+            f"{path}: not a tensor file torch can load with weights_only=True (a pickle naming code, or a "
+            f"damaged file); refusing it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    if not isinstance(state, Mapping):
+        raise SavedModelError(f"{path}: holds a {type(state).__name__}, not a mapping of tensor names to tensors")
+    return state
 
 
 

@@ -57,6 +57,11 @@ class ParamDataset(DatasetPlugin):
             if key in self.params:
                 self.params[key] = check_fractions(self.params[key], f"{self.name}: {key}")
 
+    def preflight(self) -> None:
+        """Cheap checks of what :meth:`build` needs besides the parameters (data files, folders),
+        run by ``wbench run`` before any work; raise an error saying what is missing and how to
+        fix it. The default checks nothing."""
+
     def integer(self, key: str, *, minimum: int = 1, optional: bool = False) -> int | None:
         """The integer parameter ``key`` (>= ``minimum``; None allowed when ``optional``)."""
         value = self.params[key]

@@ -114,13 +114,13 @@ def _download(root: Path, part: str) -> None:
         ) from exc
 
 
-def load_part(root: Path, part: str, *, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(n, 28, 28)`` uint8 and labels ``(n,)`` of the ``"train"`` or ``"test"`` files."""
+def part_files(root: Path, part: str) -> tuple[Path, Path]:
+    """The image and label files of the ``"train"`` or ``"test"`` part under ``root``.
+
+    :raises MnistNotFoundError: either is missing; the message says where it looked.
+    """
     names = FILES[part]
     paths = [find_file(root, name) for name in names]
-    if None in paths and download:
-        _download(root, part)
-        paths = [find_file(root, name) for name in names]
     if None in paths:
         looked = " and ".join(str(folder) for folder in _candidates(root))
         wanted = " and ".join(f"{name}[.gz]" for name in names)
@@ -130,6 +130,15 @@ def load_part(root: Path, part: str, *, download: bool = False) -> tuple[np.ndar
             "download=True to let torchvision download them (needs internet)"
         )
     image_path, label_path = paths
+    assert image_path is not None and label_path is not None
+    return image_path, label_path
+
+
+def load_part(root: Path, part: str, *, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(n, 28, 28)`` uint8 and labels ``(n,)`` of the ``"train"`` or ``"test"`` files."""
+    if download and any(find_file(root, name) is None for name in FILES[part]):
+        _download(root, part)
+    image_path, label_path = part_files(root, part)
     magic, images = read_idx(image_path)
     if magic != _IMAGE_MAGIC or images.ndim != 3 or images.shape[1:] != (28, 28):
         raise MnistFormatError(f"{image_path}: expected MNIST images (magic {_IMAGE_MAGIC}, n x 28 x 28), got magic {magic}, shape {images.shape}")
@@ -177,6 +186,16 @@ class MnistDataset(LabelledImageDataset):
             raise ValueError(f"mnist: root must be a path, got {root!r}")
         if root is not None:
             self.params["root"] = str(root)
+
+    def preflight(self) -> None:
+        """Check that the root folder is set and (unless ``download``) holds the subset's files.
+
+        :raises MnistNotFoundError: no root, or missing files; the message says how to fix it.
+        """
+        root = resolve_root(self.params["root"])
+        if not self.params["download"]:
+            for part in SUBSETS[self.params["subset"]]:
+                part_files(root, part)
 
     def load(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         root = resolve_root(self.params["root"])

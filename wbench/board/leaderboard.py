@@ -7,13 +7,13 @@ leaderboard from the same records gives the same bytes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tabulate import tabulate
 
 from wbench.board.frame import (  # noqa: F401
     DuplicateCellError,
@@ -36,7 +36,15 @@ from wbench.records.columns import (  # noqa: F401
     speed_columns,
 )
 from wbench.run.suite import DEFAULT_PRIMARY_METRIC
-from wbench.sections import Section, SectionContext, collect_sections, render_section
+from wbench.sections import (
+    Section,
+    SectionContext,
+    collect_sections,
+    markdown_line,
+    markdown_table,
+    render_section,
+)
+from wbench.util.filenames import safe_stem
 
 BY_CONSTRUCTION = "metric by construction"
 """What the axiom columns show for a method whose records say its distances are Euclidean
@@ -202,21 +210,51 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
     return pd.DataFrame(rows)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a CSV text cell as a formula (OWASP "CSV injection")."""
+
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def csv_cell(value: object) -> object:
+    """A CSV cell that no spreadsheet runs as a formula: text starting with ``= + - @``
+    (or a tab, a carriage return) gets a leading ``'``; numbers, and text that is just a
+    number (``-1.5``), stay as they are."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA_STARTS) or _NUMBER.fullmatch(value):
+        return value
+    return "'" + value
+
+
+def render_csv(summary: pd.DataFrame) -> str:
+    """The summary as CSV (raw means and stds), formula-like text neutralised (:func:`csv_cell`)."""
+    safe = summary.copy()
+    for key in safe.columns[[not pd.api.types.is_numeric_dtype(t) for t in safe.dtypes]]:
+        safe[key] = safe[key].map(csv_cell).astype(safe[key].dtype)  # map would infer a float dtype
+    safe.columns = [csv_cell(str(c)) for c in summary.columns]
+    return safe.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def render_markdown(summary: pd.DataFrame, table: pd.DataFrame, *, primary: str) -> str:
+    """The display ``table`` of ``summary`` as Markdown: one GitHub table per dataset, under a
+    ``### dataset`` heading; labels cannot break out of their cell or heading line."""
+    parts = [f"Ranked by `{primary}` (mean over seeds; ± is the standard deviation over seeds).\n"]
+    units = summary.groupby("dataset")["unit"].agg(lambda u: "/".join(sorted({x for x in u if x})))
+    for dataset, block in table.groupby("dataset", sort=True):
+        unit = units.get(dataset, "")
+        parts.append("\n" + markdown_line(f"### {dataset}" + (f" (W2 in {unit}s)" if unit else "")) + "\n\n")
+        parts.append(markdown_table(block.drop(columns=["dataset"])))
+        parts.append("\n")
+    return "".join(parts)
+
+
 def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[Column] = COLUMNS) -> str:
     """Render a summary as ``md`` (GitHub Markdown via tabulate), ``csv`` (raw means/stds) or ``html``
     (the bare table; :func:`leaderboard_text` gives the complete standalone page)."""
     if fmt == "csv":
-        return summary.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+        return render_csv(summary)
     table = display_table(summary, columns=columns)
     if fmt == "md":
-        parts = [f"Ranked by `{primary}` (mean over seeds; ± is the standard deviation over seeds).\n"]
-        units = summary.groupby("dataset")["unit"].agg(lambda u: "/".join(sorted({x for x in u if x})))
-        for dataset, block in table.groupby("dataset", sort=True):
-            unit = units.get(dataset, "")
-            parts.append(f"\n### {dataset}" + (f" (W2 in {unit}s)" if unit else "") + "\n\n")
-            parts.append(tabulate(block.drop(columns=["dataset"]), headers="keys", tablefmt="github", showindex=False, disable_numparse=True))
-            parts.append("\n")
-        return "".join(parts)
+        return render_markdown(summary, table, primary=primary)
     if fmt == "html":
         return table.to_html(index=False, border=0, escape=True) + "\n"
     raise ValueError(f"unknown leaderboard format {fmt!r}; choose md, csv or html")
@@ -286,7 +324,8 @@ def write_speed_accuracy_plots(
     :param keep_newest: see :func:`load_records`.
     :param frame: the records already read (:func:`records_frame`); else read from ``run_dirs``.
 
-    :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png``.
+    :returns: the PNG paths written, ``out_dir/speed-accuracy-<dataset>.png`` (the dataset
+        label through :func:`wbench.util.filenames.safe_stem`).
     """
     from wbench.board.learning_curves import select_milestone
     from wbench.board.plots import plot_speed_accuracy
@@ -301,7 +340,7 @@ def write_speed_accuracy_plots(
         return paths
     (independent, x_independent), (pairwise, x_pairwise) = speeds["independent"], speeds["pairwise"]
     for dataset, block in summary.groupby("dataset", sort=True):
-        path = out_dir / f"speed-accuracy-{dataset}.png"
+        path = out_dir / f"speed-accuracy-{safe_stem(dataset)}.png"
         paths.append(
             plot_speed_accuracy(
                 list(block["method"]), list(block[f"{independent}.mean"]), list(block[f"{pairwise}.mean"]),

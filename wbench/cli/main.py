@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -85,6 +86,15 @@ def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p_run.add_argument("--device", help="cpu, cuda or cuda:N (overrides the suite)")
     p_run.add_argument("--out", type=Path, help="run directory (default runs/SUITE_NAME)")
     p_run.add_argument("--resume", action="store_true", help="continue a run, skipping finished cells")
+    p_run.add_argument(
+        "--cell-time-limit", type=float, metavar="SECONDS",
+        help="stop a cell (fit and evaluation) after SECONDS and record it as failed (overrides the suite)",
+    )
+    p_run.add_argument(
+        "--force", action="store_true",
+        help="write the run into an existing non-empty --out folder that is not a wbench run folder "
+        "(refused by default: the run would overwrite its files)",
+    )
     p_run.add_argument("--cache-dir", type=Path, help="ground-truth cache (default $WBENCH_CACHE_DIR or ~/.cache/wbench)")
     p_run.add_argument("--jobs", type=int, default=-1, help="oracle worker processes (default: all cores)")
     from wbench.cli.prepare import add_scheduler_option
@@ -128,7 +138,55 @@ def _add_site_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p_site.add_argument("results", type=Path, metavar="RESULTS",
                         help="a folder of run folders (each holding records.jsonl), or one run folder")
     p_site.add_argument("--out", type=Path, required=True, metavar="DIR", help="site folder to (re)build")
+    p_site.add_argument(
+        "--force", action="store_true",
+        help="build into a non-empty DIR that `wbench site` did not build, replacing its contents "
+        "(a run folder, or a folder inside or holding one, is refused even so)",
+    )
     p_site.set_defaults(handler=cmd_site)
+
+
+class OutputPathError(WbenchError):
+    """An output path (``--out``, ``--plots``) cannot be written; the message names it."""
+
+
+def _reason(exc: OSError) -> str:
+    """The operating system's reason of ``exc`` with the path it names, e.g. ``Permission denied: 'x'``."""
+    where = f": {exc.filename!r}" if exc.filename else ""
+    return f"{type(exc).__name__}: {exc.strerror or exc}{where}"
+
+
+def check_output_dir(path: Path, option: str) -> Path:
+    """Create the folder ``path`` if needed and check that a file can be written in it.
+
+    :raises OutputPathError: naming ``option``, the path and the operating system's reason.
+    """
+    from wbench.run.lock import RunDirNotWritableError, check_writable
+
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{option} {path}: exists and is not a folder")
+    try:
+        return check_writable(path)
+    except RunDirNotWritableError as exc:
+        cause = exc.__cause__
+        reason = _reason(cause) if isinstance(cause, OSError) else str(exc)
+        raise OutputPathError(f"{option} {path}: cannot write there ({reason}); choose another {option}") from exc
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Check that the file ``path`` can be written: not a folder, its folder writable (created
+    if needed), and, when it exists, writable itself.
+
+    :raises OutputPathError: naming ``option``, the path and the reason.
+    """
+    if path.is_dir():
+        raise OutputPathError(f"{option} {path}: is a folder; give a file name")
+    try:
+        check_output_dir(path.parent, option)
+    except OutputPathError as exc:
+        raise OutputPathError(f"{option} {path}: its folder cannot be written ({exc})") from exc
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputPathError(f"{option} {path}: the file is not writable; choose another {option}")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -195,7 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         surrogates=tuple(args.surrogate) if args.surrogate else None,
         datasets=tuple(args.dataset) if args.dataset else None,
         cache_dir=args.cache_dir, n_jobs=args.jobs, scheduler=args.scheduler,
-        dataset_params=parse_assignments(args.param),
+        dataset_params=parse_assignments(args.param), force=args.force,
+        cell_time_limit_s=args.cell_time_limit,
     )
     run_suite(suite, args.plugins, options)
     for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
@@ -217,6 +276,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from wbench.board.report import leaderboard_text
 
     columns = select_columns([k.strip() for k in args.columns.split(",")]) if args.columns else COLUMNS
+    if args.out:  # before reading the runs: a clear error, not a traceback after the work
+        check_output_file(args.out, "--out")
+    if args.plots:
+        check_output_dir(args.plots, "--plots")
     frame = leaderboard_frame(  # read once for text and plots
         args.run_dirs, keep_newest=args.keep_newest, retimed=not args.in_run_timing
     )
@@ -235,8 +298,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         for path in paths:
             print(f"wrote {path}", file=sys.stderr)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        try:
+            args.out.write_text(text)
+        except OSError as exc:
+            raise OutputPathError(f"--out {args.out}: cannot write the leaderboard ({_reason(exc)})") from exc
     else:
         sys.stdout.write(text)
     return 0
@@ -246,7 +311,12 @@ def cmd_site(args: argparse.Namespace) -> int:
     """Build the static website of every run under ``args.results`` into ``args.out``."""
     from wbench.board.site import build_site
 
-    files = build_site(args.results, args.out)
+    try:
+        files = build_site(args.results, args.out, force=args.force)
+    except OSError as exc:  # a write refused midway (the folder was checked before any write)
+        if isinstance(exc, WbenchError):
+            raise
+        raise OutputPathError(f"--out {args.out}: building the site failed ({_reason(exc)})") from exc
     print(f"wrote {len(files)} files to {args.out} (open {args.out / 'index.html'})", file=sys.stderr)
     return 0
 

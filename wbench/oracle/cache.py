@@ -31,7 +31,11 @@ An uncompressed ZIP archive (a NumPy ``.npz``, readable by ``numpy.load`` with
 
   ``meta`` holds what the writer adds (oracle version, cost, kind, seconds, versions).
 
-Reading checks everything: the archive opens, both members exist, the header parses and
+Reading checks everything, and first that the entry is a regular file (a symlink to
+``/dev/zero``, a FIFO or a device is refused before a byte is read) no larger than an
+entry can be: the expected shape's values plus :data:`ENTRY_OVERHEAD_BYTES` when the caller
+states a shape, else :data:`MAX_ENTRY_BYTES`; and that the values member is no larger than
+the header's ``count`` implies. Then: the archive opens, both members exist, the header parses and
 names this format, version and key, the array has the recorded shape (and the shape the
 caller expects) and dtype, its SHA-256 matches, and every value is finite and >= 0. A
 file that fails any check is reported with a :class:`CacheWarning`, recomputed and
@@ -45,7 +49,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
+import stat
 import time
 import warnings
 import zipfile
@@ -53,7 +59,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -66,6 +72,12 @@ FORMAT_VERSION = 1
 VALUES_MEMBER = "w2sq.npy"
 HEADER_MEMBER = "header.json"
 _SUBDIR = "w2sq"
+MAX_ENTRY_BYTES = 16 * 2**30
+"""No entry file over this size is read, whatever the caller's shape (an ``n x n`` float64
+block of n = 40,000 is 12 GiB; the oracle's blocks are far smaller)."""
+ENTRY_OVERHEAD_BYTES = 1 << 20
+"""Bytes an entry may hold beyond its values: the ZIP records, the ``.npy`` header and
+``header.json`` (whose ``meta`` is a few hundred bytes)."""
 
 
 class CacheWarning(UserWarning):
@@ -147,15 +159,16 @@ def read_entry(key: str, *, cache_dir: PathLike | None = None, shape: tuple[int,
     :raises CacheError: the entry exists but fails a check (message says which).
     """
     path = entry_path(key, cache_dir)
-    if not path.exists():
+    handle = _open_entry(path, _size_limit(shape))
+    if handle is None:
         return None
     try:
-        with zipfile.ZipFile(path) as zf:
+        with handle, zipfile.ZipFile(handle) as zf:
+            _check_member_size(path, zf, HEADER_MEMBER, ENTRY_OVERHEAD_BYTES, "a header may take")
             header = json.loads(zf.read(HEADER_MEMBER).decode())
+            _check_member_size(path, zf, VALUES_MEMBER, _values_limit(header, shape), "the header's count implies")
             raw = zf.read(VALUES_MEMBER)  # checks the member's CRC-32
         values = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
-    except FileNotFoundError:
-        return None  # removed between the check and the read
     except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError, UnicodeDecodeError) as exc:
         raise CacheError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
     if not isinstance(header, dict):
@@ -175,6 +188,63 @@ def read_entry(key: str, *, cache_dir: PathLike | None = None, shape: tuple[int,
     if not np.all(np.isfinite(values)) or np.any(values < 0):
         raise CacheError(f"{path}: values are not all finite and non-negative")
     return values
+
+
+def _size_limit(shape: tuple[int, ...] | None) -> int:
+    """The largest entry file that may hold values of ``shape`` (None: any shape)."""
+    if shape is None:
+        return MAX_ENTRY_BYTES
+    return min(MAX_ENTRY_BYTES, 8 * math.prod(int(n) for n in shape) + ENTRY_OVERHEAD_BYTES)
+
+
+def _values_limit(header: Any, shape: tuple[int, ...] | None) -> int:
+    """The largest ``w2sq.npy`` member the header's ``count`` (and ``shape``) allow."""
+    count = header.get("count") if isinstance(header, dict) else None
+    limit = _size_limit(shape)
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+        limit = min(limit, 8 * count + ENTRY_OVERHEAD_BYTES)
+    return limit
+
+
+def _open_entry(path: Path, limit: int) -> BinaryIO | None:
+    """``path`` opened for reading once it is checked to be a regular file of at most
+    ``limit`` bytes (checked before opening, so no device or FIFO is opened, and again on
+    the open file, so nothing swapped in between is read); None when there is no entry.
+
+    :raises CacheError: naming the file: not a regular file, too large, or not openable.
+    """
+    try:
+        _check_entry_stat(path, os.stat(path), limit)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # no entry (or a dangling symlink, or removed meanwhile, or no cache folder)
+    except OSError as exc:
+        raise CacheError(f"{path}: cannot be opened ({type(exc).__name__}: {exc})") from exc
+    try:
+        _check_entry_stat(path, os.fstat(fd), limit)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
+def _check_entry_stat(path: Path, info: os.stat_result, limit: int) -> None:
+    """Refuse an entry that is not a regular file, or larger than ``limit`` bytes."""
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+        raise CacheError(f"{path}: not a regular file ({kind}{', through a symlink' if path.is_symlink() else ''}); "
+                         f"a cache entry is a file wbench wrote: remove it")
+    if info.st_size > limit:
+        raise CacheError(f"{path}: {info.st_size} bytes, more than the {limit} bytes an entry of this shape can take; "
+                         f"refusing to read it (remove it and the values are recomputed)")
+
+
+def _check_member_size(path: Path, zf: zipfile.ZipFile, member: str, limit: int, what: str) -> None:
+    """Refuse a ZIP member whose stated (uncompressed) size is over ``limit`` before reading it."""
+    size = zf.getinfo(member).file_size
+    if size > limit:
+        raise CacheError(f"{path}: member {member} is {size} bytes, more than the {limit} bytes {what}; "
+                         f"refusing to read it")
 
 
 @dataclass(frozen=True)

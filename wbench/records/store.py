@@ -107,6 +107,8 @@ class Outcome:
     :param artifacts: files written, relative to the run directory.
     :param speedup_reference: the surrogate whose throughput is the denominator of the
         speed-ups (None: not timed; records written before wbench stored it have None).
+    :param side_effects: process-wide settings the cell changed and the harness put back
+        (``"torch.default_dtype": "torch.float32 -> torch.float64"``); None when it changed none.
     :param coverage: fraction of the test pairs with a value (below 1 only for a solver that
         reported unsolved pairs as NaN); None in records written before wbench stored it
         (the leaderboard then derives it from ``test.n_failed``).
@@ -127,11 +129,13 @@ class Outcome:
     artifacts: tuple[str, ...] = ()
     speedup_reference: str | None = None
     coverage: float | None = None
+    side_effects: Mapping[str, str] | None = None
 
 
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 _OPTIONAL_OUTCOME_FIELDS = (
     "speedup_reference", "n_parameters_inference", "n_parameters_trained", "metric_by_construction", "coverage",
+    "side_effects",
 )
 """Outcome keys written only when set, so records read from older files write back unchanged."""
 
@@ -291,7 +295,14 @@ class RecordStore:
         :raises RecordFileError: naming the file and line of a line that is not a valid
             record, holds a non-finite number, or is a torn last line.
         """
-        return [Record.from_dict(data) for data in self._load_objects()]
+        return [record for _, record in self.load_numbered()]
+
+    def load_numbered(self) -> list[tuple[int, Record]]:
+        """:meth:`load`'s records, each with the number of the file line it was read from
+        (so that a later check can name the line)."""
+        if not self.path.exists():
+            return []
+        return [(number, Record.from_dict(data)) for number, data in self._parse_numbered(self.path.read_bytes())]
 
     def _load_objects(self) -> list[dict[str, Any]]:
         """The JSON objects of the file, each checked to be a readable record, one per key."""
@@ -305,8 +316,12 @@ class RecordStore:
 
         :raises RecordFileError: a line that is not a valid record, or a torn last line.
         """
+        return [record for _, record in self._parse_numbered(data, start)]
+
+    def _parse_numbered(self, data: bytes, start: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        """:meth:`_parse`'s records, each with its line number (from the start of the file)."""
         torn = self.torn_tail(data)
-        by_key: dict[str, dict[str, Any]] = {}
+        by_key: dict[str, tuple[int, dict[str, Any]]] = {}
         lines = data[start:].decode("utf-8", errors="replace").split("\n")
         if lines and lines[-1] == "":
             lines.pop()
@@ -323,7 +338,7 @@ class RecordStore:
                 )
             record = parse_record_line(line, f"{self.path}:{number}")
             by_key.pop(record["key"], None)  # the later line of a key supersedes the earlier one
-            by_key[record["key"]] = record
+            by_key[record["key"]] = (number, record)
         return list(by_key.values())
 
     def _check_before_append(self) -> bytes:

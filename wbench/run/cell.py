@@ -36,6 +36,7 @@ from wbench.run.cell_milestones import (
     skipped_milestone,
 )
 from wbench.run.cell_task import CellTask, dataset_label, method_label  # noqa: F401 (re-exported)
+from wbench.run.isolation import CellTimeoutError, time_limit, torch_state_guard
 from wbench.run.suite import Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate, TorchSurrogate
 from wbench.train.checkpoint import milestone_hooks
@@ -97,6 +98,44 @@ def _provenance(device: str) -> dict[str, Any]:
 
 
 def compute_cell(
+    task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks,
+    emit: Callable[[list[Record]], None] | None = None,
+) -> CellResult:
+    """:func:`fit_and_evaluate` under the cell's isolation: torch's global state as it was
+    before (what the cell changed is named in its ``ok`` records' ``side_effects``), and the
+    suite's ``cell_time_limit_s`` (past it, every record still to make is ``failed``, saying so).
+    """
+    emitted: set[str] = set()
+
+    def emit_and_note(made: list[Record]) -> None:
+        emitted.update(r.key for r in made)
+        emit(made)  # type: ignore[misc]  # only wrapped when given
+
+    started = utc_now()
+    with torch_state_guard() as side_effects:
+        try:
+            with time_limit(task.suite.cell_time_limit_s):
+                result = fit_and_evaluate(task, datasets, artifact_dir, blocks, emit_and_note if emit else None)
+        except CellTimeoutError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            result = CellResult([make_record(task.suite, task.surrogate, ident, "failed", started, error=error)
+                                 for _, _, ident in task.todo if cell_key(**ident) not in emitted],
+                                blocks=blocks.computed)
+    if side_effects:
+        result.records = [_with_side_effects(r, side_effects) for r in result.records]
+    return result
+
+
+def _with_side_effects(record: Record, side_effects: Mapping[str, str]) -> Record:
+    """``record`` naming the global settings its cell changed (ok records; a failed record's
+    error gets a line instead)."""
+    if record.outcome is not None:
+        return replace(record, outcome=replace(record.outcome, side_effects=dict(side_effects)))
+    note = "; ".join(f"{k}: {v}" for k, v in side_effects.items())
+    return replace(record, error=f"{record.error}\nthe cell changed process-wide settings (put back): {note}")
+
+
+def fit_and_evaluate(
     task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks,
     emit: Callable[[list[Record]], None] | None = None,
 ) -> CellResult:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from wbench.errors import PluginError, SuiteError
-from wbench.run.suite import DatasetSpec, Suite, SurrogateSpec
+from wbench.run.suite import DatasetSpec, Suite, SurrogateSpec, check_seed, check_time_limit
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,9 @@ class RunOptions:
         cells run on that cluster (None: ``$WBENCH_SCHEDULER``, else this machine).
     :param dataset_params: dataset parameters from the command line (``--param KEY=VALUE``),
         given to every dataset of the run (transfer targets included) that declares ``KEY``.
+    :param cell_time_limit_s: override the suite's per-cell time limit (seconds).
+    :param force: write into ``out_dir`` even when it is a non-empty folder that is not a
+        wbench run folder (``--force``); without it such a folder is refused.
     """
 
     out_dir: Path
@@ -39,6 +42,8 @@ class RunOptions:
     n_jobs: int = -1
     scheduler: str | None = None
     dataset_params: Mapping[str, Any] = field(default_factory=dict)
+    force: bool = False
+    cell_time_limit_s: float | None = None
 
 
 def select_specs(specs: Sequence[Any], names: Sequence[str] | None, make: Callable[[str], Any]) -> tuple[Any, ...]:
@@ -53,13 +58,20 @@ def select_specs(specs: Sequence[Any], names: Sequence[str] | None, make: Callab
 
 
 def resolve_suite(suite: Suite, options: RunOptions) -> Suite:
-    """Apply the command-line overrides to a suite."""
+    """Apply the command-line overrides to a suite.
+
+    :raises SuiteError: a ``--seeds`` value that is not a non-negative integer below 2**32.
+    """
+    for seed in options.seeds or ():
+        check_seed(seed, "--seeds")
+    limit = check_time_limit(options.cell_time_limit_s, "--cell-time-limit")
     return replace(
         suite,
         datasets=select_specs(suite.datasets, options.datasets, lambda n: DatasetSpec(name=n)),
         surrogates=select_specs(suite.surrogates, options.surrogates, lambda n: SurrogateSpec(name=n)),
         seeds=options.seeds or suite.seeds,
         device=options.device or suite.device,
+        cell_time_limit_s=limit if limit is not None else suite.cell_time_limit_s,
     )
 
 

@@ -200,6 +200,8 @@ def retime_run(
         registry = make_plugin_manager().registry
     if not (run_dir / "records.jsonl").is_file():
         raise RetimeError(f"{run_dir} holds no records.jsonl: not a run folder")
+    target = Path(out) if out is not None else run_dir / RETIME_FILE
+    _check_target_writable(target)  # before any timing: the pass takes minutes
     found = saved_models(load_records([run_dir]), run_dir)
     if not options.all_milestones:
         found = last_milestones(found)
@@ -232,8 +234,23 @@ def retime_run(
         "references": references,
         "cells": cells,
     }
-    target = Path(out) if out is not None else run_dir / RETIME_FILE
     return write_bytes_atomically(target, (json.dumps(report, indent=1, sort_keys=True, allow_nan=False) + "\n").encode())
+
+
+def _check_target_writable(target: Path) -> None:
+    """Refuse a ``retime.json`` target that cannot be written, naming it (its folder is created
+    if needed and a probe file written there; the target is replaced by a rename).
+
+    :raises RetimeError: the target is a folder, or its folder cannot be created or written.
+    """
+    from wbench.run.lock import RunDirNotWritableError, check_writable
+
+    if target.is_dir():
+        raise RetimeError(f"the re-timing output {target} is a folder; give the file to write (e.g. {target / RETIME_FILE})")
+    try:
+        check_writable(target.parent)
+    except RunDirNotWritableError as exc:
+        raise RetimeError(f"cannot write the re-timing output {target}: {exc}") from exc
 
 
 def _time_group(
@@ -316,9 +333,10 @@ def _embed_batch(surrogate: Any, measures: Any, options: RetimeOptions) -> int:
 
 
 def read_retime(path: str | Path) -> dict[str, Any]:
-    """A ``retime.json`` as written by :func:`retime_run`.
+    """A ``retime.json`` as written by :func:`retime_run`, checked (:func:`retime_problems`).
 
-    :raises RetimeError: unreadable JSON, another format version, or missing keys.
+    :raises RetimeError: unreadable JSON, another format version, missing keys, or a figure
+        that is not finite or out of its range (the file and the key named).
     """
     path = Path(path)
     try:
@@ -330,7 +348,72 @@ def read_retime(path: str | Path) -> dict[str, Any]:
     for key in ("cells", "references", "protocol", "provenance"):
         if key not in data:
             raise RetimeError(f"{path}: no {key!r}")
+    problems = retime_problems(data)
+    if problems:
+        raise RetimeError(f"{path}: refused, {'; '.join(problems)}; `wbench retime` never writes such a file "
+                          f"(edited or damaged after the pass?): run `wbench retime {path.parent}` again")
     return data
+
+
+_POSITIVE_TIMES = ("cost.min_round_s",)
+"""Seconds that cannot be zero (``cost.embed_s`` too, for an embedding: its rates divide by it)."""
+
+
+_SIGNED_PREFIXES = ("cost.direct_error.",)
+"""Figures that may be negative (a prediction's relative error)."""
+
+
+def retime_problems(data: Mapping[str, Any]) -> list[str]:
+    """What is wrong in a parsed ``retime.json`` (empty: nothing): ``cells`` not a list of
+    objects with a key and figures, a figure or reference value that is not a finite
+    number, a negative one, a zero or negative time (``cost.embed_s`` of an embedding), rate
+    (``*pairs_per_s``, ``cost.pairwise.<n>``, ``gemm.gflops``) or speed-up, a negative
+    ``*_s`` time, or a non-finite ``wall_s``."""
+    problems: list[str] = []
+    cells, references = data.get("cells"), data.get("references")
+    if not isinstance(cells, list):
+        return ["'cells' is not a list"]
+    if not isinstance(references, dict):
+        return ["'references' is not an object"]
+    for index, cell in enumerate(cells):
+        if not isinstance(cell, dict) or not isinstance(cell.get("key"), str) or not isinstance(cell.get("figures"), dict):
+            problems.append(f"cells[{index}] is not an object with a string 'key' and an object 'figures'")
+            continue
+        embedding = cell["figures"].get("cost.embedding", 1.0) != 0  # a non-embedding model has no e
+        for name, value in cell["figures"].items():
+            problem = _retime_value_problem(str(name), value, positive=embedding and name == "cost.embed_s")
+            if problem:
+                problems.append(f"cells[{index}] (key {cell['key']}) figure {name!r} = {value!r} {problem}")
+    for label, reference in references.items():
+        if not isinstance(reference, dict):
+            problems.append(f"references[{label!r}] is not an object")
+            continue
+        for name, value in reference.items():
+            problem = _retime_value_problem(str(name), value)
+            if problem:
+                problems.append(f"references[{label!r}] {name!r} = {value!r} {problem}")
+    if "wall_s" in data:
+        problem = _retime_value_problem("wall_s", data["wall_s"])
+        if problem:
+            problems.append(f"'wall_s' = {data['wall_s']!r} {problem}")
+    return problems
+
+
+def _retime_value_problem(name: str, value: Any, *, positive: bool = False) -> str | None:
+    """Why ``value`` is not a valid retime figure ``name`` (None: it is); ``positive``: it
+    must be above 0 whatever its name."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "is not a number"
+    if not math.isfinite(value):
+        return "is not finite"
+    leaf = name.rsplit(".", 1)[-1]
+    positive = (positive or name in _POSITIVE_TIMES or name.startswith("speedup.") or leaf.endswith("pairs_per_s")
+                or (name.startswith("cost.pairwise.") and leaf.isdigit()) or leaf == "gflops")
+    if positive and value <= 0:
+        return "must be positive"
+    if value < 0 and not name.startswith(_SIGNED_PREFIXES):
+        return "must not be negative" if not name.endswith("_s") else "is a negative time"
+    return None
 
 
 def _check_current(data: Mapping[str, Any], path: Path, run_dir: Path) -> None:

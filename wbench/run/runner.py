@@ -18,6 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from wbench.budget import Budget
@@ -38,7 +39,7 @@ from wbench.run.cell import (
     make_record,
 )
 from wbench.run.cluster_task import CELL_RESOURCE, dump_task, run_cell_task
-from wbench.run.lock import check_writable, run_dir_lock
+from wbench.run.lock import LOCK_FILENAME, check_writable, run_dir_lock
 from wbench.run.options import RunOptions, apply_dataset_params, resolve_suite, select_specs
 from wbench.run.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate
@@ -46,11 +47,42 @@ from wbench.train.checkpoint import CHECKPOINT_DIR
 from wbench.util.atomic import write_bytes_atomically
 from wbench.util.progress import progress
 
-__all__ = ["ResultsExistError", "RunOptions", "Runner", "resolve_suite", "run_suite", "select_specs"]
+__all__ = [
+    "NotARunFolderError", "ResultsExistError", "RunOptions", "Runner", "check_out_dir", "resolve_suite",
+    "run_suite", "select_specs",
+]
+
+RUN_FOLDER_FILES = ("records.jsonl", "suite.json", LOCK_FILENAME)
+"""Files of which any one marks a folder as a wbench run folder (a run writes them first)."""
 
 
 class ResultsExistError(WbenchError):
     """The output directory already holds records and ``--resume`` was not given."""
+
+
+class NotARunFolderError(WbenchError):
+    """The output directory is a non-empty folder that no wbench run wrote, and ``--force`` was not given."""
+
+
+def check_out_dir(out_dir: Path, *, force: bool = False) -> None:
+    """Refuse to write a run into a non-empty folder that is not a wbench run folder.
+
+    A new or empty folder, or one holding any of :data:`RUN_FOLDER_FILES`, is accepted (an
+    existing run folder is then checked for records by :meth:`Runner.check`); ``force``
+    accepts any folder.
+
+    :raises NotARunFolderError: naming the folder, before anything is written.
+    """
+    path = Path(out_dir)
+    if force or not path.is_dir() or any((path / name).exists() for name in RUN_FOLDER_FILES):
+        return
+    if next(path.iterdir(), None) is None:
+        return
+    raise NotARunFolderError(
+        f"the output directory {path} is a non-empty folder that is not a wbench run folder "
+        f"(it holds no {' or '.join(RUN_FOLDER_FILES[:2])}); a run would overwrite files in it. "
+        f"Choose a new or empty --out, or pass --force to write into it (nothing was written)"
+    )
 
 
 class Runner:
@@ -121,6 +153,12 @@ class Runner:
             if (s.seeds is None or seed in s.seeds) and s.runs_on(d)
         ]
 
+    def planned_cells(self) -> list[tuple[DatasetSpec, SurrogateSpec, int]]:
+        """The cells of :meth:`cells` that this run will work on: without the cells a solver
+        skips (it is evaluated once, at the first seed) and, on resume, the finished ones."""
+        done = self.store.finished_keys() if self.options.resume else set()
+        return [cell for cell in self.cells() if self._pending(*cell, done)[0]]
+
     def run(self) -> list[Record]:
         """Run every cell not yet finished; return the records written by this call.
 
@@ -131,6 +169,7 @@ class Runner:
         from wbench.run.suite_check import check_suite
 
         check_suite(self.suite, self.plugins.registry)  # names and parameters: before touching the disk
+        check_out_dir(self.options.out_dir, force=self.options.force)  # never write into a stranger's folder
         check_writable(self.options.out_dir)  # before any compute: a clear error, not a traceback after a cell
         with run_dir_lock(self.options.out_dir):  # a second run on this directory stops here, naming our PID
             if self.options.resume:
@@ -156,7 +195,7 @@ class Runner:
             if executor.kind == "dask":
                 return self._run_on_cluster(executor)
             written: list[Record] = []
-            bar = progress(self.cells(), desc=f"suite {self.suite.name}", unit="cell")
+            bar = progress(self.planned_cells(), desc=f"suite {self.suite.name}", unit="cell")
             for dataset_spec, surrogate_spec, seed in bar:
                 bar.set_postfix_str(f"{dataset_label(dataset_spec)} / {surrogate_spec.name} / seed {seed}")
                 written.extend(self.run_cell(dataset_spec, surrogate_spec, seed))
@@ -178,29 +217,13 @@ class Runner:
 
     def _prepare(self, d: DatasetSpec, s: SurrogateSpec, seed: int) -> CellTask | list[Record]:
         """The cell's task, or the records written instead (nothing to do, unavailable, no data)."""
-        budget = replace(budget_for(self.suite, s), seed=seed, device=self.suite.device)
         done = self.store.finished_keys() if self.options.resume else set()
-        todo = tuple(
-            (index, e, ident)
-            for index, milestone in enumerate(budget.milestone_list)
-            for e in s.eval
-            for ident in [self._identity(d, s, seed, e, budget.at_milestone(milestone))]
-            if cell_key(**ident) not in done
-        )
+        todo, cls = self._pending(d, s, seed, done)
         if not todo:
             return []
         started = utc_now()
-        try:
-            cls = self.plugins.registry.get("surrogate", s.name).load()
-        except PluginError as exc:
-            return [self._store(make_record(self.suite, s, ident, "unavailable", started, error=str(exc))) for _, _, ident in todo]
-        if not cls.trainable and seed != self.suite.seeds[0]:
-            return []  # solvers have no seed-dependent training: evaluated once, at the first seed
-        if not cls.trainable:  # nothing to fit: one evaluation, keyed by the last milestone
-            last = len(budget.milestone_list) - 1
-            todo = tuple(item for item in todo if item[0] == last)
-            if not todo:
-                return []
+        if isinstance(cls, PluginError):
+            return [self._store(make_record(self.suite, s, ident, "unavailable", started, error=str(cls))) for _, _, ident in todo]
         try:
             self.cell_datasets(d)
         except Exception as exc:
@@ -212,6 +235,31 @@ class Runner:
             cache_dir=None if self.options.cache_dir is None else str(self.options.cache_dir), n_jobs=self.options.n_jobs,
             checkpoint_dir=str(self.options.out_dir / CHECKPOINT_DIR), resume=self.options.resume,
         )
+
+    def _pending(
+        self, d: DatasetSpec, s: SurrogateSpec, seed: int, done: set[str]
+    ) -> tuple[tuple[tuple[int, Mapping[str, Any], dict[str, Any]], ...], type[Surrogate] | PluginError]:
+        """The (milestone index, evaluation setting, identity) items of a cell still to do (none
+        for a solver past the first seed, or already in ``done``), and the method's class (its
+        load error when its plugin is unavailable: the items are then recorded so)."""
+        budget = replace(budget_for(self.suite, s), seed=seed, device=self.suite.device)
+        todo = tuple(
+            (index, e, ident)
+            for index, milestone in enumerate(budget.milestone_list)
+            for e in s.eval
+            for ident in [self._identity(d, s, seed, e, budget.at_milestone(milestone))]
+            if cell_key(**ident) not in done
+        )
+        try:
+            cls = self.plugins.registry.get("surrogate", s.name).load()
+        except PluginError as exc:
+            return todo, exc
+        if not cls.trainable and seed != self.suite.seeds[0]:
+            return (), cls  # solvers have no seed-dependent training: evaluated once, at the first seed
+        if not cls.trainable:  # nothing to fit: one evaluation, keyed by the last milestone
+            last = len(budget.milestone_list) - 1
+            todo = tuple(item for item in todo if item[0] == last)
+        return todo, cls
 
     def _run_on_cluster(self, executor: Executor) -> list[Record]:
         """Ground truth first (here, through the cluster), then every cell as a cluster task."""

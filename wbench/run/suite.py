@@ -27,6 +27,7 @@ Unknown keys and wrong types are errors that name the key; TOML syntax errors na
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -38,6 +39,8 @@ from wbench.budget import Budget
 from wbench.errors import SuiteError
 
 DEFAULT_SUITE = "quick"
+SEED_LIMIT = 2**32
+"""Seeds are integers in ``[0, SEED_LIMIT)`` (what every random generator wbench seeds accepts)."""
 DEFAULT_PRIMARY_METRIC = "test.w2.rel_mae"
 """The metric that ranks leaderboards when a suite or command names none (lower is better)."""
 
@@ -128,10 +131,13 @@ class Suite:
     description: str = ""
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
     source: str = ""
+    cell_time_limit_s: float | None = None
+    """Seconds one cell (fit and evaluation) may run before it is stopped and recorded as
+    failed (``[suite] cell_time_limit_s``; None: no limit)."""
 
 
 _TOP_KEYS = {"suite", "budget", "evaluation", "datasets", "surrogates"}
-_SUITE_KEYS = {"name", "description", "seeds", "device", "primary_metric"}
+_SUITE_KEYS = {"name", "description", "seeds", "device", "primary_metric", "cell_time_limit_s"}
 
 
 def _check_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
@@ -147,6 +153,36 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
         raise SuiteError(f"{where}: expected {names}, got {type(value).__name__} {value!r}")
     return value
+
+
+def check_seed(value: Any, where: str) -> int:
+    """``value`` as a seed: an integer in ``[0, 2**32)``; else a :class:`SuiteError` naming ``where``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SuiteError(f"{where}: a seed must be an integer, got {type(value).__name__} {value!r}")
+    if not 0 <= value < SEED_LIMIT:
+        raise SuiteError(f"{where}: a seed must be a non-negative integer below 2**32, got {value!r}")
+    return value
+
+
+def check_run_name(value: Any, where: str) -> str:
+    """``value`` as a suite name: a plain name, since it names the run folder ``runs/NAME``.
+
+    :raises SuiteError: naming ``where`` for a non-string, an empty name, a name with a path
+        separator, ``..``, a leading dot, or an absolute path.
+    """
+    name = _expect(value, str, where)
+    if not name.strip():
+        raise SuiteError(f"{where}: the suite name is empty")
+    bad = (
+        "/" in name or "\\" in name or "\0" in name or ".." in name or name.startswith(".")
+        or Path(name).is_absolute()
+    )
+    if bad:
+        raise SuiteError(
+            f"{where}: the suite name must be a plain name (it names the run folder runs/NAME): "
+            f"no path separator, '..', leading dot or absolute path, got {name!r}"
+        )
+    return name
 
 
 def _table_list(doc: Mapping[str, Any], key: str, source: str) -> list[Mapping[str, Any]]:
@@ -228,7 +264,7 @@ def _optional_seeds(table: Mapping[str, Any], where: str) -> tuple[int, ...] | N
     seeds = _expect(table["seeds"], list, f"{where}.seeds")
     if not seeds:
         raise SuiteError(f"{where}.seeds is empty")
-    return tuple(_expect(s, int, f"{where}.seeds") for s in seeds)
+    return tuple(check_seed(s, f"{where}.seeds") for s in seeds)
 
 
 def _budget(table: Mapping[str, Any], source: str) -> Budget:
@@ -322,6 +358,18 @@ _EVALUATION_MINIMUM = {
 """The smallest value each size of ``[evaluation]`` accepts (a count of pairs, measures or rounds)."""
 
 
+def check_time_limit(value: Any, where: str) -> float | None:
+    """``value`` as seconds (None stays None).
+
+    :raises SuiteError: not a finite positive number, naming ``where``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise SuiteError(f"{where} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def parse_suite(text: str, *, source: str = "<suite>") -> Suite:
     """Parse suite TOML text; raise :class:`SuiteError` naming the line or key on any problem."""
     try:
@@ -335,10 +383,14 @@ def parse_suite(text: str, *, source: str = "<suite>") -> Suite:
     if not seeds:
         raise SuiteError(f"{source}: [suite].seeds is empty")
     suite = Suite(
-        name=_expect(head.get("name", Path(source).stem), str, f"{source}: [suite].name"),
+        name=check_run_name(
+            head.get("name", Path(source).stem),
+            f"{source}: [suite].name" + ("" if "name" in head else " (not given: the file's name)"),
+        ),
         description=_expect(head.get("description", ""), str, f"{source}: [suite].description"),
-        seeds=tuple(_expect(s, int, f"{source}: [suite].seeds") for s in seeds),
+        seeds=tuple(check_seed(s, f"{source}: [suite].seeds") for s in seeds),
         device=_expect(head.get("device", "cpu"), str, f"{source}: [suite].device"),
+        cell_time_limit_s=check_time_limit(head.get("cell_time_limit_s"), f"{source}: [suite].cell_time_limit_s"),
         primary_metric=_expect(head.get("primary_metric", DEFAULT_PRIMARY_METRIC), str, f"{source}: [suite].primary_metric"),
         budget=_budget(_expect(doc.get("budget", {}), dict, f"{source}: [budget]"), source),
         evaluation=_evaluation(_expect(doc.get("evaluation", {}), dict, f"{source}: [evaluation]"), source),

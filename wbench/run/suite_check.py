@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from wbench.errors import PluginError, SuiteError
+from wbench.errors import PluginError, SuiteError, WbenchError
 from wbench.plugin.registry import Registry
 from wbench.records.columns import (  # noqa: F401 (re-exported)
     SPLITS,
@@ -59,9 +59,40 @@ def check_dataset_params(registry: Registry, name: str, params: Mapping[str, Any
     defaults = declared_params(cls)
     _check_keys(params, defaults, f"dataset {name!r}", where)
     try:
-        cls(**{**defaults, **params})
+        dataset = cls(**{**defaults, **params})
     except (TypeError, ValueError) as exc:
         raise SuiteError(f"{where}: dataset {name!r} rejects its parameters {dict(params)}: {exc}") from exc
+    _preflight(dataset, name, where)
+
+
+def _preflight(dataset: Any, name: str, where: str) -> None:
+    """Run the dataset's optional ``preflight()`` (cheap checks of what ``build()`` needs, such
+    as data files), so that a missing input stops the run before any work or any write."""
+    preflight = getattr(dataset, "preflight", None)
+    if not callable(preflight):
+        return
+    try:
+        preflight()
+    except (WbenchError, OSError, ValueError) as exc:
+        raise SuiteError(f"{where}: dataset {name!r} cannot be built: {exc}") from exc
+
+
+def _width_names(cls: type, declared: Mapping[str, Any]) -> set[str]:
+    """The parameters of a method class that set a layer width: its ``width_param`` and any
+    declared ``width`` or ``*_width`` keyword."""
+    names = {key for key in declared if key == "width" or key.endswith("_width")}
+    width_param = getattr(cls, "width_param", None)
+    if isinstance(width_param, str):
+        names.add(width_param)
+    return names
+
+
+def check_width_params(cls: type, params: Mapping[str, Any], declared: Mapping[str, Any], where: str) -> None:
+    """Refuse a width parameter (see :func:`_width_names`) that is not a positive integer."""
+    for key in sorted(_width_names(cls, declared) & set(params)):
+        value = params[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise SuiteError(f"{where}.{key}: a width must be a positive integer, got {type(value).__name__} {value!r}")
 
 
 def check_surrogate_params(
@@ -74,7 +105,9 @@ def check_surrogate_params(
     cls = _load(registry, "surrogate", name)
     if cls is None:
         return
-    _check_keys(params, declared_params(cls), f"method {name!r}", f"{where}.params")
+    declared = declared_params(cls)
+    _check_keys(params, declared, f"method {name!r}", f"{where}.params")
+    check_width_params(cls, params, declared, f"{where}.params")
     eval_known = getattr(cls, "default_eval_params", {}) or {}
     for k, setting in enumerate(evals):
         if setting and not eval_known:

@@ -16,7 +16,7 @@ on one GPU):
    device's float32 GEMM rate measured in the same run. Solvers without a GPU path
    (``exact-lp``, POT Sinkhorn, LOT's LPs) are timed where they run, which the record says
    (``cost.cuda``);
-5. writes ``<out>/<dataset>-gpu-<device name>/``: ``records.jsonl`` (one flat record per
+5. writes ``<out>/<dataset>-gpu-<device name>/``: ``cost_models.jsonl`` (one flat record per
    method), ``summary.md`` (a table) and ``run.json`` (arguments, provenance, timings).
 
 The same path runs with ``--device cpu`` (the tests do so on a tiny budget), so the first
@@ -44,7 +44,7 @@ from wbench.surrogate import Surrogate, TorchSurrogate
 from wbench.timing.costmodel import measure_cost_model
 from wbench.timing.roofline import GemmRate, gemm_rate, roofline_of
 from wbench.timing.rounds import DEFAULT_MIN_ROUND_S, DEFAULT_ROUNDS
-from wbench.util.filenames import slug
+from wbench.util.filenames import safe_stem, slug
 
 if TYPE_CHECKING:
     from wbench.data import PairedDataset
@@ -55,6 +55,10 @@ __all__ = ["DEFAULT_METHODS", "DEFAULT_TRAIN", "GpuRunOptions", "main", "output_
 DEFAULT_METHODS = ("naive", "deepkenn", "odekenn", "dwe", "dwe-matched", "deepsets", "sliced", "lot", "sinkhorn", "exact-lp")
 DEFAULT_TRAIN = ("naive", "deepkenn", "odekenn", "dwe")
 DEFAULT_SIZES = (16, 64, 256, 1024, 4096, 16384)
+COST_MODELS_FILE = "cost_models.jsonl"
+"""The GPU run's output: one flat cost-model record per method (not a run's ``records.jsonl``:
+no leaderboard or site reads it as one)."""
+
 _CPU_ONLY = {"exact-lp", "lot", "sinkhorn"}
 """Methods whose solves run on CPU cores whatever the device (POT's LP / Sinkhorn)."""
 
@@ -103,7 +107,7 @@ def output_dir(out_root: str | Path, dataset: str, device: str) -> Path:
     from wbench.provenance import device_name
 
     name = device_name(device) if torch.device(device).type == "cuda" else "cpu"
-    return Path(out_root) / f"{dataset}-gpu-{slug(name, empty='device')}"
+    return Path(out_root) / f"{safe_stem(dataset)}-gpu-{slug(name, empty='device')}"
 
 
 def _check(options: GpuRunOptions) -> None:
@@ -181,7 +185,7 @@ def run_gpu_timing(options: GpuRunOptions, out_root: str | Path = "results") -> 
     records: list[dict[str, Any]] = []
     for name in options.methods:
         records.append(_time_method(registry, name, dataset, test, options, gemm))
-        _write_records(out_dir / "records.jsonl", records)
+        _write_records(out_dir / COST_MODELS_FILE, records)
     (out_dir / "summary.md").write_text(summary_table(records, options))
     run = {
         "finished": utc_now(),

@@ -7,12 +7,19 @@ batch order and position in it, the losses of that epoch so far, the running bes
 validation (MSE and weights) and the fit report so far. It is written atomically
 (temporary file, fsync, ``os.replace``) and read with ``torch.load(weights_only=True)``:
 tensors, numbers, strings, lists and dicts only.
+
+The state is serialised on its own and stored as a byte tensor beside the SHA-256 of the
+format, the run's identity and those bytes (format 2): a bit flipped anywhere in them (a
+weight, an RNG state, the fit report) makes :func:`load_checkpoint` refuse the file, so a
+damaged checkpoint never resumes a run that then records changed metrics as ``ok``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
+import io
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +33,8 @@ from wbench.errors import WbenchError
 from wbench.train.report import FitReport
 from wbench.util.atomic import atomic_writer
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+"""Format 2: the state's bytes with their SHA-256 (format 1, without a digest, is refused)."""
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -108,27 +116,72 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], *, identity: str) -
     :returns: ``path``.
     """
     path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    envelope = {
+        "format": CHECKPOINT_FORMAT, "identity": identity, "sha256": checkpoint_digest(identity, payload),
+        "state_bytes": torch.frombuffer(bytearray(payload), dtype=torch.uint8),
+    }
     with atomic_writer(path) as handle:
-        torch.save({"format": CHECKPOINT_FORMAT, "identity": identity, "state": state}, handle)
+        torch.save(envelope, handle)
     return path
+
+
+def checkpoint_digest(identity: str, payload: bytes) -> str:
+    """SHA-256 (hex) of a checkpoint's format, run identity and serialised state."""
+    digest = hashlib.sha256(f"wbench checkpoint {CHECKPOINT_FORMAT}\n{identity}\n".encode())
+    digest.update(payload)
+    return digest.hexdigest()
 
 
 def load_checkpoint(path: str | Path, *, identity: str | None = None) -> dict[str, Any]:
     """The state saved by :func:`save_checkpoint` at ``path``.
 
     :param identity: when given, the checkpoint must have been saved with it.
-    :raises CheckpointError: the file is missing, unreadable or corrupt, of another format,
-        or of another run (the message names the file).
+    :raises CheckpointError: the file is missing, unreadable or corrupt (its bytes do not
+        match the SHA-256 written with them), of another format, or of another run (the
+        message names the file).
     """
     path = Path(path)
+    data = _torch_load(path, path)
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise CheckpointError(
+            f"checkpoint {path} is not a wbench checkpoint of format {CHECKPOINT_FORMAT} (format {found!r}"
+            f"{': written without a digest by an older wbench' if found == 1 else ''}); delete it and the cell "
+            f"trains from its start"
+        )
+    if identity is not None and data.get("identity") != identity:
+        raise CheckpointError(f"checkpoint {path} belongs to another run (its identity differs from this cell's)")
+    state = _torch_load(_verified_payload(data, path), path)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} is corrupt: its state is a {type(state).__name__}, not a dict")
+    return state
+
+
+def _verified_payload(data: dict[str, Any], path: Path) -> io.BytesIO:
+    """The serialised state of a loaded checkpoint, once its SHA-256 matches the one written."""
+    stored, identity, tensor = data.get("sha256"), data.get("identity"), data.get("state_bytes")
+    if not isinstance(stored, str) or not isinstance(identity, str) or not isinstance(tensor, torch.Tensor) \
+            or tensor.dtype != torch.uint8 or tensor.dim() != 1:
+        raise CheckpointError(f"checkpoint {path} is corrupt: no 'sha256', 'identity' or byte tensor 'state_bytes'")
+    payload = tensor.numpy().tobytes()
+    actual = checkpoint_digest(identity, payload)
+    if actual != stored:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt: the SHA-256 of its state ({actual[:16]}...) is not the one written with "
+            f"it ({stored[:16]}...): the file changed after it was saved; delete it and the cell trains from "
+            f"its start (or an earlier checkpoint)"
+        )
+    return io.BytesIO(payload)
+
+
+def _torch_load(source: Path | io.BytesIO, path: Path) -> Any:
+    """``torch.load(source, weights_only=True)`` on the CPU; errors name the checkpoint ``path``."""
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(source, map_location="cpu", weights_only=True)
     except FileNotFoundError as exc:
         raise CheckpointError(f"checkpoint {path} does not exist") from exc
     except Exception as exc:  # truncated zip, pickle error, ...: all mean a corrupt file
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT or not isinstance(data.get("state"), dict):
-        raise CheckpointError(f"checkpoint {path} is not a wbench checkpoint of format {CHECKPOINT_FORMAT}")
-    if identity is not None and data.get("identity") != identity:
-        raise CheckpointError(f"checkpoint {path} belongs to another run (its identity differs from this cell's)")
-    return data["state"]

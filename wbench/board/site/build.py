@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 from wbench.board.site.assets import write_assets
 from wbench.board.site.pages import MethodPage, index_page, method_page, run_page, slug
 from wbench.board.site.source import RunData, SiteInputError, find_runs, load_run
+from wbench.run.lock import RunDirNotWritableError, check_writable
 
 MARKER = ".wbench-site"
 """File marking a folder as built by ``wbench site``: only such a folder is cleaned on rebuild."""
@@ -43,13 +45,61 @@ def _method_pages(run: RunData, dataset_slugs: dict[str, str]) -> dict[tuple[str
     return pages
 
 
-def _prepare_out(out: Path) -> None:
+RUN_FOLDER_FILES = ("records.jsonl", "suite.json", ".wbench-run.lock")
+"""Files of which any one marks a run folder (see :data:`wbench.run.runner.RUN_FOLDER_FILES`)."""
+
+
+def _is_run_folder(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in RUN_FOLDER_FILES)
+
+
+def _run_folder_in(out: Path) -> Path | None:
+    """A run folder that ``out`` is, lies inside, or contains (searched without following links); None if none."""
+    resolved = out.resolve()
+    for folder in (resolved, *resolved.parents):
+        if _is_run_folder(folder):
+            return folder
+    if resolved.is_dir():
+        for folder, _dirs, files in os.walk(resolved):
+            if set(files) & set(RUN_FOLDER_FILES):
+                return Path(folder)
+    return None
+
+
+def check_site_out(out: Path, *, force: bool = False) -> None:
+    """Refuse an ``out`` whose rebuild would delete files that are not an earlier site's.
+
+    A run folder (one holding ``records.jsonl`` or ``suite.json``), a folder inside one or a
+    folder containing one is always refused, ``force`` or not. A non-empty folder without
+    the :data:`MARKER` of an earlier ``wbench site`` is refused unless ``force``.
+
+    :raises SiteInputError: naming the folder; nothing has been written or deleted.
+    """
     if out.exists() and not out.is_dir():
         raise SiteInputError(f"site output {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise SiteInputError(f"site output {out} is a non-empty folder not built by `wbench site` "
-                             f"(no {MARKER} file); choose an empty or new folder")
-    out.mkdir(parents=True, exist_ok=True)
+    run_folder = _run_folder_in(out)
+    if run_folder is not None:
+        where = ("is" if run_folder == out.resolve() else
+                 "lies inside" if run_folder in out.resolve().parents else "contains")
+        raise SiteInputError(
+            f"site output {out} {where} the run folder {run_folder} (it holds records.jsonl or suite.json); "
+            f"building the site there would delete the run's records and models. Choose a folder "
+            f"outside every run folder, e.g. --out site/ (nothing was written or deleted)"
+        )
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file() and not force:
+        raise SiteInputError(
+            f"site output {out} is a non-empty folder not built by `wbench site` (no {MARKER} file); "
+            f"a build replaces a folder's whole contents. Choose an empty or new folder, or pass --force "
+            f"to replace its contents (nothing was written or deleted)"
+        )
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    check_site_out(out, force=force)
+    try:
+        check_writable(out)
+    except RunDirNotWritableError as exc:
+        raise SiteInputError(f"site output: {exc}") from exc
 
 
 def _write(path: Path, text: str, written: list[Path]) -> None:
@@ -58,7 +108,7 @@ def _write(path: Path, text: str, written: list[Path]) -> None:
     written.append(path)
 
 
-def build_site(results: str | Path, out: str | Path) -> list[Path]:
+def build_site(results: str | Path, out: str | Path, *, force: bool = False) -> list[Path]:
     """Build the static site of every run under ``results`` into ``out``.
 
     ``results`` is a run folder (holding ``records.jsonl``) or a folder of run folders.
@@ -67,17 +117,21 @@ def build_site(results: str | Path, out: str | Path) -> list[Path]:
     assets (style, sorting script, plotly.js) once in ``assets/``. Files of an earlier build
     that this build does not write are removed, so the folder is a function of the records.
 
+    :param force: build into a non-empty ``out`` that this command did not build (its files
+        are replaced); a run folder is refused even so (:func:`check_site_out`).
     :returns: the files written, sorted.
-    :raises SiteInputError: for a missing results folder, no runs, or an ``out`` folder not
-        built by this command.
+    :raises SiteInputError: for a missing results folder, no runs, an ``out`` that is, holds or
+        lies inside a run folder, an ``out`` folder not built by this command (without
+        ``force``), or an ``out`` that cannot be written.
     """
     results, out = Path(results), Path(out)
+    check_site_out(out, force=force)  # before reading anything: a clear refusal first
     run_dirs = find_runs(results)
     out_resolved = out.resolve()
     run_dirs = [d for d in run_dirs if d.resolve() != out_resolved]
     names = _unique_slugs([d.name for d in run_dirs])
     runs = [load_run(d, name=d.name) for d in run_dirs]
-    _prepare_out(out)
+    _prepare_out(out, force)
     written: list[Path] = []
     _write(out / MARKER, "built by `wbench site`; the whole folder is regenerated from the records\n", written)
     written += write_assets(out)

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from wbench.board.site.html import esc
+from wbench.board.site.html import esc, script_json
 
 OKABE_ITO: tuple[str, ...] = (
     "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#000000", "#F0E442",
@@ -93,15 +93,12 @@ def chart(div_id: str, traces: Sequence[dict[str, Any]], fig_layout: dict[str, A
         names are listed in ``data-traces`` so a browser test can check what was drawn.
     """
     names = [str(t.get("name", "")) for t in traces]
-    data = json.dumps(clean(list(traces)), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    lay = json.dumps(clean(fig_layout), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    config = json.dumps(CONFIG, sort_keys=True, separators=(",", ":"))
-    data, lay = (s.replace("</", "<\\/") for s in (data, lay))
+    data, lay, config = script_json(clean(list(traces))), script_json(clean(fig_layout)), script_json(CONFIG)
     cap = f'<p class="muted">{caption}</p>\n' if caption else ""
     title = (fig_layout.get("meta") or {}).get("title", "")
     heading = f'<h4 class="chart-title">{esc(title)}</h4>\n' if title else ""
     return (
         f'{heading}<div id="{esc(div_id)}" class="chart" data-kind="{esc(kind)}" '
         f"data-traces=\"{esc(json.dumps(names, ensure_ascii=True))}\"></div>\n{cap}"
-        f'<script>Plotly.newPlot("{esc(div_id)}",{data},{lay},{config});</script>\n'
+        f"<script>Plotly.newPlot({script_json(div_id)},{data},{lay},{config});</script>\n"
     )

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+_SCRIPT_UNSAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+"""JSON escapes for what could end or disturb a ``<script>`` element (``</script>``, ``<!--``, ``-->``)."""
 
 
 def esc(text: object) -> str:
     """``text`` as HTML-escaped text (quotes included)."""
     return html.escape(str(text), quote=True)
+
+
+def script_json(value: Any) -> str:
+    """``value`` as compact JSON (sorted keys, ASCII) safe inside an inline ``<script>``:
+    ``<``, ``>`` and ``&`` written as ``\\u003c``, ``\\u003e``, ``\\u0026``, so no label can
+    close the script (``</script>``) or switch the HTML parser's state (``<!--``, ``-->``)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return text.translate(_SCRIPT_UNSAFE)
 
 
 def number_attr(value: float | None) -> str:

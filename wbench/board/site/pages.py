@@ -28,7 +28,10 @@ from wbench.board.site.tables import (
     transfer_section,
 )
 from wbench.records.read import milestone_of
-from wbench.util.filenames import slug
+from wbench.util.filenames import anchor_id
+from wbench.util.filenames import (
+    slug as slug,  # re-exported: build.py and standalone.py import it from here
+)
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tu
         parts.append(failed_list(block))
         parts.append(speed_charts(run, dataset, block, f"chart-{ds}"))
         parts.append(learning_curves(run, dataset, block, f"chart-{ds}"))
-    parts.extend(plugin_section(section, table_id=slug(section.title)) for section in sections(run))
+    parts.extend(plugin_section(section, table_id=anchor_id(section.title)) for section in sections(run))
     parts.append(transfer_section(transfer(run), table_id="transfer"))
     body = "".join(parts)
     return page(f"{run.name}: {facts['suite']} suite", body, root="../",

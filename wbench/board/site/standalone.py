@@ -10,7 +10,6 @@ import pandas as pd
 
 from wbench.board.site.assets import CSS, SORT_JS
 from wbench.board.site.html import esc, page
-from wbench.board.site.pages import slug
 from wbench.board.site.source import COLUMNS, Column, sections_of, summarise_frame, transfer_of
 from wbench.board.site.tables import (
     failed_list,
@@ -19,6 +18,7 @@ from wbench.board.site.tables import (
     plugin_section,
     transfer_section,
 )
+from wbench.util.filenames import anchor_id, slug
 
 
 def leaderboard_page(
@@ -46,7 +46,7 @@ def leaderboard_page(
         parts.append(failed_list(block))
     if extras:
         parts.extend(
-            plugin_section(section, table_id=slug(section.title)) for section in sections_of(frame, primary=primary)
+            plugin_section(section, table_id=anchor_id(section.title)) for section in sections_of(frame, primary=primary)
         )
         parts.append(transfer_section(transfer_of(frame), table_id="transfer"))
     return page(title, "".join(parts), root="", inline_css=CSS, inline_js=SORT_JS)
