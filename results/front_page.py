@@ -30,7 +30,7 @@ from wbench.board.leaderboard import (
     summarise,
 )
 from wbench.board.learning_curves import curve_section, select_milestone
-from wbench.board.retimed import retimed_note
+from wbench.board.timing_section import timing_note
 from wbench.plugin.manager import make_plugin_manager
 from wbench.run.suite import DEFAULT_PRIMARY_METRIC
 from wbench.sections import render_section
@@ -44,9 +44,7 @@ RUN_START, RUN_END = "<!-- mnist-run:start", "<!-- mnist-run:end -->"
 FOLDERS_START, FOLDERS_END = "<!-- folders:start", "<!-- folders:end -->"
 COLUMNS = (
     "n_parameters", "test.w2.mse", "test.w2.rel_mae", "test.w2.pearson", "retrieval.recall@", "fit.wall_time_s",
-    "speedup.independent", "speedup.pairwise",
-    # records timed under the cost-model protocol show these instead of the two above
-    "speedup.one_core.speedup", "speedup.one_core.pairwise@", "speedup.all_cores.speedup@",
+    "speedup.one_core", "speedup.pairwise@",
 )
 PRIMARY = DEFAULT_PRIMARY_METRIC
 
@@ -72,7 +70,7 @@ def front_page_block() -> str:
         f"{_budget_text(budget, milestone)}, "
         f"seeds {', '.join(map(str, learned_seeds))}. The solvers (exact LP, Sinkhorn) are evaluated on "
         f"{suite['evaluation']['solver_eval_pairs']} test pairs, everything else on all of them. "
-        f"{_speedup_text(mnist, where)} {retimed_note(mnist, [RUN]).strip()} Full tables (with the methods trained on shapes), plots and "
+        f"{_speedup_text(mnist, where)} {timing_note(mnist, [RUN]).strip()} Full tables (with the methods trained on shapes), plots and "
         "records: [`results/mnist/`](results/mnist/); column meanings: [`results/README.md`](results/README.md). "
         "Regenerate with `wbench run mnist --out results/mnist` (MNIST in `$WBENCH_MNIST_ROOT`), then "
         "`python results/front_page.py`.\n\n"
@@ -99,20 +97,12 @@ def _paper_dwe_size(df: pd.DataFrame) -> str:
 
 
 def _speedup_text(df: pd.DataFrame, where: str) -> str:
-    """How the speed-up columns of these records were timed, in one sentence naming ``where``
-    (the machine and the commit)."""
-    if "speedup.one_core.speedup" in df.columns and df["speedup.one_core.speedup"].notna().any():
-        return (
-            "Throughput follows the cost model (per-measure embedding cost e, per-pair cost c: independent pairs/s "
-            "1 / (2e + c), pairwise at the n in the column header); speed-ups divide by the exact LP timed in the same "
-            "interleaved rounds, one core against one core (every model pinned to one thread, the LP in-process: "
-            "POT's network simplex is single-threaded, and the papers time it on one CPU) and all cores against "
-            f"all cores (the LP through the oracle's process pool). Measured on {where}."
-        )
+    """How the speed-up columns were timed, in one sentence naming ``where`` (machine, commit)."""
     return (
-        "Speed-ups divide by the exact LP's pairs per second, timed right after each method in the same cell "
-        "on one core (POT's network simplex is single-threaded, and the papers time it on one CPU), while the "
-        f"models use both cores ({where})."
+        "Throughput follows the cost model (per-measure embedding cost e, per-pair cost c, per-call overhead o: "
+        "independent pairs/s 1 / (2e + c), pairwise at the n in the column header); speed-ups divide by the exact "
+        "LP timed in the same interleaved rounds of the run's timing pass, one core against one core (POT's network "
+        f"simplex is single-threaded, and the papers time it on one CPU). Records from {where}."
     )
 
 

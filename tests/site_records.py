@@ -3,6 +3,7 @@ reports, learned weights, a prediction plot, and a second run recorded at milest
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import zlib
@@ -47,9 +48,6 @@ def record(method: str, seed: int, *, rel: float | None, status: str = "ok", err
         r["budget"] = {**r["budget"], "steps": milestone}
     if status == "ok":
         r["metrics"] = {"test.w2.rel_mae": rel, "test.w2.mse": 2 * (rel or 0.0), "test.w2.pearson": 1 - (rel or 0.0)}
-        ips = INDEPENDENT.get(method, 1000.0)
-        r["throughput"] = {"throughput.independent_pairs_per_s": ips * (1 + 0.01 * seed),
-                           "throughput.pairwise_pairs_per_s": 10 * ips}
         if trainable:
             seconds = 1.5 + seed if milestone is None else milestone / 50 + seed  # a longer run took longer
             r["fit"] = {"steps": r["budget"]["steps"], "wall_time_s": seconds, "stopped_by": "budget",
@@ -61,6 +59,41 @@ def record(method: str, seed: int, *, rel: float | None, status: str = "ok", err
                                          "of": [100, 200], "throughput_timed": "at the last milestone only"}
             r["artifacts"] = [f"plots/{dataset}-{method}-seed{seed}-pred.png"]
     return keyed(r)
+
+
+LP_PAIRS_PER_S = 100.0
+"""The exact LP's rate in the fixtures' timing passes."""
+
+
+def timing_figures(method: str, seed: int) -> dict[str, float]:
+    """A timing pass's figures for a fixture record: independent pairs/s ``INDEPENDENT[method]``
+    (+1 % a seed), pairwise 10x that at n = 64, over an exact LP of ``LP_PAIRS_PER_S``."""
+    ips = INDEPENDENT.get(method, 1000.0) * (1 + 0.01 * seed)
+    return {
+        "cost.embedding": 1.0, "cost.embed_s": 0.5 / ips, "cost.embed_s_iqr": 0.05 / ips, "cost.embed_batch": 64.0,
+        "cost.pair_s": 0.0, "cost.pair_s_iqr": 0.0, "cost.call_s": 0.0, "cost.memoised": 0.0, "cost.threads": 1.0,
+        "cost.independent_pairs_per_s": ips, "cost.pairwise_pairs_per_s": 10 * ips, "cost.pairwise_n": 64.0,
+        "speedup.one_core": ips / LP_PAIRS_PER_S, "speedup.pairwise": 10 * ips / LP_PAIRS_PER_S,
+        "speedup.lp_pairs_per_s": LP_PAIRS_PER_S, "speedup.lp_relative_iqr": 0.1,
+    }
+
+
+def write_timing(folder: Path) -> Path:
+    """A ``timing.json`` for every ok record of ``folder`` (:func:`timing_figures`), as the
+    timing pass writes one."""
+    from wbench.records.timing_file import FORMAT_VERSION, TIMING_FILE
+
+    records = [r for r in RecordStore(folder).load() if r.ok]
+    cells = [{"key": r.key, "finished_at": r.finished_at, "same_model": [], "dataset_label": r.dataset_label,
+              "label": r.label or r.method, "seed": r.seed, "milestone": (r.budget or {}).get("steps"),
+              "model": "fixture", "figures": timing_figures(r.method, r.seed)} for r in records]
+    references = {r.dataset_label: {"lp_pairs_per_s": LP_PAIRS_PER_S, "lp_relative_iqr": 0.1} for r in records}
+    data = {"format_version": FORMAT_VERSION, "finished": "2026-01-02T03:04:06+00:00", "wall_s": 1.0,
+            "protocol": {"rounds": 7, "min_round_s": 0.2, "threads": 1, "pairwise_n": 64},
+            "provenance": {"git_commit": "0123456789abcdef", "device_name": "Test CPU"},
+            "references": references, "cells": cells, "not_timed": []}
+    (folder / TIMING_FILE).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return folder / TIMING_FILE
 
 
 def make_run(root: Path) -> Path:
@@ -85,13 +118,15 @@ def make_run(root: Path) -> Path:
             for milestone, value in zip((100, 200), values, strict=True):
                 steps.append(record(method, seed, rel=value + 0.01 * seed, milestone=milestone, dataset="toy2"))
     steps.append(record("lot", 0, rel=0.3, trainable=False, milestone=200, dataset="toy2"))  # an untrained reference
+    write_timing(run)
+    write_timing(root / "steps")
     return root
 
 
 def copy_run(source: Path, dest: Path) -> Path:
     """Copy a published run's records, suite and prediction plots (not its models) to ``dest``."""
     dest.mkdir(parents=True)
-    for name in ("records.jsonl", "suite.json"):
+    for name in ("records.jsonl", "suite.json", "timing.json"):
         if (source / name).exists():
             shutil.copyfile(source / name, dest / name)
     if (source / "plots").is_dir():

@@ -30,9 +30,12 @@ def paper_like_records(*, ode: float = 0.8, params: dict | None = None, pearson:
         n_parameters=params,
     )
     df.loc[df["method"] == "dwe", "test.w2sq.pearson"] = pearson
-    df.loc[df["method"] == "dwe", "speedup.independent"] = speedup_independent
-    df.loc[df["method"] == "dwe", "speedup.pairwise"] = speedup_pairwise
-    df.loc[df["method"] == "dwe", "throughput.threads"] = 2.0
+    # the timing pass's figures: the pairwise claim is the cost model at the paper's n = 59,
+    # 59 / (2 e) pairs/s (c = o = 0) over the LP's 100 pairs/s
+    lp = 100.0
+    for key, value in {"speedup.one_core": speedup_independent, "cost.embed_s": 59 / (2 * speedup_pairwise * lp),
+                       "cost.pair_s": 0.0, "cost.call_s": 0.0, "cost.threads": 1.0, "speedup.lp_pairs_per_s": lp}.items():
+        df.loc[df["method"] == "dwe", key] = value
     return df
 
 
@@ -75,23 +78,6 @@ def test_claims_not_measured_without_the_methods():
     partial = claims_table(records({"odekenn": [1.0], "naive": [2.0]}))
     a = partial[partial["claim"].str.contains("ODE-KENN")].iloc[0]
     assert a["verdict"] == "not measured" and "deepkenn" in a["note"]
-
-
-def test_speedup_claim_from_throughput_columns_of_the_exact_rows():
-    df = records({"dwe-small": [1.0, 1.0], "exact-lp": [0.0, 0.0]})
-    df["method_name"] = df["method"]
-    df.loc[df["method"] == "dwe-small", "throughput.independent_pairs_per_s"] = 20000.0
-    df.loc[df["method"] == "dwe-small", "throughput.pairwise_pairs_per_s"] = 1e6
-    df.loc[df["method"] == "exact-lp", "throughput.independent_pairs_per_s"] = 700.0
-    df.loc[df["method"] == "exact-lp", "throughput.pairwise_pairs_per_s"] = 650.0
-    table = claims_table(df)
-    c = table[table["claim"].str.contains("independent")].iloc[0]
-    assert c["method"] == "dwe-small" and c["verdict"] == "holds"
-    assert c["our_value"] == f"{20000 / 700:,.1f}x"
-    p = table[table["claim"].str.contains("pairwise")].iloc[0]
-    assert p["our_value"] == f"{1e6 / 650:,.1f}x" and p["verdict"] == "holds"
-    b = table[table["claim"].str.contains("Pearson")].iloc[0]
-    assert b["verdict"] == "not measured"
 
 
 def test_lot_baseline_claim_one_row_per_learned_method():
@@ -228,14 +214,12 @@ def test_effective_n_from_the_papers_two_figures() -> None:
         effective_n(0.0, 5.0)
 
 
-def cost_model_records(*, embed_s: float, pair_s: float, call_s: float, lp: float, one_core: float,
-                       pairwise_rows: float = 1024.0) -> pd.DataFrame:
-    df = paper_like_records(speedup_independent=999.0, speedup_pairwise=1e9)  # older columns: must be ignored
+def cost_model_records(*, embed_s: float, pair_s: float, call_s: float, lp: float, one_core: float) -> pd.DataFrame:
+    df = paper_like_records()
     dwe = df["method"] == "dwe"
     for key, value in {
         "cost.embed_s": embed_s, "cost.pair_s": pair_s, "cost.call_s": call_s, "cost.threads": 1.0,
-        "speedup.one_core.speedup": one_core, "speedup.one_core.lp_pairs_per_s": lp,
-        "throughput.pairwise_rows": pairwise_rows,
+        "speedup.one_core": one_core, "speedup.lp_pairs_per_s": lp,
     }.items():
         df.loc[dwe, key] = value
     return df
@@ -249,22 +233,10 @@ def test_pairwise_claim_uses_the_cost_model_at_the_effective_n_not_the_batch_set
     assert rows["pairwise"]["our_value"] == "1,475.0x" and rows["pairwise"]["verdict"] == "holds"
     assert "pairwise at n = 59" in rows["pairwise"]["note"] and "timed at n" not in rows["pairwise"]["note"]
     assert rows["independent"]["our_value"] == "25.0x" and rows["independent"]["verdict"] == "holds"
-    # the same costs with another recorded pairwise block size give the same verdict and value
-    other = claims_table(cost_model_records(embed_s=1e-3, pair_s=0.0, call_s=0.0, lp=20.0, one_core=25.0,
-                                            pairwise_rows=16.0))
-    assert list(other["our_value"]) == list(table["our_value"])
     # a slower embedding (e = 5 ms): 59 / 10 ms = 5,900 pairs/s over 20 -> 295.0x < 1,111.4x
     slow = claims_table(cost_model_records(embed_s=5e-3, pair_s=0.0, call_s=0.0, lp=20.0, one_core=5.0))
     assert verdicts(slow)["c_pairwise"] == "does not hold" and verdicts(slow)["c_independent"] == "does not hold"
     assert "295.0x" in set(slow["our_value"])
-
-
-def test_older_records_keep_their_verdict_and_state_the_n_they_were_timed_at() -> None:
-    df = paper_like_records(speedup_pairwise=2000.0)
-    df.loc[df["method"] == "dwe", "throughput.pairwise_rows"] = 512.0
-    table = claims_table(df)
-    (note,) = [n for c, n in zip(table["claim"], table["note"], strict=True) if "pairwise" in c]
-    assert "timed at n = 512" in note and verdicts(table)["c_pairwise"] == "holds"
 
 
 def test_beating_lot_needs_significance_over_seeds(tmp_path: Path) -> None:
@@ -326,15 +298,14 @@ def test_seeds_over_one_shared_lp_timing_are_not_t_tested() -> None:
     are "within the timing noise"; the same seeds over three separate LP timings are t-tested."""
     df = cost_model_records(embed_s=1e-3, pair_s=0.0, call_s=0.0, lp=225.0, one_core=21.3)
     dwe = df.index[df["method"] == "dwe"]
-    df.loc[dwe, "speedup.one_core.speedup"] = [21.0, 21.3, 21.6]
-    df.loc[dwe, "speedup.one_core.method_pairs_per_s"] = [4725.0, 4792.5, 4860.0]
-    df.loc[dwe, "speedup.one_core.method_pairs_per_s_iqr"] = 0.02 * 4792.5
-    df.loc[dwe, "speedup.one_core.lp_pairs_per_s_iqr"] = 0.25 * 225.0
+    df.loc[dwe, "speedup.one_core"] = [21.0, 21.3, 21.6]
+    df.loc[dwe, "cost.embed_s_iqr"] = 0.02 * 1e-3
+    df.loc[dwe, "speedup.lp_relative_iqr"] = 0.25
     shared = claims_table(df)
     row = shared[shared["claim"].str.contains("independent W2")].iloc[0]
     assert row["verdict"] == "within the timing noise", row["note"]
     assert "the LP's spread counts once" in row["note"] and "p(above)" not in row["note"]
-    df.loc[dwe, "speedup.one_core.lp_pairs_per_s"] = [224.0, 225.0, 226.0]  # one LP timing per seed
+    df.loc[dwe, "speedup.lp_pairs_per_s"] = [224.0, 225.0, 226.0]  # one LP timing per seed
     separate = claims_table(df)
     row = separate[separate["claim"].str.contains("independent W2")].iloc[0]
     assert row["verdict"] == "holds" and "p(above)=" in row["note"], row["note"]

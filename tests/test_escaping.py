@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from site_records import record
+from site_records import record, write_timing
 
 from wbench.board.frame import leaderboard_frame
 from wbench.board.leaderboard import render, summarise, write_speed_accuracy_plots
@@ -51,6 +51,7 @@ def _write_run(folder: Path, methods: dict[str, float], *, dataset: str = "toy",
                     store.append(_keyed(record(method, seed, rel=rel * 100 / milestone, milestone=milestone, dataset=dataset)))
             else:
                 store.append(_keyed(record(method, seed, rel=rel + 0.01 * seed, dataset=dataset)))
+    write_timing(folder)
     return folder
 
 

@@ -1,4 +1,4 @@
-"""Integrity of what wbench reads back: hand-edited records and retime files, damaged
+"""Integrity of what wbench reads back: hand-edited records and timing files, damaged
 checkpoints, malformed saved models and cache entries that are not files (security review)."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from wbench.oracle import cache
 from wbench.oracle.cache import content_key, load_or_compute, read_entry, write_entry
 from wbench.records.read import RecordCheckError, check_record, load_records
 from wbench.records.store import SCHEMA_VERSION, Record, RecordFileError, cell_key
-from wbench.run.retime import RETIME_FILE, RetimeError, read_retime
+from wbench.records.timing_file import TIMING_FILE, TimingError, read_timing
 from wbench.surrogate import SavedModelError, TorchSurrogate
 from wbench.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -126,24 +126,24 @@ def test_every_published_record_passes_the_checks() -> None:
         assert records and all(check_record(r) == [] for r in records), path
 
 
-# ----------------------------------------------------------------------------- 2: retime.json
+# ----------------------------------------------------------------------------- 2: timing.json
 
 
-def _retime(path: Path, **figures: Any) -> Path:
+def _timing(path: Path, **figures: Any) -> Path:
     figs = {"cost.embedding": 1.0, "cost.embed_s": 1e-4, "cost.embed_s_iqr": 1e-5, "cost.pair_s": 0.0,
-            "cost.call_s": 0.0, "cost.independent_pairs_per_s": 5000.0, "cost.pairwise.64": 1e5,
+            "cost.call_s": 0.0, "cost.independent_pairs_per_s": 5000.0, "cost.pairwise_pairs_per_s": 1e5,
             "speedup.one_core": 50.0, "speedup.pairwise": 1000.0, **figures}
-    data = {"format_version": 1, "protocol": {"threads": 1, "rounds": 7}, "provenance": {}, "wall_s": 3.0,
-            "references": {"d": {"lp_pairs_per_s": 100.0, "lp_relative_iqr": 0.1, "gemm.gflops": 50.0}},
+    data = {"format_version": 2, "protocol": {"threads": 1, "rounds": 7}, "provenance": {}, "wall_s": 3.0,
+            "references": {"d": {"lp_pairs_per_s": 100.0, "lp_relative_iqr": 0.1}},
             "cells": [{"key": "abc123", "dataset_label": "d", "label": "m", "seed": 0, "milestone": 1, "figures": figs}]}
     path.mkdir(parents=True, exist_ok=True)
-    (path / RETIME_FILE).write_text(json.dumps(data))  # json writes NaN as NaN
-    return path / RETIME_FILE
+    (path / TIMING_FILE).write_text(json.dumps(data))  # json writes NaN as NaN
+    return path / TIMING_FILE
 
 
-def test_a_valid_retime_file_reads() -> None:
-    for path in sorted((REPO / "results").glob("*/retime.json")):
-        assert read_retime(path)["cells"]
+def test_the_published_timing_files_read() -> None:
+    for path in sorted((REPO / "results").glob("*/timing.json")):
+        assert read_timing(path)["cells"]
 
 
 @pytest.mark.parametrize(("figure", "value", "says"), [
@@ -154,29 +154,29 @@ def test_a_valid_retime_file_reads() -> None:
     ("cost.pair_s", -1e-9, "is a negative time"),
     ("cost.call_s", -0.5, "is a negative time"),
     ("speedup.one_core", 0.0, "must be positive"),
-    ("cost.pairwise.64", -5.0, "must be positive"),
+    ("cost.pairwise_pairs_per_s", -5.0, "must be positive"),
     ("cost.embed_s_iqr", "fast", "is not a number"),
 ])
-def test_a_retime_file_with_a_bad_figure_is_refused_naming_file_and_key(tmp_path: Path, figure: str, value: Any,
+def test_a_timing_file_with_a_bad_figure_is_refused_naming_file_and_key(tmp_path: Path, figure: str, value: Any,
                                                                        says: str) -> None:
-    path = _retime(tmp_path, **{figure: value})
-    with pytest.raises(RetimeError) as caught:
-        read_retime(path)
+    path = _timing(tmp_path, **{figure: value})
+    with pytest.raises(TimingError) as caught:
+        read_timing(path)
     message = str(caught.value)
     assert str(path) in message and "abc123" in message and repr(figure) in message and says in message
 
 
 def test_a_bad_reference_is_refused(tmp_path: Path) -> None:
-    path = _retime(tmp_path)
+    path = _timing(tmp_path)
     data = json.loads(path.read_text())
     data["references"]["d"]["lp_pairs_per_s"] = float("nan")
     path.write_text(json.dumps(data))
-    with pytest.raises(RetimeError, match=r"references\['d'\] 'lp_pairs_per_s' = nan is not finite"):
-        read_retime(path)
+    with pytest.raises(TimingError, match=r"references\['d'\] 'lp_pairs_per_s' = nan is not finite"):
+        read_timing(path)
 
 
 def test_a_non_embedding_model_may_have_no_embedding_time(tmp_path: Path) -> None:
-    assert read_retime(_retime(tmp_path, **{"cost.embedding": 0.0, "cost.embed_s": 0.0, "cost.pair_s": 1e-3}))
+    assert read_timing(_timing(tmp_path, **{"cost.embedding": 0.0, "cost.embed_s": 0.0, "cost.pair_s": 1e-3}))
 
 
 # ----------------------------------------------------------------------------- 3: checkpoints

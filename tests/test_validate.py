@@ -15,7 +15,7 @@ from conftest import FIXTURES
 from wbench.board.leaderboard import records_frame, summarise
 from wbench.board.report import leaderboard_text
 from wbench.records.store import Outcome, Record
-from wbench.run.cell_timing import check_timed_outputs
+from wbench.run.timing_pass import check_timed_outputs
 from wbench.testing import check_surrogate, toy_dataset
 from wbench.train.loop import predict_pairs
 from wbench.validate import InvalidPredictionError, check_predictions
@@ -97,13 +97,12 @@ def test_training_rejects_a_column_prediction(bad, toy) -> None:
         model.training_loss(a, b, torch.as_tensor(w2sq))
 
 
-def test_throughput_rejects_invalid_outputs(bad, toy) -> None:
-    cpu = torch.device("cpu")
-    with pytest.raises(InvalidPredictionError, match=r"column: throughput independent \(distance\) returned shape \(4, 1\)"):
-        check_timed_outputs(bad["column"](), toy.measures, cpu, "column")
-    with pytest.raises(InvalidPredictionError, match="nan-half: throughput independent"):
-        check_timed_outputs(bad["nan-half"](), toy.measures, cpu, "nan-half")
-    check_timed_outputs(bad["nan-solver"](), toy.measures, cpu, "nan-solver")  # a solver may leave pairs unsolved
+def test_timing_rejects_invalid_outputs(bad, toy) -> None:
+    with pytest.raises(InvalidPredictionError, match=r"column: timing \(distance\) returned shape \(4, 1\)"):
+        check_timed_outputs(bad["column"](), toy, "column")
+    with pytest.raises(InvalidPredictionError, match="nan-half: timing"):
+        check_timed_outputs(bad["nan-half"](), toy, "nan-half")
+    check_timed_outputs(bad["nan-solver"](), toy, "nan-solver")  # a solver may leave pairs unsolved
 
 
 def test_pairwise_matrix_of_the_wrong_shape_fails_the_metric_run(toy) -> None:

@@ -10,7 +10,7 @@ Callers: :func:`wbench.train.loop.predict_pairs` (training's validation, evaluat
 the metrics' pair distances), the default
 :meth:`wbench.surrogate.TorchSurrogate.training_loss` (``training``),
 :func:`wbench.evaluation.surrogate_matrix` (``pairwise``) and
-:func:`wbench.run.cell_timing.check_timed_outputs` (``throughput``, before any timing).
+:func:`wbench.run.timing_pass.check_timed_outputs` (before any timing).
 """
 
 from __future__ import annotations

@@ -29,26 +29,28 @@ from wbench.records.read import (  # noqa: F401 (re-exported)
     record_coverage,
 )
 from wbench.records.store import Outcome, Record
+from wbench.records.timing_file import timing_figures
 
 
-def leaderboard_frame(run_dirs: Iterable[str | Path], *, keep_newest: bool = False, retimed: bool = True) -> pd.DataFrame:
-    """:func:`records_frame` of the records of ``run_dirs`` (see :func:`load_records`), with the
-    speed figures of a run folder's re-timing pass in place of the cells' in-run ones where
-    the pass timed them (``retimed``; :func:`wbench.board.retimed.with_retimed_figures`).
+def leaderboard_frame(run_dirs: Iterable[str | Path], *, keep_newest: bool = False) -> pd.DataFrame:
+    """:func:`records_frame` of the records of ``run_dirs`` (see :func:`load_records`) with the
+    speed figures of each folder's timing pass joined by record key
+    (:func:`wbench.records.timing_file.timing_figures`); a record the pass did not time has none.
 
-    :raises wbench.run.retime.RetimeError: a ``retime.json`` that cannot be read or is stale.
+    :raises wbench.records.timing_file.TimingError: a ``timing.json`` that cannot be read or is stale.
     """
     run_dirs = list(run_dirs)
-    records = load_records(run_dirs, keep_newest=keep_newest)
-    if retimed:
-        from wbench.board.retimed import with_retimed_figures
-
-        records = with_retimed_figures(records, run_dirs)
-    return records_frame(records)
+    frame = records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    figures = timing_figures(run_dirs)
+    if not figures or frame.empty:
+        return frame
+    speed = pd.DataFrame([figures.get(key, {}) for key in frame["key"]], index=frame.index)
+    return cost_columns(pd.concat([frame, speed], axis=1))
 
 
 def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per record: identity columns plus every metric, throughput and transfer figure.
+    """One row per record: identity columns plus every metric and transfer figure (speed
+    figures come from the timing pass: :func:`leaderboard_frame`).
 
     :param records: :class:`~wbench.records.store.Record` objects (JSON objects are read with
         :meth:`~wbench.records.store.Record.from_dict`).
@@ -58,6 +60,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         r = item if isinstance(item, Record) else Record.from_dict(item)
         out = r.outcome or Outcome()
         row: dict[str, Any] = {
+            "key": r.key,
             "dataset": r.dataset_label or r.dataset,
             "dataset_name": r.dataset,
             "method": r.label or r.method,
@@ -75,7 +78,6 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         }
         row["coverage"] = record_coverage(r)
         row.update(out.metrics or {})
-        row.update(out.throughput or {})
         row.update({f"transfer.{k}": v for k, v in (out.transfer or {}).items()})
         fit = out.fit or {}
         row["fit.steps"] = fit.get("steps")
@@ -87,6 +89,6 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         if "cost" in fit:
             row["fit.pairs_seen"] = fit["cost"].get("pairs_seen")
         rows.append(row)
-    return cost_columns(pd.DataFrame(rows))
+    return pd.DataFrame(rows)
 
 

@@ -137,7 +137,7 @@ def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
         table["rank"] = table["rank"].astype(int)
     return table.drop(columns=["_partial", "_group"])
 
-_NOT_METRICS = frozenset({"dataset", "method", "method_name", "seed", "status", "error", "trainable", "device", "unit"})
+_NOT_METRICS = frozenset({"key", "dataset", "method", "method_name", "seed", "status", "error", "trainable", "device", "unit"})
 
 
 def _check_primary_column(df: pd.DataFrame, primary: str) -> None:

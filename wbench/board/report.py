@@ -11,11 +11,10 @@ import pandas as pd
 from wbench.board.frame import leaderboard_frame
 from wbench.board.leaderboard import header_lines, render, sections_markdown, summarise
 from wbench.board.learning_curves import budget_section, curve_section, select_milestone
-from wbench.board.retimed import retimed_note
 from wbench.board.site.standalone import leaderboard_page
+from wbench.board.timing_section import timing_note, timing_sections
 from wbench.plugin.manager import Plugins, make_plugin_manager
 from wbench.records.columns import COLUMNS, Column
-from wbench.run.retime import retime_sections
 from wbench.run.suite import DEFAULT_PRIMARY_METRIC
 from wbench.sections import render_section
 
@@ -56,11 +55,11 @@ def leaderboard_text(
         return "no records\n"
     df, chosen = select_milestone(full, milestone)
     if fmt == "html":  # a complete standalone page, with the same sections as the Markdown
-        return leaderboard_page(df, primary=primary, columns=columns, extras=extras, note=retimed_note(df, run_dirs))
+        return leaderboard_page(df, primary=primary, columns=columns, extras=extras, note=timing_note(df, run_dirs))
     text = render(summarise(df, primary=primary, columns=columns), fmt, primary=primary, columns=columns)
     if fmt == "md":  # the milestone and parameter notes follow the "Ranked by" line
         first, _, rest = text.partition("\n")
-        header = header_lines(full, chosen) + retimed_note(df, run_dirs)
+        header = header_lines(full, chosen) + timing_note(df, run_dirs)
         text = first + "\n" + ("\n" + header if header else "") + rest
     if fmt == "md" and extras:
         if plugins is None:
@@ -70,5 +69,5 @@ def leaderboard_text(
         unit = units[0] if len(units) == 1 else "steps or epochs"
         text += "".join(render_section(section, "md") for section in curve_section(full, primary, unit=unit))
         text += "".join(render_section(section, "md") for section in budget_section(full, primary, unit=unit))
-        text += "".join(render_section(section, "md") for section in retime_sections(run_dirs, chosen))
+        text += "".join(render_section(section, "md") for section in timing_sections(run_dirs))
     return text

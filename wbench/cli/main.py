@@ -87,6 +87,10 @@ def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p_run.add_argument("--out", type=Path, help="run directory (default runs/SUITE_NAME)")
     p_run.add_argument("--resume", action="store_true", help="continue a run, skipping finished cells")
     p_run.add_argument(
+        "--no-timing", action="store_true",
+        help="skip the timing pass at the end (`wbench retime RUN_DIR` times the folder later)",
+    )
+    p_run.add_argument(
         "--cell-time-limit", type=float, metavar="SECONDS",
         help="stop a cell (fit and evaluation) after SECONDS and record it as failed (overrides the suite)",
     )
@@ -123,11 +127,6 @@ def _add_leaderboard_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--keep-newest", action="store_true",
         help="when run directories share a cell (same key), keep its newest record with a warning "
         "instead of stopping with an error",
-    )
-    p_lb.add_argument(
-        "--in-run-timing", action="store_true",
-        help="show the cells' own (in-run) speed figures even where the folder's re-timing pass "
-        "(retime.json) timed the model again; by default the pass's figures are shown",
     )
     p_lb.set_defaults(handler=cmd_leaderboard)
 
@@ -254,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         datasets=tuple(args.dataset) if args.dataset else None,
         cache_dir=args.cache_dir, n_jobs=args.jobs, scheduler=args.scheduler,
         dataset_params=parse_assignments(args.param), force=args.force,
-        cell_time_limit_s=args.cell_time_limit,
+        cell_time_limit_s=args.cell_time_limit, timing=not args.no_timing,
     )
     run_suite(suite, args.plugins, options)
     for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
@@ -280,9 +279,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         check_output_file(args.out, "--out")
     if args.plots:
         check_output_dir(args.plots, "--plots")
-    frame = leaderboard_frame(  # read once for text and plots
-        args.run_dirs, keep_newest=args.keep_newest, retimed=not args.in_run_timing
-    )
+    frame = leaderboard_frame(args.run_dirs, keep_newest=args.keep_newest)  # read once for text and plots
     text = leaderboard_text(
         args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
         plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone, frame=frame,

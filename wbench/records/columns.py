@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from wbench.errors import WbenchError
-from wbench.metrics import pairwise_pairs_per_s
 
 
 @dataclass(frozen=True)
@@ -47,18 +46,11 @@ COLUMNS: tuple[Column, ...] = (
     Column("retrieval.recall@", "recall@k", False),
     Column("axioms.triangle_violation_rate", "triangle viol."),
     Column("axioms.symmetry_error", "symmetry err."),
-    Column("throughput.independent_pairs_per_s", "indep. pairs/s", False),
-    Column("throughput.pairwise_pairs_per_s", "pairwise pairs/s", False),
-    Column("speedup.independent", "speed-up indep.", False),
-    Column("speedup.pairwise", "speed-up pairwise", False),
-    # the cost model's columns (records timed under the cost-model protocol only; see cost_columns)
-    Column("cost.independent_pairs_per_s@", "indep. pairs/s (@k thr.)", False,
-           replaces=("throughput.independent_pairs_per_s",)),
-    Column("cost.pairwise_pairs_per_s@", "pairwise pairs/s n=@k", False, replaces=("throughput.pairwise_pairs_per_s",)),
-    Column("cost.asymptote_pairs_per_s", "asymptote pairs/s 1/c", False),
-    Column("speedup.one_core.speedup", "speed-up 1 core indep.", False, replaces=("speedup.independent",)),
-    Column("speedup.one_core.pairwise@", "speed-up 1 core pairwise n=@k", False, replaces=("speedup.pairwise",)),
-    Column("speedup.all_cores.speedup@", "speed-up all cores (@k thr.) indep.", False),
+    # speed: the run's timing pass (timing.json), one core against one core by default
+    Column("cost.independent_pairs_per_s", "indep. pairs/s", False),
+    Column("cost.pairwise_pairs_per_s@", "pairwise pairs/s n=@k", False),
+    Column("speedup.one_core", "speed-up 1 core indep.", False),
+    Column("speedup.pairwise@", "speed-up 1 core pairwise n=@k", False),
 )
 """The columns shown by default, in order (absent ones are skipped)."""
 
@@ -85,72 +77,30 @@ def leaderboard_pairwise_n(df: pd.DataFrame) -> int:
 
 
 def cost_columns(df: pd.DataFrame) -> pd.DataFrame:
-    """Add the leaderboard's cost-model columns to a records frame (records without the
-    ``cost.*`` keys get none, so older leaderboards render unchanged).
-
-    * ``cost.independent_pairs_per_s@<threads>``: ``1 / (2 e + c)`` (pairs/s), the key naming
-      the cost model's thread count (``mixed`` when records differ);
-    * ``cost.pairwise_pairs_per_s@<n>``: ``n^2 / (o + 2 n e + n^2 c)`` at ONE ``n`` for every
-      row (:func:`leaderboard_pairwise_n`), computed from each record's ``e``, ``c``, ``o``;
-    * ``speedup.one_core.pairwise@<n>``: that rate over the one-core reference rate, for
-      records whose cost model ran on one thread;
-    * ``speedup.all_cores.speedup@<threads>``: the all-cores speed-up, the key naming the
-      method's threads on that side.
-    """
-    if "cost.pair_s" not in df.columns:
+    """``df`` with its pairwise speed columns named at their ``n`` (``cost.pairwise_pairs_per_s``
+    -> ``cost.pairwise_pairs_per_s@2048``, ``speedup.pairwise`` -> ``speedup.pairwise@2048``;
+    ``@mixed`` when the rows were timed at different ``n``), so a header states it."""
+    if "cost.pairwise_n" not in df.columns:
         return df
-
-    n = leaderboard_pairwise_n(df)
-    has = pd.to_numeric(df["cost.pair_s"], errors="coerce").notna()
-    out = df.copy()
-
-    def rate(row: pd.Series) -> float:
-        e, c = float(row.get("cost.embed_s", 0.0) or 0.0), float(row["cost.pair_s"])
-        o = row.get("cost.call_s", 0.0)
-        o = 0.0 if o is None or pd.isna(o) else float(o)
-        try:
-            return pairwise_pairs_per_s(e, c, n, call_s=o)
-        except ValueError:
-            return math.nan
-
-    pairwise = pd.Series([rate(r) if h else math.nan for (_, r), h in zip(df.iterrows(), has, strict=True)],
-                         index=df.index, dtype=float)
-    threads = _stated(df.loc[has, "cost.threads"]) if "cost.threads" in df.columns else "mixed"
-    out[f"cost.independent_pairs_per_s@{threads}"] = pd.to_numeric(df.get("cost.independent_pairs_per_s"), errors="coerce")
-    out[f"cost.pairwise_pairs_per_s@{n}"] = pairwise
-    if "speedup.one_core.lp_pairs_per_s" in df.columns:
-        one_thread = pd.to_numeric(df.get("cost.threads"), errors="coerce") == 1
-        lp = pd.to_numeric(df["speedup.one_core.lp_pairs_per_s"], errors="coerce")
-        out[f"speedup.one_core.pairwise@{n}"] = (pairwise / lp).where(one_thread)
-    if "speedup.all_cores.speedup" in df.columns:
-        side = pd.to_numeric(df["speedup.all_cores.speedup"], errors="coerce")
-        out[f"speedup.all_cores.speedup@{_stated(df.loc[side.notna(), 'speedup.all_cores.method_threads'])}"] = side
-    return out
+    n = _stated(df["cost.pairwise_n"])
+    renamed = {k: f"{k}@{n}" for k in ("cost.pairwise_pairs_per_s", "speedup.pairwise") if k in df.columns}
+    return df.rename(columns=renamed)
 
 
 def speed_columns(columns: Sequence[str]) -> dict[str, tuple[str, str]]:
     """The throughput columns a speed chart draws, per mode (``independent``, ``pairwise``):
-    the column key (without ``.mean``) and an axis label. The cost model's columns
-    (:func:`cost_columns`, e.g. ``cost.pairwise_pairs_per_s@2048``) where the summary has
-    them, else the older ``throughput.<mode>_pairs_per_s``; a mode with neither is left out.
+    the column key (without ``.mean``) and an axis label; a mode the summary lacks is left out.
 
     :param columns: the columns of a summary (``<key>.mean``) or of a records frame.
     """
     keys = {c.removesuffix(".mean") for c in columns}
     out = {}
-    for mode, prefix, old, label in (
-        ("independent", "cost.independent_pairs_per_s@", "throughput.independent_pairs_per_s",
-         "independent pairs per second (both sides per pair)"),
-        ("pairwise", "cost.pairwise_pairs_per_s@", "throughput.pairwise_pairs_per_s",
-         "pairwise pairs per second (n x m block)"),
-    ):
-        new = sorted(k for k in keys if k.startswith(prefix))
-        if new:
-            at = new[0].removeprefix(prefix)
-            where = f"{at} thread(s)" if mode == "independent" else f"n = m = {at}"
-            out[mode] = (new[0], f"{label.split(' (')[0]} ({where}; cost model)")
-        elif old in keys:
-            out[mode] = (old, label)
+    if "cost.independent_pairs_per_s" in keys:
+        out["independent"] = ("cost.independent_pairs_per_s", "independent pairs per second (both sides per pair)")
+    pairwise = sorted(k for k in keys if k.startswith("cost.pairwise_pairs_per_s@"))
+    if pairwise:
+        n = pairwise[0].removeprefix("cost.pairwise_pairs_per_s@")
+        out["pairwise"] = (pairwise[0], f"pairwise pairs per second (n = m = {n})")
     return out
 
 

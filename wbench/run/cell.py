@@ -215,8 +215,7 @@ class _MilestoneEvaluation:
 
     def records_at(self, index: int, fit_report: Any, surrogate: Surrogate) -> list[Record]:
         """One record per evaluation setting still to do at milestone ``index`` (``failed``
-        records for evaluations that raise); marks the milestone done. The last milestone's
-        evaluation is timed."""
+        records for evaluations that raise); marks the milestone done."""
         task, budget = self.task, self.budget
         out = []
         for milestone, eval_params, ident in task.todo:
@@ -225,7 +224,7 @@ class _MilestoneEvaluation:
             fit = milestone_fit(fit_report, budget, index, self.n_train)
             try:
                 outcome = _evaluate(task, surrogate, self.dataset, self.datasets, eval_params, fit, ident,
-                                    self.artifact_dir, self.blocks, timed=index == len(budget.milestone_list) - 1)
+                                    self.artifact_dir, self.blocks)
                 out.append(make_record(task.suite, task.surrogate, ident, "ok", self.started, outcome=outcome))
             except Exception as exc:
                 out.append(make_record(task.suite, task.surrogate, ident, "failed", self.started,
@@ -275,10 +274,9 @@ def _evaluate(
     ident: Mapping[str, Any],
     artifact_dir: Path,
     blocks: ExactBlocks,
-    *,
-    timed: bool = True,
 ) -> Outcome:
-    """The outcome of one evaluation setting of a fitted model: metrics, throughput, transfer, artifacts."""
+    """The outcome of one evaluation setting of a fitted model: metrics, transfer, artifacts (its
+    speed is measured after the run, for every model together: :mod:`wbench.run.timing_pass`)."""
     from wbench.evaluation import EvaluationContext, run_metrics
 
     suite, cls = task.suite, task.surrogate_cls
@@ -299,8 +297,6 @@ def _evaluate(
         method=name,
     )
     metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
-    throughput = _throughput(task, surrogate, dataset) if suite.evaluation.throughput and timed else {}
-    timed_reference = any(k.startswith(("exact.", "speedup.one_core.", "speedup.all_cores.")) for k in throughput)
     return Outcome(
         n_parameters=surrogate.n_parameters,
         n_parameters_inference=surrogate.n_parameters_inference,
@@ -311,11 +307,9 @@ def _evaluate(
         describe=surrogate.describe(),
         metrics=metrics,
         metric_errors=metric_errors,
-        throughput=throughput,
         transfer=_transfer(task, surrogate, datasets),
         unit=dataset.unit,
         artifacts=tuple(_artifacts(suite, surrogate, fit, predictions, evaluated, ident, artifact_dir)),
-        speedup_reference=suite.evaluation.speedup_reference if timed_reference else None,
         coverage=coverage(predictions.get("test")),
     )
 
@@ -329,22 +323,6 @@ def coverage(predicted: np.ndarray | None) -> float | None:
     if predicted is None or len(predicted) == 0:
         return None
     return float(np.isfinite(predicted).sum() / len(predicted))
-
-
-def _throughput(task: CellTask, surrogate: Surrogate, dataset: PairedDataset) -> dict[str, Any]:
-    """The method's timing columns (:func:`wbench.run.cell_timing.cell_timing`): cost model, direct
-    timings, fair speed-ups against the suite's reference timed right after the method in
-    the process that runs the cell (interleaved rounds, on a cluster that worker's cores),
-    roofline, and the older ``throughput.*`` / ``speedup.*`` / ``exact.*`` columns derived
-    from them."""
-    from wbench.run.cell_timing import cell_timing
-
-    ev = task.suite.evaluation
-    return cell_timing(
-        surrogate, dataset.measures, ev, device=task.suite.device,
-        reference_name=ev.speedup_reference if task.reference_cls is not None else None,
-        reference_cls=task.reference_cls, method=task.surrogate.name,
-    )
 
 
 def _transfer(task: CellTask, surrogate: Surrogate, datasets: Mapping[str, PairedDataset]) -> dict[str, Any]:

@@ -39,8 +39,6 @@ class CellTask:
         compute (the index into ``suite.budget.milestone_list``; 0 when it has none).
     :param surrogate_cls: the loaded surrogate class.
     :param metrics: metric name -> loaded metric function.
-    :param reference_cls: the suite's speed-up reference (``[evaluation] speedup_reference``,
-        the denominator of the speed-ups), or None when unavailable.
     :param cache_dir: the ground-truth cache (exact blocks of the metrics).
     :param n_jobs: local processes for those blocks (bounded by the worker's threads on a worker).
     :param checkpoint_dir: where the training run is checkpointed at each milestone (None:
@@ -55,7 +53,6 @@ class CellTask:
     todo: tuple[tuple[int, Mapping[str, Any], dict[str, Any]], ...]
     surrogate_cls: type[Surrogate]
     metrics: Mapping[str, Callable[..., Mapping[str, float]]]
-    reference_cls: type[Surrogate] | None
     cache_dir: str | None = None
     n_jobs: int = -1
     checkpoint_dir: str | None = None

@@ -27,6 +27,8 @@ class RunOptions:
         cells run on that cluster (None: ``$WBENCH_SCHEDULER``, else this machine).
     :param dataset_params: dataset parameters from the command line (``--param KEY=VALUE``),
         given to every dataset of the run (transfer targets included) that declares ``KEY``.
+    :param timing: end the run with its timing pass (``--no-timing``: not timed; ``wbench retime``
+        times the folder later).
     :param cell_time_limit_s: override the suite's per-cell time limit (seconds).
     :param force: write into ``out_dir`` even when it is a non-empty folder that is not a
         wbench run folder (``--force``); without it such a folder is refused.
@@ -44,6 +46,7 @@ class RunOptions:
     dataset_params: Mapping[str, Any] = field(default_factory=dict)
     force: bool = False
     cell_time_limit_s: float | None = None
+    timing: bool = True
 
 
 def select_specs(specs: Sequence[Any], names: Sequence[str] | None, make: Callable[[str], Any]) -> tuple[Any, ...]:

@@ -42,6 +42,7 @@ from wbench.run.cluster_task import CELL_RESOURCE, dump_task, run_cell_task
 from wbench.run.lock import LOCK_FILENAME, check_writable, run_dir_lock
 from wbench.run.options import RunOptions, apply_dataset_params, resolve_suite, select_specs
 from wbench.run.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
+from wbench.run.timing_pass import TimingOptions, time_run
 from wbench.surrogate import Surrogate
 from wbench.train.checkpoint import CHECKPOINT_DIR
 from wbench.util.atomic import write_bytes_atomically
@@ -178,7 +179,18 @@ class Runner:
             (self.options.out_dir / "suite.json").write_text(
                 canonical_json({"suite": dataclasses.asdict(self.suite)}) + "\n"
             )
-            return self._run_cells()
+            written = self._run_cells()
+            if self.options.timing and self.suite.evaluation.throughput and any(r.ok for r in self.store.load()):
+                self.time_models()  # `throughput = false` or --no-timing: not timed; nothing ok: nothing to time
+            return written
+
+    def time_models(self) -> Path:
+        """The run's one timing pass over every model it fitted (:func:`wbench.run.timing_pass.time_run`):
+        ``timing.json`` beside the records, at the suite's timing settings."""
+        options = TimingOptions.of_suite(self.suite.evaluation)
+        print(f"wbench: timing every model of the run ({options.rounds} interleaved rounds, "
+              f"{options.threads} thread(s)); skip with --no-timing", file=sys.stderr)
+        return time_run(self.options.out_dir, options, registry=self.plugins.registry, dataset_for=self.dataset)
 
     def _drop_torn_tail(self) -> None:
         """On resume: drop a torn last line of ``records.jsonl`` (kept in ``records.jsonl.torn``), saying so."""
@@ -231,7 +243,7 @@ class Runner:
             return [self._store(make_record(self.suite, s, ident, "failed", started, error=error)) for _, _, ident in todo]
         return CellTask(
             suite=self.suite, dataset=d, surrogate=s, seed=seed, todo=todo, surrogate_cls=cls,
-            metrics=self._metric_functions(), reference_cls=self._reference_class(),
+            metrics=self._metric_functions(),
             cache_dir=None if self.options.cache_dir is None else str(self.options.cache_dir), n_jobs=self.options.n_jobs,
             checkpoint_dir=str(self.options.out_dir / CHECKPOINT_DIR), resume=self.options.resume,
         )
@@ -347,13 +359,6 @@ class Runner:
             except PluginError:
                 continue  # listed as unavailable by `wbench list`; the record names the metrics it has
         return functions
-
-    def _reference_class(self) -> type[Surrogate] | None:
-        """The suite's speed-up reference, or None when its plugin is unavailable."""
-        try:
-            return self.plugins.registry.get("surrogate", self.suite.evaluation.speedup_reference).load()
-        except PluginError:
-            return None
 
 
 def run_suite(suite: Suite, plugins: Plugins, options: RunOptions) -> list[Record]:

@@ -1,7 +1,7 @@
 """Atomic file writes: a reader sees the old file or the new one, never a torn one.
 
 Every file wbench writes that a later run reads back (records' artifacts, checkpoints,
-cache entries, ``retime.json``) goes through :func:`atomic_writer`: the bytes go to a
+cache entries, ``timing.json``) goes through :func:`atomic_writer`: the bytes go to a
 temporary file in the same folder, are flushed to disk, and replace the target by one
 rename; an error on the way removes the temporary file and leaves the target as it was.
 """

@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from wbench.board.retimed import retimed_note
 from wbench.board.site.figures import (
     learning_curves,
     loss_chart,
@@ -27,6 +26,7 @@ from wbench.board.site.tables import (
     plugin_section,
     transfer_section,
 )
+from wbench.board.timing_section import timing_note
 from wbench.records.read import milestone_of
 from wbench.util.filenames import anchor_id
 from wbench.util.filenames import (
@@ -126,7 +126,7 @@ def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tu
     parts.append(f"<p>Ranked by <code>{esc(run.primary)}</code> (mean over seeds; the grey figure beside each "
                  "mean is the standard deviation over seeds). Datasets: "
                  + ", ".join(f'<a href="#{esc(dataset_slugs[d])}">{esc(d)}</a>' for d in run.datasets) + ".</p>\n")
-    note = retimed_note(run.frame, [run.path])
+    note = timing_note(run.frame, [run.path])
     if note:
         parts.append(f"<p>{esc(note.strip().replace('`', ''))}</p>\n")
     parts.append(legend(run.columns, with_vs_best="vs_best" in run.summary.columns))

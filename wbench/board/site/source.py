@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from wbench.board.frame import leaderboard_frame
 from wbench.board.leaderboard import (
     COLUMNS,
     Column,
@@ -26,7 +27,7 @@ from wbench.board.leaderboard import (
     summarise,
 )
 from wbench.board.learning_curves import curve_table, select_milestone
-from wbench.board.retimed import with_retimed_figures
+from wbench.board.timing_section import timing_sections
 from wbench.errors import WbenchError
 from wbench.run.suite import DEFAULT_PRIMARY_METRIC
 from wbench.sections import Section, SectionContext, collect_sections
@@ -118,7 +119,7 @@ def load_run(path: str | Path, *, name: str | None = None, primary: str | None =
     if suite_file.is_file():
         suite = json.loads(suite_file.read_text()).get("suite") or {}
     primary = primary or suite.get("primary_metric") or PRIMARY_DEFAULT
-    full = records_frame(with_retimed_figures(stored, [path]))  # the re-timing pass's speed figures where it has them
+    full = leaderboard_frame([path])  # the records with the run's timing pass joined
     frame, chosen = select_milestone(full)
     summary, columns = summarise_frame(frame, primary=primary)
     return RunData(name=name or path.name, path=path, records=records, frame=frame, summary=summary,
@@ -157,10 +158,9 @@ def transfer_of(frame: pd.DataFrame) -> pd.DataFrame:
 
 def sections(run: RunData) -> list[Section]:
     """The plugins' extra sections of a run (see :func:`sections_of`), then the re-timing
-    pass's (:func:`wbench.run.retime.retime_sections`) when the run folder has one."""
-    from wbench.run.retime import retime_sections
+    pass's (:func:`wbench.board.timing_section.timing_sections`) when the run folder has one."""
 
-    return sections_of(run.frame) + retime_sections([run.path], run.milestone)
+    return sections_of(run.frame) + timing_sections([run.path])
 
 
 def transfer(run: RunData) -> pd.DataFrame:

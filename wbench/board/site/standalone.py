@@ -30,7 +30,7 @@ def leaderboard_page(
     :func:`wbench.board.leaderboard.records_frame`), ranked by ``primary``.
 
     :param extras: add the claims table and the transfer matrix, as the Markdown does.
-    :param note: a sentence under the ranking line (e.g. :func:`wbench.board.retimed.retimed_note`).
+    :param note: a sentence under the ranking line (e.g. :func:`wbench.board.timing_section.timing_note`).
     """
     summary, shown = summarise_frame(frame, primary=primary, columns=columns)
     parts = [f"<p>Ranked by <code>{esc(primary)}</code> (mean over seeds; ± is the standard deviation over "
