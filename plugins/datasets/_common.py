@@ -203,20 +203,19 @@ class LabelledImageDataset(ParamDataset):
                 raise ValueError(f"{self.name}: n_images={p['n_images']} but only {len(all_images)} images are available")
             source_index = np.sort(rng_subset.choice(len(all_images), p["n_images"], replace=False))
         images, labels = all_images[source_index], np.asarray(all_labels[source_index], dtype=np.int64)
+        measures = images_to_measures(images, source_index)  # invalid images fail before the pairs
         pools = None
         if p["split"] == "image-disjoint":
             pools = partition(rng_groups, len(labels), p["image_fractions"], labels=labels)
             metadata["image_groups"] = pools
         pairs = class_combination_splits(rng_pairs, labels, p["pairs_per_combination"], p["fractions"], pools=pools)
         metadata["source_index"] = source_index
-        measure_index = source_index
         if p["unseen"]:  # its images are appended after the others: their indices do not move
             pairs["unseen"], chosen, all_images, all_labels = self._unseen(
                 rng_unseen, pairs, all_images, all_labels, source_index, labels, metadata)
             images = np.concatenate([images, all_images[chosen]])
             labels = np.concatenate([labels, np.asarray(all_labels[chosen], dtype=np.int64)])
-            measure_index = np.concatenate([source_index, chosen])
-        measures = images_to_measures(images, measure_index)
+            measures = images_to_measures(images, np.concatenate([source_index, chosen]))
         if p["train_pairs"] is not None:
             pairs["train"] = self._train_subset(rng_train, pairs["train"], metadata)
         return PairedDataset(self.name, dict(p), measures, pairs, labels=labels, metadata=metadata, unit="pixel")

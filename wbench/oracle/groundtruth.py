@@ -23,10 +23,13 @@ import ot
 import torch
 
 import wbench
-from wbench.data import SPLITS, PairedDataset, PairSet
+from wbench.data import PairedDataset, PairSet
 from wbench.oracle.cache import CacheResult, PathLike, content_key, load_or_compute
 from wbench.oracle.solve import COST_NAME, ORACLE_VERSION, solve_pairs
 from wbench.oracle.supports import SupportTable, as_index_array, support_table
+
+SEPARATE_SPLITS = ("unseen",)
+"""Splits solved as a cache entry of their own (added after the first published runs)."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,8 @@ class GroundTruth:
     :param seconds: wall time of the whole call (support extraction, hashing, lookup, solve).
     :param backend: where the pairs were solved (:func:`wbench.oracle.solve.solve_pairs`'s
         ``on_backend``); ``""`` when nothing was solved (a cache hit).
-    :param extra_caches: the lookups of the entries of splits beyond train / val / test
-        (``unseen``), in their order; ``cache`` is the entry of train / val / test.
+    :param extra_caches: the lookup of the entry of :data:`SEPARATE_SPLITS` (``unseen``) when
+        the dataset has them; ``cache`` is the entry of the other splits.
     """
 
     dataset: PairedDataset
@@ -84,18 +87,18 @@ def compute_ground_truth(
 ) -> GroundTruth:
     """Like :func:`attach_ground_truth`, also returning the cache path, hit flag and timings.
 
-    The splits of :data:`wbench.data.SPLITS` (train, val, test) form one cache entry, keyed as
-    they always were; any other split (``unseen``) forms a second entry of its own, so adding
-    it leaves the first entry's key unchanged. A dataset whose training pairs are a subset
+    The splits (train, val, test and any other a plugin makes) form one cache entry, keyed as
+    they always were; the splits of :data:`SEPARATE_SPLITS` (``unseen``) form a second entry
+    of their own, so adding them leaves the first entry's key unchanged. A dataset whose training pairs are a subset
     (``metadata["train_pairs_full"]`` and ``["train_subset"]``, the ``train_pairs`` parameter)
     solves the full training set (the entry of the full dataset) and keeps the subset's values.
     """
     start = time.perf_counter()
     full_train = dataset.metadata.get("train_pairs_full")
-    base = {name: dataset.pairs[name] for name in dataset.pairs if name in SPLITS}
+    base = {name: dataset.pairs[name] for name in dataset.pairs if name not in SEPARATE_SPLITS}
     if full_train is not None and "train" in base:
         base["train"] = full_train
-    groups = [base, {name: pairs for name, pairs in dataset.pairs.items() if name not in SPLITS}]
+    groups = [base, {name: pairs for name, pairs in dataset.pairs.items() if name in SEPARATE_SPLITS}]
     solved: dict[str, PairSet] = {}
     results: list[CacheResult] = []
     backend: list[str] = []
