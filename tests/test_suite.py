@@ -116,14 +116,24 @@ def test_sizes_that_cannot_work_are_errors_at_load_naming_the_key(table: str, me
 
 
 def test_builtin_suites_pass_the_checks_against_the_installed_plugins() -> None:
+    from wbench.errors import SuiteError
     from wbench.plugin.manager import make_plugin_manager
     from wbench.run.suite_check import check_primary, check_suite, known_metric_columns
+    from wbench_plugins.datasets.mnist import MnistNotFoundError
 
     registry = make_plugin_manager().registry
+    missing = []
     for name in builtin_suites():
         suite = load_suite(name)
-        check_suite(suite, registry)  # raises naming the key of any undeclared parameter
         check_primary(suite.primary_metric, known_metric_columns(), where=name)
+        try:
+            check_suite(suite, registry)  # raises naming the key of any undeclared parameter
+        except SuiteError as exc:
+            if not isinstance(exc.__cause__, MnistNotFoundError):
+                raise
+            missing.append(f"{name}: {exc}")  # MNIST files absent here (mnist-labels needs the training file)
+    if missing:
+        pytest.skip("; ".join(missing))
 
 
 def test_known_metrics_include_every_pair_statistic_of_each_split() -> None:

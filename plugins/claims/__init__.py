@@ -23,16 +23,21 @@ EXTENSIONS_TITLE = "Paper claims on other datasets (extensions: the papers' numb
 
 @hookimpl
 def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) -> list[Section]:
-    """The claims table, when at least one claim was measured (every verdict but "not measured"),
-    then the papers' claims computed on other datasets than the paper's, without verdicts."""
+    """The error against the number of exact labels (records of at least two ``budget.train_pairs``:
+    :mod:`wbench_plugins.claims.labels`), the claims table, when at least one claim was measured
+    (every verdict but "not measured"), then the papers' claims computed on other datasets than
+    the paper's, without verdicts."""
     from wbench.sections import Section
+    from wbench_plugins.claims.labels import TITLE as LABELS_TITLE
+    from wbench_plugins.claims.labels import labels_table
     from wbench_plugins.claims.table import EXTENSION, NOT_MEASURED, claims_table
 
+    labels = labels_table(frame)
+    sections = [Section(LABELS_TITLE, labels)] if not labels.empty else []
     claims = claims_table(frame)
     if claims.empty:
-        return []
+        return sections
     extension = claims["verdict"] == EXTENSION
-    sections = []
     checked = claims[~extension].reset_index(drop=True)
     if not checked.empty and not (checked["verdict"] == NOT_MEASURED).all():
         sections.append(Section(TITLE, checked))

@@ -233,3 +233,30 @@ def seed_streams(seed: int, n: int) -> list[np.random.Generator]:
     """``n`` independent generators derived from ``seed`` (one per stage of a build), so that
     e.g. changing the number of pairs does not change which measures are drawn."""
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def unseen_pairs(
+    rng: np.random.Generator, like: PairSet, labels: np.ndarray, pool: np.ndarray, pool_labels: np.ndarray
+) -> PairSet:
+    """Pairs of never-paired measures with the class combinations of ``like`` (the test pairs).
+
+    For every class combination ``(a, b)`` that occurs ``k`` times in ``like``, ``k`` distinct
+    pairs whose left measure has class ``a`` and right measure class ``b``, both from ``pool``;
+    the pairs come back in a seeded random order. The result has ``len(like)`` pairs.
+
+    :param like: ``(P,)`` pairs whose class combinations are copied.
+    :param labels: ``(n,)`` class of each measure ``like`` indexes.
+    :param pool: ``(m,)`` indices (in the caller's numbering) of the measures to pair.
+    :param pool_labels: ``(m,)`` class of each pool measure.
+    :raises ValueError: a class has too few pool measures for its pairs (naming the classes).
+    """
+    a, b = labels[like.left], labels[like.right]
+    combos, counts = np.unique(np.stack([a, b], axis=1), axis=0, return_counts=True)
+    left, right = [], []
+    for (ca, cb), k in zip(combos.tolist(), counts.tolist(), strict=True):
+        kind = _Kind(f"classes ({ca}, {cb})", pool[pool_labels == ca], pool[pool_labels == cb], ca == cb)
+        i, j = _draw_distinct(rng, kind, int(k), "the unseen pool", hint="too few images occur in no pair")
+        left.append(i)
+        right.append(j)
+    order = rng.permutation(len(like))
+    return PairSet(np.concatenate(left)[order], np.concatenate(right)[order])

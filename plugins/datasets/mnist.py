@@ -163,6 +163,10 @@ class MnistDataset(LabelledImageDataset):
       ``"all"`` (training images first, then test images; ``metadata["source_index"]``
       counts in that order).
     - ``download``: let torchvision download missing files into ``root``.
+    - ``unseen`` (see :class:`LabelledImageDataset`): the protocol's 55,000 pairs touch
+      about every image of the 10,000 in ``subset="test"`` (each image is in about 11 pairs),
+      so the unseen images come from the part ``subset`` leaves out (the 60,000 images of the
+      training file, which must then be present) besides any image no train/val pair uses.
 
     Intensities (0..255) are normalised to unit mass per image; an all-zero image is an
     error naming its index.
@@ -196,6 +200,25 @@ class MnistDataset(LabelledImageDataset):
         if not self.params["download"]:
             for part in SUBSETS[self.params["subset"]]:
                 part_files(root, part)
+            for part in self.unseen_parts() if self.params["unseen"] else ():
+                try:
+                    part_files(root, part)
+                except MnistNotFoundError as exc:
+                    raise MnistNotFoundError(f"mnist: unseen = true draws its images from the MNIST {part} "
+                                             f"file, which subset={self.params['subset']!r} leaves out: {exc}") from exc
+
+    def unseen_parts(self) -> tuple[str, ...]:
+        """The MNIST parts ``subset`` leaves out (they feed the ``unseen`` pool)."""
+        return tuple(part for part in FILES if part not in SUBSETS[self.params["subset"]])
+
+    def extra_images(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The images and labels of the parts ``subset`` leaves out (None: it reads both)."""
+        parts = self.unseen_parts()
+        if not parts:
+            return None
+        root = resolve_root(self.params["root"])
+        loaded = [load_part(root, part, download=self.params["download"]) for part in parts]
+        return np.concatenate([i for i, _ in loaded]), np.concatenate([lab for _, lab in loaded])
 
     def load(self) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         root = resolve_root(self.params["root"])

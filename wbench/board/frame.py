@@ -77,6 +77,8 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
             "unit": out.unit or "",
         }
         row["coverage"] = record_coverage(r)
+        if "train_pairs" in (r.budget or {}):  # records before issue 34 do not state it: no empty column
+            row["budget.train_pairs"] = r.budget["train_pairs"]
         row.update(out.metrics or {})
         row.update({f"transfer.{k}": v for k, v in (out.transfer or {}).items()})
         fit = out.fit or {}

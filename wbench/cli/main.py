@@ -201,6 +201,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             row: dict[str, Any] = {"name": entry.name, "status": "ok" if available else f"unavailable: {reason}"}
             if kind == "surrogate":
                 row["parameters"] = _default_parameter_count(entry) if available else ""
+            if kind == "dataset":
+                row["unseen"] = _unseen_support(entry) if available else ""
             row["plugin"] = entry.plugin
             row["distribution"] = entry.distribution
             row["description"] = entry.description
@@ -212,6 +214,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     for info in broken:
         print(f"plugin {info.name} ({info.distribution}): {info.status}: {info.error}")
     return 0
+
+
+def _unseen_support(entry: Any) -> str:
+    """``yes`` when the dataset offers an ``unseen`` pair set (parameter ``unseen``), else
+    ``no: <the class's reason>``."""
+    try:
+        reason = getattr(entry.load(), "no_unseen_reason", "not declared by the plugin")
+    except Exception as exc:  # a plugin that fails to load is listed unavailable already
+        return f"? ({type(exc).__name__})"
+    return "yes" if reason is None else f"no: {reason}"
 
 
 def _default_parameter_count(entry: Any) -> str:

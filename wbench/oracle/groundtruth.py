@@ -23,10 +23,13 @@ import ot
 import torch
 
 import wbench
-from wbench.data import PairedDataset
+from wbench.data import PairedDataset, PairSet
 from wbench.oracle.cache import CacheResult, PathLike, content_key, load_or_compute
 from wbench.oracle.solve import COST_NAME, ORACLE_VERSION, solve_pairs
 from wbench.oracle.supports import SupportTable, as_index_array, support_table
+
+SEPARATE_SPLITS = ("unseen",)
+"""Splits solved as a cache entry of their own (added after the first published runs)."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class GroundTruth:
     :param seconds: wall time of the whole call (support extraction, hashing, lookup, solve).
     :param backend: where the pairs were solved (:func:`wbench.oracle.solve.solve_pairs`'s
         ``on_backend``); ``""`` when nothing was solved (a cache hit).
+    :param extra_caches: the lookup of the entry of :data:`SEPARATE_SPLITS` (``unseen``) when
+        the dataset has them; ``cache`` is the entry of the other splits.
     """
 
     dataset: PairedDataset
@@ -46,6 +51,7 @@ class GroundTruth:
     n_pairs: int
     seconds: float
     backend: str = ""
+    extra_caches: tuple[CacheResult, ...] = ()
 
 
 def oracle_key(table: SupportTable, left: np.ndarray, right: np.ndarray, *, kind: str) -> str:
@@ -79,16 +85,50 @@ def compute_ground_truth(
     progress: bool = True,
     scheduler: str | None = None,
 ) -> GroundTruth:
-    """Like :func:`attach_ground_truth`, also returning the cache path, hit flag and timings."""
+    """Like :func:`attach_ground_truth`, also returning the cache path, hit flag and timings.
+
+    The splits (train, val, test and any other a plugin makes) form one cache entry, keyed as
+    they always were; the splits of :data:`SEPARATE_SPLITS` (``unseen``) form a second entry
+    of their own, so adding them leaves the first entry's key unchanged. A dataset whose training pairs are a subset
+    (``metadata["train_pairs_full"]`` and ``["train_subset"]``, the ``train_pairs`` parameter)
+    solves the full training set (the entry of the full dataset) and keeps the subset's values.
+    """
     start = time.perf_counter()
-    names = list(dataset.pairs)
-    sizes = [len(dataset.pairs[name]) for name in names]
-    left = np.concatenate([dataset.pairs[name].left for name in names]) if names else np.zeros(0, np.int64)
-    right = np.concatenate([dataset.pairs[name].right for name in names]) if names else np.zeros(0, np.int64)
+    full_train = dataset.metadata.get("train_pairs_full")
+    base = {name: dataset.pairs[name] for name in dataset.pairs if name not in SEPARATE_SPLITS}
+    if full_train is not None and "train" in base:
+        base["train"] = full_train
+    groups = [base, {name: pairs for name, pairs in dataset.pairs.items() if name in SEPARATE_SPLITS}]
+    solved: dict[str, PairSet] = {}
+    results: list[CacheResult] = []
+    backend: list[str] = []
+    n_pairs = 0
+    for group in groups:
+        if not group and results:
+            continue
+        values, result = _solve_group(dataset, group, cache_dir, n_jobs, progress, scheduler, backend)
+        solved.update(values)
+        results.append(result)
+        n_pairs += sum(len(p) for p in group.values())
+    if full_train is not None and "train" in solved:
+        solved["train"] = solved["train"].subset(dataset.metadata["train_subset"])
+    pairs = {name: solved[name] for name in dataset.pairs}
+    return GroundTruth(dataset.with_pairs(pairs), results[0], n_pairs, time.perf_counter() - start,
+                       "; ".join(backend), extra_caches=tuple(results[1:]))
+
+
+def _solve_group(
+    dataset: PairedDataset, group: dict[str, PairSet], cache_dir: PathLike | None, n_jobs: int, progress: bool,
+    scheduler: str | None, backend: list[str],
+) -> tuple[dict[str, PairSet], CacheResult]:
+    """Exact W2^2 of the splits in ``group`` (split -> pairs), as one cache entry."""
+    names = list(group)
+    sizes = [len(group[name]) for name in names]
+    left = np.concatenate([group[name].left for name in names]) if names else np.zeros(0, np.int64)
+    right = np.concatenate([group[name].right for name in names]) if names else np.zeros(0, np.int64)
     ids, local = np.unique(np.concatenate([left, right]), return_inverse=True)
     table = support_table(dataset.measures, ids, what=f"dataset {dataset.name!r}")
     local_left, local_right = local[: len(left)], local[len(left) :]
-    backend: list[str] = []
     result = load_or_compute(
         oracle_key(table, local_left, local_right, kind="pairs"),
         lambda: solve_pairs(
@@ -100,10 +140,7 @@ def compute_ground_truth(
         meta=_meta(dataset, table, "pairs", splits=dict(zip(names, sizes, strict=True))),
     )
     bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
-    pairs = {
-        name: dataset.pairs[name].with_w2sq(result.values[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names)
-    }
-    return GroundTruth(dataset.with_pairs(pairs), result, len(left), time.perf_counter() - start, "; ".join(backend))
+    return {name: group[name].with_w2sq(result.values[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names)}, result
 
 
 def attach_ground_truth(

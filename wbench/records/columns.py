@@ -157,7 +157,8 @@ def select_columns(keys: Sequence[str]) -> tuple[Column, ...]:
     return tuple(known[k] for k in keys)
 
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "unseen")
+"""The split prefixes of pair-error columns (``unseen``: pairs of never-paired measures)."""
 
 
 class UnknownMetricError(WbenchError, ValueError):

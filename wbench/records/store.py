@@ -56,7 +56,14 @@ def _json_default(value: Any) -> Any:
 
 
 def cell_key(**identity: Any) -> str:
-    """A short stable hash of a cell's identity (dataset, method, params, seed, budget)."""
+    """A short stable hash of a cell's identity (dataset, method, params, seed, budget).
+
+    The budget's ``train_pairs`` (a fact the dataset parameters already fix, stated in every
+    record since issue 34) is left out, so cell keys stay those of earlier records.
+    """
+    budget = identity.get("budget")
+    if isinstance(budget, Mapping) and "train_pairs" in budget:
+        identity = {**identity, "budget": {k: v for k, v in budget.items() if k != "train_pairs"}}
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
 
 

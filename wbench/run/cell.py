@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wbench.budget import Budget
-from wbench.data import PairedDataset
+from wbench.data import PairedDataset, PairSet
 from wbench.errors import WbenchError
 from wbench.executor import where, worker_threads
 from wbench.oracle.exact_blocks import ExactBlocks
@@ -106,6 +106,7 @@ def compute_cell(
     suite's ``cell_time_limit_s`` (past it, every record still to make is ``failed``, saying so).
     """
     emitted: set[str] = set()
+    task = with_train_pairs(task, train_pairs(datasets[dataset_memo(task.dataset.name, task.dataset.params)]))
 
     def emit_and_note(made: list[Record]) -> None:
         emitted.update(r.key for r in made)
@@ -252,16 +253,41 @@ def _build(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budge
 
 
 def _evaluation_dataset(suite: Suite, cls: type[Surrogate], dataset: PairedDataset) -> PairedDataset:
-    """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only
-    (learned methods and embeddings that set ``evaluate_on_all_pairs``: on every test pair)."""
-    limit = suite.evaluation.solver_eval_pairs
+    """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only,
+    and of the ``unseen`` pairs when the dataset has them, of the same size (learned methods
+    and embeddings that set ``evaluate_on_all_pairs``: on every pair of every split)."""
     if cls.trainable or cls.evaluate_on_all_pairs:
         return dataset
-    test = dataset.pairs["test"]
-    if limit is not None and len(test) > limit:
-        chosen = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(test))[:limit])
-        test = test.subset(chosen)
-    return dataset.with_pairs({"test": test})
+    return dataset.with_pairs({split: _solver_subset(suite, dataset.pairs[split])
+                               for split in EVALUATED_SPLITS if split in dataset.pairs})
+
+
+EVALUATED_SPLITS = ("test", "unseen")
+"""The splits a solver is evaluated on (each limited by ``solver_eval_pairs``)."""
+
+
+def _solver_subset(suite: Suite, pairs: PairSet) -> PairSet:
+    """The first ``solver_eval_pairs`` of a fixed seeded permutation of ``pairs`` (all when fewer)."""
+    limit = suite.evaluation.solver_eval_pairs
+    if limit is not None and len(pairs) > limit:
+        chosen = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(pairs))[:limit])
+        return pairs.subset(chosen)
+    return pairs
+
+
+def train_pairs(dataset: PairedDataset) -> int:
+    """The number of distinct exact training pairs of ``dataset`` (unordered, as the oracle
+    solves them): ``budget.train_pairs`` of every record of its cells."""
+    train = dataset.pairs["train"]
+    lo, hi = np.minimum(train.left, train.right), np.maximum(train.left, train.right)
+    return int(len(np.unique(np.stack([lo, hi], axis=1), axis=0))) if len(train) else 0
+
+
+def with_train_pairs(task: CellTask, n: int) -> CellTask:
+    """``task`` whose records' budgets state ``train_pairs = n`` (:func:`cell_key` leaves it
+    out, so the cell keys stay those of the identities without it)."""
+    todo = tuple((m, e, {**ident, "budget": {**ident["budget"], "train_pairs": n}}) for m, e, ident in task.todo)
+    return replace(task, todo=todo)
 
 
 def _evaluate(
