@@ -1,22 +1,23 @@
 #!/bin/bash
-# Publish a finished run folder as results/NAME: copy its records, suite, plots and models,
-# re-time its saved models in one interleaved pass, regenerate its leaderboards (Markdown,
+# Publish a finished run folder as results/NAME: copy its records, suite, timing pass
+# (timing.json), plots and models, time it again in one interleaved pass when ROUNDS is given
+# (its models must be there), regenerate its leaderboards (Markdown,
 # CSV, charts), the README's front page, results/README.md's run facts and the DWE barycenter
 # figure (mnist), and the site.
 #
-#   bash results/publish.sh SOURCE_RUN NAME DEVICE_TAG [RETIME_ROUNDS]
+#   bash results/publish.sh SOURCE_RUN NAME DEVICE_TAG [ROUNDS]
 #   bash results/publish.sh /work/runs/mnist mnist cpu-intel-xeon-2c 21
 #
 # DEVICE_TAG names the leaderboard files (leaderboard-DEVICE_TAG.md / .csv), after the
-# machine the records were measured on. Run it on otherwise idle cores: the re-timing pass
-# is a measurement. Nothing is committed; review `git status` and the site's screenshots
+# machine the records were measured on. Run it on otherwise idle cores: a timing pass is a
+# measurement. Nothing is committed; review `git status` and the site's screenshots
 # (tests/test_site_browser.py, or chromium --headless --screenshot) first.
 set -euo pipefail
 if [ $# -lt 3 ]; then
     sed -n 2,13p "$0" >&2
     exit 2
 fi
-source_run=$1 name=$2 tag=$3 rounds=${4:-21}
+source_run=$1 name=$2 tag=$3 rounds=${4:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest=$root/results/$name
 [ -f "$source_run/records.jsonl" ] || { echo "no records.jsonl in $source_run" >&2; exit 1; }
@@ -25,7 +26,7 @@ dest=$root/results/$name
 # shapes/lot-translation-error.json) survive the republication.
 kept=$(mktemp -d)
 if [ -d "$dest" ]; then
-    find "$dest" -maxdepth 1 -name '*.json' ! -name suite.json ! -name retime.json -exec cp {} "$kept/" \;
+    find "$dest" -maxdepth 1 -name '*.json' ! -name suite.json ! -name timing.json -exec cp {} "$kept/" \;
     git -C "$root" rm -rq --ignore-unmatch "results/$name"
     rm -rf "$dest"
 fi
@@ -33,9 +34,10 @@ mkdir -p "$dest"
 cp -r "$kept/." "$dest/"
 rm -rf "$kept"
 cp "$source_run/records.jsonl" "$source_run/suite.json" "$dest/"
+[ -f "$source_run/timing.json" ] && cp "$source_run/timing.json" "$dest/"
 [ -d "$source_run/plots" ] && cp -r "$source_run/plots" "$dest/plots"
-[ -d "$source_run/models" ] && cp -r "$source_run/models" "$dest/models"  # git-ignored; retime reads them
-if [ -d "$dest/models" ]; then
+[ -d "$source_run/models" ] && cp -r "$source_run/models" "$dest/models"  # git-ignored; the timing pass reads them
+if [ -n "$rounds" ]; then
     wbench retime "$dest" --rounds "$rounds"
 fi
 wbench leaderboard "$dest" --out "$dest/leaderboard-$tag.md" --plots "$dest"

@@ -293,10 +293,12 @@ def _slow_small_blocks(ex: torch.Tensor, ey: torch.Tensor, *, chunk: int = 4096)
 
 def test_c_is_timed_on_each_direct_block_and_predicts_it(measures, monkeypatch):
     import wbench.surrogate
-    import wbench.timing.costmodel
+    import wbench.timing.calls
+    import wbench.timing.direct
 
     monkeypatch.setattr(wbench.surrogate, "pairwise_euclidean", _slow_small_blocks)
-    monkeypatch.setattr(wbench.timing.costmodel, "pairwise_euclidean", _slow_small_blocks)
+    monkeypatch.setattr(wbench.timing.calls, "pairwise_euclidean", _slow_small_blocks)
+    monkeypatch.setattr(wbench.timing.direct, "pairwise_euclidean", _slow_small_blocks)
     model = measure_cost_model(
         SleepyEmbedding(), measures, embed_batch=32, pair_block=64, direct_n=(4, 64),
         rounds=5, min_round_s=0.02, device="cpu",

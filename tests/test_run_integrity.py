@@ -155,9 +155,9 @@ def test_run_param_no_dataset_has_is_refused_naming_it() -> None:
 
 
 def test_readme_suite_excerpt_is_the_real_quick_suite() -> None:
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "suites.md").read_text()
     match = re.search(r"See `wbench/suites/quick.toml`.*?\n```toml\n(.*?)```", readme, flags=re.S)
-    assert match, "the README's suite section must show wbench/suites/quick.toml"
+    assert match, "docs/suites.md must show wbench/suites/quick.toml"
     assert match.group(1) == (REPO / "wbench" / "suites" / "quick.toml").read_text()
 
 

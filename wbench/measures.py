@@ -183,3 +183,26 @@ class MeasureBatch:
         keep = w > 0
         w = w[keep]
         return pts[keep], w / w.sum()
+
+
+def concat_measures(a: MeasureBatch, b: MeasureBatch) -> MeasureBatch:
+    """Stack two batches on the same support into one ``(len(a) + len(b), N)`` batch."""
+    if a.support.ndim == 2 and b.support.ndim == 2:
+        if a.support.shape != b.support.shape or not torch.equal(a.support, b.support.to(a.support.device)):
+            raise ValueError("cannot stack measures on different grids")
+        return MeasureBatch(torch.cat([a.weights, b.weights.to(a.device)]), a.support, a.grid_shape)
+    pa, wa = a.point_clouds()
+    pb, wb = b.point_clouds()
+    n = max(pa.shape[1], pb.shape[1])
+    pa, wa = _pad_cloud(pa, wa, n)
+    pb, wb = _pad_cloud(pb, wb, n)
+    return MeasureBatch(torch.cat([wa, wb.to(wa.device)]), torch.cat([pa, pb.to(pa.device)]), None)
+
+
+def _pad_cloud(points: torch.Tensor, weights: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    extra = n - points.shape[1]
+    if extra == 0:
+        return points, weights
+    points = torch.nn.functional.pad(points, (0, 0, 0, extra))
+    weights = torch.nn.functional.pad(weights, (0, extra))
+    return points, weights

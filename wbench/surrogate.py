@@ -24,8 +24,13 @@ import torch
 
 from wbench.budget import Budget
 from wbench.data import LabelledPairs
-from wbench.measures import MeasureBatch
-from wbench.plugin.saved_models import SavedModelError, resolve_saved_class  # noqa: F401 (SavedModelError: re-exported)
+from wbench.measures import MeasureBatch, concat_measures  # noqa: F401 (concat_measures: re-exported)
+from wbench.plugin.saved_models import (  # noqa: F401 (SavedModelError: re-exported)
+    SavedModelError,
+    read_saved_header,
+    read_saved_state,
+    resolve_saved_class,
+)
 from wbench.train.loop import FitReport, train_on_pairs
 from wbench.validate import check_predictions
 
@@ -41,6 +46,11 @@ __all__ = [
 ]
 
 InputKind = Literal["grid", "cloud", "any"]
+METHOD_CLASSES = ("learned", "hybrid", "untrained", "solver")
+"""The classes of methods, in the order boards list them (see ``Surrogate.method_class``)."""
+RANKED_CLASSES = ("learned", "hybrid")
+"""Classes ranked on boards (each within itself); the others are reference rows."""
+
 SAVE_FORMAT_VERSION = 1
 
 
@@ -52,6 +62,11 @@ class Surrogate(ABC):
     :cvar input_kind: ``"grid"`` (needs images on a shared grid), ``"cloud"`` (weighted
         point clouds, either view works) or ``"any"``.
     :cvar trainable: False for solvers.
+    :cvar method_class: what a user pays at inference, one of :data:`METHOD_CLASSES`:
+        ``"learned"`` (no solver at inference; the default), ``"hybrid"`` (a solver per new
+        measure, e.g. an LP per measure), ``"untrained"`` (an embedding with nothing to
+        learn), ``"solver"`` (a solver per pair). Boards rank learned and hybrid methods,
+        each within its class; untrained embeddings and solvers are reference rows.
     :cvar width_param: name of the constructor keyword that scales the parameter count
         (searched for matched budgets), or None.
     :cvar default_eval_params: evaluation-time parameters and their defaults.
@@ -67,6 +82,7 @@ class Surrogate(ABC):
 
     input_kind: ClassVar[InputKind] = "grid"
     trainable: ClassVar[bool] = True
+    method_class: ClassVar[str] = "learned"
     width_param: ClassVar[str | None] = None
     default_eval_params: ClassVar[Mapping[str, Any]] = {}
     evaluate_on_all_pairs: ClassVar[bool] = False
@@ -168,6 +184,7 @@ class Solver(Surrogate):
     """A reference method with nothing to fit (exact LP, Sinkhorn, LOT, sliced W2)."""
 
     trainable: ClassVar[bool] = False
+    method_class: ClassVar[str] = "solver"
 
     def fit(self, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
         """Nothing to learn: returns an empty report."""
@@ -288,7 +305,7 @@ class TorchSurrogate(Surrogate):
             the file).
         """
         path = Path(path)
-        header = _read_saved_header(Path(f"{path}.json"))
+        header = read_saved_header(Path(f"{path}.json"))
         if not isinstance(header, dict) or header.get("format_version") != SAVE_FORMAT_VERSION:
             version = header.get("format_version") if isinstance(header, dict) else None
             raise SavedModelError(f"{path}: unsupported save format {version!r}")
@@ -306,7 +323,7 @@ class TorchSurrogate(Surrogate):
             surrogate = target_cls(**params)
         except TypeError as exc:
             raise SavedModelError(f"{path}.json: 'params' do not fit {target_cls.__name__} ({exc})") from exc
-        state = _read_saved_state(path, device)
+        state = read_saved_state(path, device)
         try:
             surrogate.model.load_state_dict(state)
         except (RuntimeError, TypeError, ValueError) as exc:  # missing / unexpected keys, wrong shapes
@@ -314,43 +331,6 @@ class TorchSurrogate(Surrogate):
         surrogate.to(device)
         surrogate.configure(**eval_params)
         return surrogate
-
-
-def _read_saved_header(path: Path) -> Any:
-    """The JSON header of a saved model (``<name>.pt.json``).
-
-    :raises SavedModelError: naming ``path``: missing, unreadable or not JSON.
-    """
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SavedModelError(f"{path}: the saved model's header does not exist") from exc
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SavedModelError(f"{path}: the saved model's header is not a readable JSON file ({exc})") from exc
-
-
-def _read_saved_state(path: Path, device: str) -> Mapping[str, torch.Tensor]:
-    """The tensors of a saved model, read with ``torch.load(weights_only=True)``.
-
-    :raises SavedModelError: naming ``path``: missing, or not a weights-only tensor file
-        (a pickle that names code, a damaged file) or not a mapping of tensors.
-    """
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError as exc:
-        raise SavedModelError(f"{path}: the saved model's tensor file does not exist") from exc
-    except Exception as exc:  # UnpicklingError (not weights only), a damaged zip, ...
-        raise SavedModelError(
-            f"{path}: not a tensor file torch can load with weights_only=True (a pickle naming code, or a "
-            f"damaged file); refusing it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
-        ) from exc
-    if not isinstance(state, Mapping):
-        raise SavedModelError(f"{path}: holds a {type(state).__name__}, not a mapping of tensor names to tensors")
-    return state
-
-
-
-
 
 
 class EmbeddingSurrogate(TorchSurrogate):
@@ -414,26 +394,3 @@ def pairwise_euclidean(ex: torch.Tensor, ey: torch.Tensor, *, chunk: int = 4096)
     ex, ey = ex - centre, ey - centre
     rows = [torch.cdist(ex[i : i + chunk], ey) for i in range(0, ex.shape[0], chunk)]
     return torch.cat(rows, dim=0)
-
-
-def concat_measures(a: MeasureBatch, b: MeasureBatch) -> MeasureBatch:
-    """Stack two batches on the same support into one ``(len(a) + len(b), N)`` batch."""
-    if a.support.ndim == 2 and b.support.ndim == 2:
-        if a.support.shape != b.support.shape or not torch.equal(a.support, b.support.to(a.support.device)):
-            raise ValueError("cannot stack measures on different grids")
-        return MeasureBatch(torch.cat([a.weights, b.weights.to(a.device)]), a.support, a.grid_shape)
-    pa, wa = a.point_clouds()
-    pb, wb = b.point_clouds()
-    n = max(pa.shape[1], pb.shape[1])
-    pa, wa = _pad_cloud(pa, wa, n)
-    pb, wb = _pad_cloud(pb, wb, n)
-    return MeasureBatch(torch.cat([wa, wb.to(wa.device)]), torch.cat([pa, pb.to(pa.device)]), None)
-
-
-def _pad_cloud(points: torch.Tensor, weights: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    extra = n - points.shape[1]
-    if extra == 0:
-        return points, weights
-    points = torch.nn.functional.pad(points, (0, 0, 0, extra))
-    weights = torch.nn.functional.pad(weights, (0, extra))
-    return points, weights

@@ -168,6 +168,8 @@ class LOTResidual(EmbeddingSurrogate):
     :param n_jobs: worker processes for the LPs (-1: all cores; small batches run in-process).
     """
 
+    method_class: ClassVar[str] = "hybrid"  # one LP per new measure (its LOT embedding)
+
     input_kind: ClassVar[str] = "any"
     width_param: ClassVar[str | None] = "width"
 

@@ -210,6 +210,8 @@ class CountingSolver(Solver):
 class EmbeddingSolver(CountingSolver):
     """A solver ``d(x, y) = scale * |embed_unscaled(x) - embed_unscaled(y)|`` with no trainable parameters.
 
+    Its class is ``untrained`` (an embedding with nothing to learn; a reference row on boards).
+
     Subclasses implement :meth:`embed_unscaled` (and may override :meth:`prepare`, which
     fixes whatever the embedding needs from the training measures). :meth:`distance`
     embeds both sides; :meth:`pairwise` embeds each measure once and computes one
@@ -224,6 +226,8 @@ class EmbeddingSolver(CountingSolver):
     * ``scale_pairs`` (default 1,000): how many training pairs (a seeded random subset)
       the scale is fitted on.
     """
+
+    method_class: ClassVar[str] = "untrained"
 
     metric_by_construction: ClassVar[bool] = True  # a scaled Euclidean distance of embeddings
 

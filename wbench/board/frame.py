@@ -40,12 +40,38 @@ def leaderboard_frame(run_dirs: Iterable[str | Path], *, keep_newest: bool = Fal
     :raises wbench.records.timing_file.TimingError: a ``timing.json`` that cannot be read or is stale.
     """
     run_dirs = list(run_dirs)
-    frame = records_frame(load_records(run_dirs, keep_newest=keep_newest))
+    records = load_records(run_dirs, keep_newest=keep_newest)
+    frame = with_registered_classes(records_frame(records), records)
     figures = timing_figures(run_dirs)
     if not figures or frame.empty:
         return frame
     speed = pd.DataFrame([figures.get(key, {}) for key in frame["key"]], index=frame.index)
     return cost_columns(pd.concat([frame, speed], axis=1))
+
+
+def with_registered_classes(frame: pd.DataFrame, records: Sequence[Record], registry: Any = None) -> pd.DataFrame:
+    """``frame`` with the class of each record that does not state one (written before wbench
+    stored it) read from its registered method's ``method_class`` (default registry: the
+    installed plugins'); a method that cannot be loaded keeps the guess of :func:`records_frame`."""
+    missing = sorted({r.method for r in records if r.outcome is not None and r.outcome.method_class is None})
+    if not missing or frame.empty:
+        return frame
+    if registry is None:
+        from wbench.plugin.manager import make_plugin_manager
+
+        registry = make_plugin_manager().registry
+    found = {}
+    for name in missing:
+        try:
+            found[name] = str(registry.get("surrogate", name).load().method_class)
+        except Exception:  # an uninstalled or broken plugin: keep the guess from `trainable`
+            continue
+    stated = {r.key for r in records if r.outcome is not None and r.outcome.method_class is not None}
+    frame = frame.copy()
+    for index, row in frame.iterrows():
+        if row["key"] not in stated and row["method_name"] in found:
+            frame.at[index, "class"] = found[row["method_name"]]
+    return frame
 
 
 def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame:
@@ -84,6 +110,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         fit = out.fit or {}
         row["fit.steps"] = fit.get("steps")
         row["fit.wall_time_s"] = fit.get("wall_time_s")
+        row["class"] = out.method_class or ("learned" if out.trainable or out.trainable is None else "solver")
         if out.metric_by_construction is not None:
             row["metric_by_construction"] = out.metric_by_construction
         if out.n_parameters_trained is not None:  # records before issue 18 lack both: no empty columns

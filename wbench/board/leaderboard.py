@@ -44,6 +44,7 @@ from wbench.sections import (
     markdown_table,
     render_section,
 )
+from wbench.surrogate import METHOD_CLASSES, RANKED_CLASSES
 from wbench.util.filenames import safe_stem
 
 BY_CONSTRUCTION = "metric by construction"
@@ -93,7 +94,9 @@ def _summary_row(
     units = sorted({u for u in group["unit"] if u}) if "unit" in group else []
     averaged = pd.to_numeric(ok[primary], errors="coerce") if primary in ok else pd.Series(dtype=float)
     n_seeds = int(np.isfinite(averaged.to_numpy(dtype=float)).sum())
-    row: dict[str, Any] = {"dataset": dataset, "method": method, "seeds": n_seeds, "unit": "/".join(units)}
+    classes = sorted({str(c) for c in group["class"].dropna()}) if "class" in group else []
+    row: dict[str, Any] = {"dataset": dataset, "method": method, "class": classes[0] if len(classes) == 1 else "learned",
+                           "seeds": n_seeds, "unit": "/".join(units)}
     if "metric_by_construction" in group.columns:
         flags = ok["metric_by_construction"].dropna()
         row["metric_by_construction"] = bool(len(flags)) and bool(flags.astype(bool).all())
@@ -115,9 +118,12 @@ def _summary_row(
 def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
     """Sort the non-empty summary ``table`` per dataset and insert the ``rank`` column.
 
-    Ranked rows (full coverage, a ``primary`` mean) come first by that mean, then partial rows,
-    then rows without the primary metric, both unranked (rank NaN). ``coverage`` is dropped
-    when every row has full coverage; ranks are ints when every row is ranked.
+    Rows are listed by class (:data:`wbench.surrogate.METHOD_CLASSES`: learned, hybrid, then
+    the reference classes). Within a ranked class, ranked rows (full coverage, a ``primary``
+    mean) come first by that mean and get ranks 1, 2, ... of their class; then partial rows,
+    then rows without the primary metric, both unranked (rank NaN). Reference rows (untrained
+    embeddings, solvers) are never ranked. ``coverage`` is dropped when every row has full
+    coverage; ranks are ints when every row is ranked.
     """
     key = f"{primary}.mean"
     if key not in table.columns:  # e.g. every cell failed: rank by nothing, render the statuses
@@ -127,17 +133,20 @@ def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
     table["_partial"] = partial
     # ranked rows first, then partial ones, then rows without the primary metric (failed)
     table["_group"] = partial.astype(int) + 2 * table[key].isna().astype(int)
-    table = table.sort_values(["dataset", "_group", key, "method"], na_position="last", kind="mergesort").reset_index(drop=True)
-    rankable = table["_group"] == 0
-    ranks = table[rankable].groupby("dataset").cumcount() + 1
+    order = {c: i for i, c in enumerate(METHOD_CLASSES)}
+    table["_class"] = [order.get(c, 0) for c in table["class"]]
+    table = table.sort_values(["dataset", "_class", "_group", key, "method"], na_position="last",
+                              kind="mergesort").reset_index(drop=True)
+    rankable = (table["_group"] == 0) & table["class"].isin(RANKED_CLASSES)
+    ranks = table[rankable].groupby(["dataset", "class"]).cumcount() + 1
     table.insert(1, "rank", ranks.reindex(table.index).astype(float))
     if not table["_partial"].any():
         table = table.drop(columns=["coverage"])
     if rankable.all():
         table["rank"] = table["rank"].astype(int)
-    return table.drop(columns=["_partial", "_group"])
+    return table.drop(columns=["_partial", "_group", "_class"])
 
-_NOT_METRICS = frozenset({"key", "dataset", "method", "method_name", "seed", "status", "error", "trainable", "device", "unit"})
+_NOT_METRICS = frozenset({"key", "class", "dataset", "method", "method_name", "seed", "status", "error", "trainable", "device", "unit"})
 
 
 def _check_primary_column(df: pd.DataFrame, primary: str) -> None:
@@ -150,17 +159,27 @@ def _check_primary_column(df: pd.DataFrame, primary: str) -> None:
 
 
 def significance_labels(df: pd.DataFrame, primary: str) -> dict[tuple[str, str], str]:
-    """(dataset, learned method) -> how it compares with the best learned method on ``primary``.
+    """(dataset, ranked method) -> how it compares with the best method of its class on ``primary``.
 
     ``best``, ``worse (p=...)`` when a paired t-test over seeds (Holm-corrected) rejects
     equality at 5 %, ``tied (p=...)`` when it does not, or ``n/a`` with fewer than two
-    matched seeds. Solvers are deterministic and run once, so they are not compared.
+    matched seeds. Reference rows (untrained embeddings, solvers) are not compared.
     """
+    if "class" not in df.columns:
+        return _class_labels(df, primary)
+    labels: dict[tuple[str, str], str] = {}
+    for name in RANKED_CLASSES:
+        labels.update(_class_labels(df[df["class"] == name], primary))
+    return labels
+
+
+def _class_labels(df: pd.DataFrame, primary: str) -> dict[tuple[str, str], str]:
+    """:func:`significance_labels` among the methods of ``df`` (one class)."""
     from wbench.stats import significance
 
-    if "trainable" in df.columns:
+    if "class" not in df.columns and "trainable" in df.columns:
         df = df[[bool(v) if pd.notna(v) else False for v in df["trainable"]]]
-    if primary not in df.columns or df[df["status"] == "ok"].empty:
+    if df.empty or primary not in df.columns or df[df["status"] == "ok"].empty:
         return {}
     lower = next((c.lower_is_better for c in COLUMNS if c.key == primary), True)
     table = significance(df, primary, primary_lower_is_better=lower is not False)
@@ -191,7 +210,8 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
     rows = []
     for _, r in summary.iterrows():
         rank = "" if pd.isna(r["rank"]) else int(r["rank"])
-        row = {"dataset": r["dataset"], "rank": rank, "method": r["method"], "seeds": int(r["seeds"])}
+        row = {"dataset": r["dataset"], "rank": rank, "method": r["method"], "class": r.get("class", ""),
+               "seeds": int(r["seeds"])}
         if "coverage" in summary.columns:
             row["coverage"] = _format_number(r["coverage"])
         by_construction = bool(r.get("metric_by_construction", False) is True)
@@ -204,7 +224,7 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
                 text = BY_CONSTRUCTION  # Euclidean embeddings: the audit can only show round-off
             row[c.header] = text
         if "vs_best" in summary.columns:
-            row["vs best learned"] = r["vs_best"]
+            row["vs best in class"] = r["vs_best"]
         row["status"] = r["status"] if r["status"] == "ok" or not r["error"] else f"{r['status']}: {r['error']}"[:120]
         rows.append(row)
     return pd.DataFrame(rows)

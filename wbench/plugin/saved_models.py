@@ -3,8 +3,12 @@ resolved through the registry."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import torch
 
 from wbench.errors import PluginError, WbenchError
 from wbench.plugin.manager import make_plugin_manager
@@ -66,3 +70,34 @@ def resolve_saved_class(header: Mapping[str, Any], registry: Any = None, *, base
     return found
 
 
+def read_saved_header(path: Path) -> Any:
+    """The JSON header of a saved model (``<name>.pt.json``).
+
+    :raises SavedModelError: naming ``path``: missing, unreadable or not JSON.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SavedModelError(f"{path}: the saved model's header does not exist") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SavedModelError(f"{path}: the saved model's header is not a readable JSON file ({exc})") from exc
+
+
+def read_saved_state(path: Path, device: str) -> Mapping[str, torch.Tensor]:
+    """The tensors of a saved model, read with ``torch.load(weights_only=True)``.
+
+    :raises SavedModelError: naming ``path``: missing, or not a weights-only tensor file
+        (a pickle that names code, a damaged file) or not a mapping of tensors.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError as exc:
+        raise SavedModelError(f"{path}: the saved model's tensor file does not exist") from exc
+    except Exception as exc:  # UnpicklingError (not weights only), a damaged zip, ...
+        raise SavedModelError(
+            f"{path}: not a tensor file torch can load with weights_only=True (a pickle naming code, or a "
+            f"damaged file); refusing it ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
+    if not isinstance(state, Mapping):
+        raise SavedModelError(f"{path}: holds a {type(state).__name__}, not a mapping of tensor names to tensors")
+    return state

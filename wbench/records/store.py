@@ -20,14 +20,13 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from wbench.errors import WbenchError
+from wbench.records.jsonl import RecordFileError, canonical_json, clean_floats, parse_json_line  # noqa: F401
 
 SCHEMA_VERSION = 1
 RECORDS_FILENAME = "records.jsonl"
@@ -42,19 +41,6 @@ IDENTITY_FIELDS = (
 """The fields of a record that identify its cell; :func:`cell_key` hashes them."""
 
 
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: equal values give equal strings."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_json_default)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def cell_key(**identity: Any) -> str:
     """A short stable hash of a cell's identity (dataset, method, params, seed, budget).
 
@@ -65,31 +51,6 @@ def cell_key(**identity: Any) -> str:
     if isinstance(budget, Mapping) and "train_pairs" in budget:
         identity = {**identity, "budget": {k: v for k, v in budget.items() if k != "train_pairs"}}
     return hashlib.sha256(canonical_json(identity).encode()).hexdigest()[:16]
-
-
-def clean_floats(value: Any) -> Any:
-    """Replace NaN and infinities by None recursively, so no non-finite number is stored."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): clean_floats(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean_floats(v) for v in value]
-    if hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:
-        return clean_floats(value.item())
-    return value
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 @dataclass(frozen=True)
@@ -114,6 +75,8 @@ class Outcome:
     :param artifacts: files written, relative to the run directory.
     :param speedup_reference: the surrogate whose throughput is the denominator of the
         speed-ups (None: not timed; records written before wbench stored it have None).
+    :param method_class: the method's class (``Surrogate.method_class``: learned, hybrid,
+        untrained, solver); None in records written before wbench stored it.
     :param side_effects: process-wide settings the cell changed and the harness put back
         (``"torch.default_dtype": "torch.float32 -> torch.float64"``); None when it changed none.
     :param coverage: fraction of the test pairs with a value (below 1 only for a solver that
@@ -137,12 +100,13 @@ class Outcome:
     speedup_reference: str | None = None
     coverage: float | None = None
     side_effects: Mapping[str, str] | None = None
+    method_class: str | None = None
 
 
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 _OPTIONAL_OUTCOME_FIELDS = (
     "speedup_reference", "n_parameters_inference", "n_parameters_trained", "metric_by_construction", "coverage",
-    "side_effects",
+    "side_effects", "method_class",
 )
 """Outcome keys written only when set, so records read from older files write back unchanged."""
 
@@ -241,21 +205,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class RecordFileError(WbenchError):
-    """A records file has a line that is not a valid record."""
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name}")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"non-finite number {text}")
-    return value
-
-
 def parse_record_line(line: str, where: str) -> dict[str, Any]:
     """One line of ``records.jsonl`` as a checked JSON object.
 
@@ -263,12 +212,7 @@ def parse_record_line(line: str, where: str) -> dict[str, Any]:
     :raises RecordFileError: not JSON, a ``NaN`` / ``Infinity`` (or a number that overflows
         to one), not a wbench record, a newer schema, or a bad key or status.
     """
-    try:
-        record = json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
-    except json.JSONDecodeError as exc:
-        raise RecordFileError(f"{where}: not a JSON record ({exc.msg})") from exc
-    except ValueError as exc:  # from the two hooks above
-        raise RecordFileError(f"{where}: {exc}: records never hold NaN or infinities (a damaged or hand-edited file?)") from exc
+    record = parse_json_line(line, where)
     if not isinstance(record, dict) or "schema_version" not in record:
         raise RecordFileError(f"{where}: not a wbench record (no schema_version)")
     if not isinstance(record["schema_version"], int) or record["schema_version"] > SCHEMA_VERSION:

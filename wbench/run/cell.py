@@ -35,13 +35,13 @@ from wbench.run.cell_milestones import (
     milestone_fit,
     skipped_milestone,
 )
+from wbench.run.cell_outputs import artifacts_of
 from wbench.run.cell_task import CellTask, dataset_label, method_label  # noqa: F401 (re-exported)
 from wbench.run.isolation import CellTimeoutError, time_limit, torch_state_guard
 from wbench.run.suite import Suite, SurrogateSpec, budget_for
 from wbench.surrogate import Surrogate, TorchSurrogate
 from wbench.train.checkpoint import milestone_hooks
 from wbench.train.loop import predict_pairs, seed_everything
-from wbench.util.filenames import safe_stem
 
 SUBSET_SEED = 12345  # the solver evaluation subset is the same for every method and seed
 
@@ -183,21 +183,22 @@ def fit_and_evaluate(
         with milestone_hooks(hooks):
             fit_report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
     except Exception as exc:
-        error = describe_error(exc)
-        records.extend(
-            make_record(suite, s, ident, "failed", started, error=error) for m, _, ident in task.todo if m not in done
-        )
+        records.extend(_failed(task, started, exc, lambda m: m not in done))
         return CellResult(records, blocks=blocks.computed)
     # the last milestone, and any the run did not reach (stopped by its time limit): the final weights
     for index in sorted({m for m, _, _ in task.todo} - done):
         skipped = skipped_milestone(fit_report, budget, index, n_train, s.label or s.name)
-        if skipped is None:
-            records.extend(evaluate(index, fit_report, surrogate))
-        else:
-            error = describe_error(skipped)
-            records.extend(make_record(suite, s, ident, "failed", started, error=error)
-                           for m, _, ident in task.todo if m == index)
+        made = evaluate(index, fit_report, surrogate) if skipped is None else _failed(task, started, skipped,
+                                                                                       lambda m, i=index: m == i)
+        records.extend(made)
     return CellResult(records, blocks=blocks.computed)
+
+
+def _failed(task: CellTask, started: str, exc: BaseException, which: Callable[[int], bool]) -> list[Record]:
+    """``failed`` records, saying ``exc``, for the items of ``task.todo`` whose milestone ``which`` picks."""
+    error = describe_error(exc)
+    return [make_record(task.suite, task.surrogate, ident, "failed", started, error=error)
+            for m, _, ident in task.todo if which(m)]
 
 
 @dataclass
@@ -328,6 +329,7 @@ def _evaluate(
         n_parameters_inference=surrogate.n_parameters_inference,
         n_parameters_trained=surrogate.n_parameters_trained,
         metric_by_construction=bool(getattr(cls, "metric_by_construction", False)),
+        method_class=str(getattr(cls, "method_class", "learned")),
         trainable=cls.trainable,
         fit=fit,
         describe=surrogate.describe(),
@@ -335,7 +337,7 @@ def _evaluate(
         metric_errors=metric_errors,
         transfer=_transfer(task, surrogate, datasets),
         unit=dataset.unit,
-        artifacts=tuple(_artifacts(suite, surrogate, fit, predictions, evaluated, ident, artifact_dir)),
+        artifacts=tuple(artifacts_of(suite, surrogate, fit, predictions, evaluated, ident, artifact_dir)),
         coverage=coverage(predictions.get("test")),
     )
 
@@ -369,36 +371,6 @@ def _transfer(task: CellTask, surrogate: Surrogate, datasets: Mapping[str, Paire
         predicted = predict_pairs(surrogate, test, method=task.surrogate.name, call=f"distance (transfer to {label})")
         out.update(pair_metrics(predicted, test.pairs.w2sq, prefix=label))
     return out
-
-
-def _artifacts(
-    suite: Suite, surrogate: Surrogate, fit: Mapping[str, Any], predictions: Mapping[str, np.ndarray],
-    dataset: PairedDataset, ident: Mapping[str, Any], out_dir: Path,
-) -> list[str]:
-    """Write the cell's plots and model; return their paths relative to ``out_dir``."""
-    from wbench.run.cell_plots import plot_loss_curves, plot_predicted_vs_true
-
-    ev = suite.evaluation
-    stem = f"{ident['dataset_label']}-{method_label(SurrogateSpec(name=ident['method'], params=ident['method_params']), ident['eval_params'])}-seed{ident['seed']}"
-    milestone = fit.get("milestone")
-    if milestone and len(milestone["of"]) > 1:  # one run, several milestones: one set of files each
-        stem += f"-{milestone['value']}{milestone['unit']}"
-    stem = safe_stem(stem)
-    paths: list[Path] = []
-    if ev.plots:
-        title = f"{ident['method']} on {ident['dataset_label']}, seed {ident['seed']}"
-        if fit["train_loss"]:
-            paths.append(plot_loss_curves(fit["train_loss"], fit["val_mse"], out_dir / "plots" / f"{stem}-loss.png", title=title))
-        true_w2 = dataset.pairs["test"].w2
-        paths.append(
-            plot_predicted_vs_true(predictions["test"], true_w2, out_dir / "plots" / f"{stem}-pred.png", unit=dataset.unit, title=title)
-        )
-        paths.extend(Path(p) for p in surrogate.write_artifacts(out_dir / "plots" / stem))
-    if ev.save_models and isinstance(surrogate, TorchSurrogate) and type(surrogate).trainable:
-        model_path = out_dir / "models" / f"{stem}.pt"
-        surrogate.save(model_path, name=ident["method"])
-        paths.append(model_path)
-    return [str(p.relative_to(out_dir)) for p in paths]
 
 
 def check_compatible(cls: type[Surrogate], name: str, dataset: PairedDataset, *, model: Surrogate | None = None) -> None:

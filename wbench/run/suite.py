@@ -27,7 +27,6 @@ Unknown keys and wrong types are errors that name the key; TOML syntax errors na
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -39,7 +38,6 @@ from wbench.budget import Budget
 from wbench.errors import SuiteError
 
 DEFAULT_SUITE = "quick"
-SEED_LIMIT = 2**32
 """Seeds are integers in ``[0, SEED_LIMIT)`` (what every random generator wbench seeds accepts)."""
 DEFAULT_PRIMARY_METRIC = "test.w2.rel_mae"
 """The metric that ranks leaderboards when a suite or command names none (lower is better)."""
@@ -155,34 +153,7 @@ def _expect(value: Any, kind: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
-def check_seed(value: Any, where: str) -> int:
-    """``value`` as a seed: an integer in ``[0, 2**32)``; else a :class:`SuiteError` naming ``where``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise SuiteError(f"{where}: a seed must be an integer, got {type(value).__name__} {value!r}")
-    if not 0 <= value < SEED_LIMIT:
-        raise SuiteError(f"{where}: a seed must be a non-negative integer below 2**32, got {value!r}")
-    return value
-
-
-def check_run_name(value: Any, where: str) -> str:
-    """``value`` as a suite name: a plain name, since it names the run folder ``runs/NAME``.
-
-    :raises SuiteError: naming ``where`` for a non-string, an empty name, a name with a path
-        separator, ``..``, a leading dot, or an absolute path.
-    """
-    name = _expect(value, str, where)
-    if not name.strip():
-        raise SuiteError(f"{where}: the suite name is empty")
-    bad = (
-        "/" in name or "\\" in name or "\0" in name or ".." in name or name.startswith(".")
-        or Path(name).is_absolute()
-    )
-    if bad:
-        raise SuiteError(
-            f"{where}: the suite name must be a plain name (it names the run folder runs/NAME): "
-            f"no path separator, '..', leading dot or absolute path, got {name!r}"
-        )
-    return name
+from wbench.run.suite_fields import SEED_LIMIT, check_run_name, check_seed, check_time_limit  # noqa: E402,F401
 
 
 def _table_list(doc: Mapping[str, Any], key: str, source: str) -> list[Mapping[str, Any]]:
@@ -356,18 +327,6 @@ _EVALUATION_MINIMUM = {
     "timing_rounds": 1, "solver_eval_pairs": 1, "min_round_s": 0.0, "cost_threads": 0,
 }
 """The smallest value each size of ``[evaluation]`` accepts (a count of pairs, measures or rounds)."""
-
-
-def check_time_limit(value: Any, where: str) -> float | None:
-    """``value`` as seconds (None stays None).
-
-    :raises SuiteError: not a finite positive number, naming ``where``.
-    """
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise SuiteError(f"{where} must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def parse_suite(text: str, *, source: str = "<suite>") -> Suite:

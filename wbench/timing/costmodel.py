@@ -41,18 +41,26 @@ the real ``pairwise`` call to compare with the prediction.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from wbench.evaluation import is_embedding
 from wbench.measures import MeasureBatch
 from wbench.metrics import _check_costs, pairwise_pairs_per_s  # noqa: F401 (re-exported)
-from wbench.surrogate import pairwise_euclidean
+from wbench.timing.calls import (  # noqa: F401 (re-exported: the calls a cost model times)
+    check_request,
+    embedder,
+    embedding_calls,
+    fresh_copies,
+    perturbed,
+    sample_measures,
+    solver_calls,
+)
+from wbench.timing.direct import DirectTiming, direct_calls, with_direct_timings
+from wbench.timing.memo import checked_for_memoising
 from wbench.timing.rounds import (
     DEFAULT_MIN_ROUND_S,
     DEFAULT_ROUNDS,
@@ -61,7 +69,6 @@ from wbench.timing.rounds import (
     round_stats,
     thread_limit,
 )
-from wbench.timing.throughput import independent_step, pairwise_step
 
 if TYPE_CHECKING:
     from wbench.surrogate import Surrogate
@@ -87,31 +94,6 @@ def independent_pairs_per_s(embed_s: float, pair_s: float) -> float:
     """
     _check_costs(embed_s, pair_s)
     return 1.0 / (2.0 * embed_s + pair_s)
-
-
-@dataclass(frozen=True)
-class DirectTiming:
-    """One direct timing of the real ``pairwise`` call on an ``n x m`` block.
-
-    :param n: rows. :param m: columns.
-    :param stats: seconds per call (median, IQR over rounds).
-    :param predicted_pairs_per_s: the cost model's prediction for this block.
-    """
-
-    n: int
-    m: int
-    stats: RoundStats
-    predicted_pairs_per_s: float
-
-    @property
-    def pairs_per_s(self) -> float:
-        """Measured pairs/s (``n m`` over the median seconds per call)."""
-        return self.n * self.m / self.stats.median_s if self.stats.median_s > 0 else math.inf
-
-    @property
-    def relative_error(self) -> float:
-        """``predicted / measured - 1``."""
-        return self.predicted_pairs_per_s / self.pairs_per_s - 1.0
 
 
 @dataclass(frozen=True)
@@ -227,34 +209,6 @@ class CostModel:
         return out
 
 
-def embedder(surrogate: Surrogate) -> Callable[[MeasureBatch], torch.Tensor]:
-    """The embedding call that ``distance`` / ``pairwise`` use: ``embed_all`` when there is one
-    (learned models: evaluation mode, chunks), else ``embed``; run under inference mode.
-
-    :raises TypeError: the surrogate has no ``embed``.
-    """
-    if not is_embedding(surrogate):
-        raise TypeError(f"{type(surrogate).__name__} has no embed(): it is a solver, time it with its pairs")
-    function = getattr(surrogate, "embed_all", None) or surrogate.embed
-
-    @torch.inference_mode()
-    def run(x: MeasureBatch) -> torch.Tensor:
-        return function(x)
-
-    return run
-
-
-def sample_measures(measures: MeasureBatch, n: int, *, seed: int = 0, device: str | torch.device = "cpu") -> MeasureBatch:
-    """``n`` measures drawn from ``measures`` (without replacement when there are enough), on ``device``."""
-    if n < 1:
-        raise ValueError(f"need at least one measure, got n={n}")
-    if len(measures) == 0:
-        raise ValueError("cannot draw from an empty MeasureBatch")
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(measures), size=n, replace=n > len(measures))
-    return measures.index(idx).to(device)
-
-
 def _device_of(surrogate: Surrogate, device: str | torch.device | None) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -330,9 +284,7 @@ def measure_cost_models(
 
     Round ``r`` times every surrogate's calls in turn (A's ``e``, ``c``, ``o``, then B's ...,
     then the ``extra`` callables) before round ``r + 1`` starts, so a drift of the machine's
-    speed during the measurement hits every surrogate alike: differences between them (the
-    seeds of one architecture, say) are not the machine's drift. Every surrogate draws the
-    same measures (the same ``seed``).
+    speed hits every surrogate alike. Every surrogate draws the same measures (``seed``).
 
     :param surrogates: name -> fitted surrogate, all on ``device``.
     :param embed_batch: measures per timed embedding call, for all or per surrogate name
@@ -350,32 +302,11 @@ def measure_cost_models(
     dev = torch.device(device)
     rows, cols = (pair_block, pair_block) if isinstance(pair_block, int) else pair_block
     batches = {name: embed_batch if isinstance(embed_batch, int) else embed_batch.get(name, 1024) for name in surrogates}
-    for batch in batches.values() or [1024]:
-        _check_sizes(embed_batch=batch, solver_batch=solver_batch, rows=rows, cols=cols, direct_n=direct_n)
     extra = dict(extra or {})
-    if not surrogates and not extra:
-        raise ValueError("measure_cost_models needs at least one surrogate or extra callable")
-    bad = [name for name in [*surrogates, *extra] if "/" in name]
-    if bad:
-        raise ValueError(f"names must not contain '/': {bad}")
+    check_request(surrogates, extra, batches, solver_batch, (rows, cols), direct_n)
     sizes = [int(n) for n in direct_n]
-    fns: dict[str, Callable[[], Any]] = {}
-    shapes: dict[str, tuple[bool, int, tuple[int, int]]] = {}
     with thread_limit(threads) as used_threads:
-        for name, surrogate in surrogates.items():
-            embedding = is_embedding(surrogate)
-            if embedding:
-                # distinct measures only: an embedding that solves each distinct measure once per
-                # call (lot-residual) would otherwise be timed on repeats, faster than on new ones
-                batch = min(batches[name], len(measures))
-                calls = _embedding_calls(surrogate, measures, embed_batch=batch, rows=rows, cols=cols, seed=seed,
-                                         dev=dev)
-                shapes[name] = (True, batch, (rows, cols))
-            else:
-                calls = _solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
-                shapes[name] = (False, 0, (solver_batch, 1))
-            calls.update(direct_calls(surrogate, measures, sizes, pair_block=shapes[name][2], seed=seed, dev=dev))
-            fns.update({f"{name}/{call}": fn for call, fn in calls.items()})
+        fns, shapes = _timed_calls(surrogates, measures, batches, (rows, cols), solver_batch, sizes, seed, dev)
         fns.update(extra)
         # one interleaved series: drift in the machine's load hits e, c, the direct timings
         # and every surrogate alike
@@ -391,6 +322,30 @@ def measure_cost_models(
         with thread_limit(threads):
             models[name] = checked_for_memoising(model, surrogates[name], measures, seed=seed, dev=dev)
     return models, {name: stats[name] for name in extra}
+
+
+def _timed_calls(
+    surrogates: Mapping[str, Surrogate], measures: MeasureBatch, batches: Mapping[str, int],
+    block: tuple[int, int], solver_batch: int, sizes: Sequence[int], seed: int, dev: torch.device,
+) -> tuple[dict[str, Callable[[], Any]], dict[str, tuple[bool, int, tuple[int, int]]]]:
+    """Every surrogate's timed calls (``"name/call"`` -> callable) and its shape: whether it
+    embeds, its embedding batch and the block its ``c`` is timed on."""
+    fns: dict[str, Callable[[], Any]] = {}
+    shapes: dict[str, tuple[bool, int, tuple[int, int]]] = {}
+    for name, surrogate in surrogates.items():
+        if is_embedding(surrogate):
+            # distinct measures only: an embedding that solves each distinct measure once per
+            # call (lot-residual) would otherwise be timed on repeats, faster than on new ones
+            batch = min(batches[name], len(measures))
+            calls = embedding_calls(surrogate, measures, embed_batch=batch, rows=block[0], cols=block[1], seed=seed,
+                                    dev=dev)
+            shapes[name] = (True, batch, block)
+        else:
+            calls = solver_calls(surrogate, measures, solver_batch=solver_batch, seed=seed, dev=dev)
+            shapes[name] = (False, 0, (solver_batch, 1))
+        calls.update(direct_calls(surrogate, measures, sizes, pair_block=shapes[name][2], seed=seed, dev=dev))
+        fns.update({f"{name}/{call}": fn for call, fn in calls.items()})
+    return fns, shapes
 
 
 def _cost_model(
@@ -423,146 +378,3 @@ def _minus(calls: RoundStats, overhead: RoundStats) -> RoundStats:
     return round_stats([max(0.0, a - b) for a, b in zip(calls.per_round_s, overhead.per_round_s, strict=True)], calls.calls)
 
 
-def with_direct_timings(model: CostModel, stats: Mapping[str, RoundStats], sizes: Sequence[int]) -> CostModel:
-    """``model`` with the ``c`` of every block timed in ``stats`` (``pair.<n>``, seconds per
-    call of an ``n x n`` matrix; added to the blocks it has) and the direct timings of ``sizes``
-    (``direct.<n>``), each predicted with the ``c`` of its nearest timed block."""
-    timed = {n: stats[f"pair.{n}"].per_unit(n * n) for n in set(sizes) if f"pair.{n}" in stats}
-    model = replace(model, pair_by_block=tuple(sorted({**dict(model.pair_by_block), **timed}.items())))
-    return replace(model, direct=tuple(DirectTiming(n, n, stats[f"direct.{n}"], model.pairwise_pairs_per_s(n))
-                                       for n in sizes))
-
-
-def _check_sizes(*, embed_batch: int, solver_batch: int, rows: int, cols: int, direct_n: Sequence[int]) -> None:
-    """Refuse a batch or block size that is not a positive integer (``ValueError`` naming it)."""
-    for name, value in (("embed_batch", embed_batch), ("solver_batch", solver_batch), ("pair_block rows", rows), ("pair_block cols", cols)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    bad = [n for n in direct_n if int(n) < 1]
-    if bad:
-        raise ValueError(f"direct_n sizes must be positive, got {bad}")
-
-
-def _embedding_calls(
-    surrogate: Surrogate, measures: MeasureBatch, *, embed_batch: int, rows: int, cols: int, seed: int, dev: torch.device
-) -> dict[str, Callable[[], Any]]:
-    """The timed calls of an embedding method: ``embed`` (``embed_batch`` measures), ``pair``
-    (the ``rows x cols`` distance matrix of embeddings) and ``call`` (one 1 x 1 ``pairwise``).
-
-    Draws the measures (seeds ``seed``, ``seed + 1``, ``seed + 2``, ``seed + 5``) on ``dev`` and
-    embeds the block's rows and columns now, outside the timed calls.
-    """
-    embed = embedder(surrogate)
-    fresh_batch = fresh_copies(sample_measures(measures, embed_batch, seed=seed, device=dev))
-    ex = embed(sample_measures(measures, rows, seed=seed + 1, device=dev))
-    ey = embed(sample_measures(measures, cols, seed=seed + 2, device=dev))
-    chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
-    fns: dict[str, Callable[[], Any]] = {}
-    fns["embed"] = lambda: embed(fresh_batch())
-    fns["copy"] = fresh_batch  # timed in the same rounds and subtracted from ``embed``
-    fns["pair"] = lambda: pairwise_euclidean(ex, ey, chunk=chunk)
-    one_x = fresh_copies(sample_measures(measures, 1, seed=seed + 5, device=dev))
-    one_y = fresh_copies(sample_measures(measures, 1, seed=seed, device=dev))
-    fns["call"] = lambda: pairwise_step(surrogate, one_x(), one_y())
-    return fns
-
-
-def fresh_copies(batch: MeasureBatch) -> Callable[[], MeasureBatch]:
-    """A zero-argument callable returning a new copy of ``batch`` (new tensor storage) at every
-    call, so that a timed call never gets the tensors of an earlier one: a method that caches
-    its results by tensor identity or address gains nothing from the repeats of a timing round."""
-    per_measure_support = batch.support.dim() == 3
-
-    def copy() -> MeasureBatch:
-        support = batch.support.clone() if per_measure_support else batch.support
-        return replace(batch, weights=batch.weights.clone(), support=support)
-
-    return copy
-
-
-def perturbed(batch: MeasureBatch, *, seed: int) -> MeasureBatch:
-    """``batch`` with every weight scaled by ``1 + 1e-6 u`` (``u`` uniform in [0, 1), seeded) and
-    renormalised: measures no timing round has seen (a cache keyed by content misses), whose W2
-    moves by about 1e-6 relative."""
-    generator = torch.Generator().manual_seed(seed)
-    noise = torch.rand(batch.weights.shape, generator=generator, dtype=batch.weights.dtype)
-    weights = batch.weights * (1 + 1e-6 * noise.to(batch.weights.device))
-    return replace(batch, weights=weights / weights.sum(dim=1, keepdim=True))
-
-
-MEMO_RATIO = 1.5
-"""A method whose embedding is more than this many times faster in the timing rounds than on
-never-seen measures is memoising (caching earlier inputs): its ``e`` is the never-seen one."""
-
-COLD_CALLS = 3
-"""Embedding calls on never-seen (perturbed) measures that check the rounds' ``e``."""
-
-
-def _cold_embed_s(surrogate: Surrogate, measures: MeasureBatch, batch: int, *, seed: int, dev: torch.device) -> RoundStats:
-    """Seconds per measure of :data:`COLD_CALLS` embedding calls, each on ``batch`` measures
-    that no call has seen (a fresh draw, :func:`perturbed`)."""
-    embed = embedder(surrogate)
-    times = []
-    for i in range(COLD_CALLS):
-        x = perturbed(sample_measures(measures, batch, seed=seed + 101 + i, device=dev), seed=seed + 101 + i)
-        _synchronise(dev)
-        start = time.perf_counter()
-        embed(x)
-        _synchronise(dev)
-        times.append((time.perf_counter() - start) / batch)
-    return round_stats(times)
-
-
-def _synchronise(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def checked_for_memoising(
-    model: CostModel, surrogate: Surrogate, measures: MeasureBatch, *, seed: int, dev: torch.device
-) -> CostModel:
-    """``model`` if its ``e`` holds on never-seen measures, else the model with the never-seen
-    ``e`` and ``memoised`` set (see :data:`MEMO_RATIO`)."""
-    if not model.embedding:
-        return model
-    cold = _cold_embed_s(surrogate, measures, model.embed_batch, seed=seed, dev=dev)
-    if cold.median_s <= MEMO_RATIO * model.embed_s:
-        return model
-    return replace(model, embed=cold, memoised=True)
-
-
-def _solver_calls(
-    surrogate: Surrogate, measures: MeasureBatch, *, solver_batch: int, seed: int, dev: torch.device
-) -> dict[str, Callable[[], Any]]:
-    """The timed call of a solver: ``pair``, one ``distance`` call on ``solver_batch`` row-aligned
-    pairs (drawn with seeds ``seed + 1``, ``seed + 2`` on ``dev``)."""
-    a = sample_measures(measures, solver_batch, seed=seed + 1, device=dev)
-    b = sample_measures(measures, solver_batch, seed=seed + 2, device=dev)
-    return {"pair": lambda: independent_step(surrogate, a, b)}
-
-
-def direct_calls(
-    surrogate: Surrogate,
-    measures: MeasureBatch,
-    sizes: Sequence[int],
-    *,
-    pair_block: tuple[int, int],
-    seed: int,
-    dev: torch.device,
-) -> dict[str, Callable[[], Any]]:
-    """Timed calls ``direct.<n>``: the real ``pairwise`` of an ``n x n`` block for each size
-    ``n`` (measures drawn with seeds ``seed + 3 + n``, ``seed + 4 + n`` on ``dev``); for an
-    embedding method also ``pair.<n>``, the distance matrix of those measures' embeddings
-    (embedded now), on every such block but ``pair_block`` (timed already), so that ``c``
-    can be read at the block a prediction is made for."""
-    embed = embedder(surrogate) if is_embedding(surrogate) else None
-    chunk = int(getattr(surrogate, "pairwise_chunk", 4096))
-    fns: dict[str, Callable[[], Any]] = {}
-    for n in sizes:
-        x = sample_measures(measures, n, seed=seed + 3 + n, device=dev)
-        y = sample_measures(measures, n, seed=seed + 4 + n, device=dev)
-        fns[f"direct.{n}"] = lambda x=x, y=y: pairwise_step(surrogate, x, y)
-        if embed is not None and (n, n) != tuple(pair_block):
-            ex, ey = embed(x), embed(y)
-            fns[f"pair.{n}"] = lambda ex=ex, ey=ey: pairwise_euclidean(ex, ey, chunk=chunk)
-    return fns

@@ -13,7 +13,10 @@ from wbench.board.site.source import Column, format_number
 from wbench.sections import Section
 
 COLUMN_HELP: dict[str, str] = {
-    "rank": "position by the run's primary metric (lower is better unless the metric is a correlation)",
+    "rank": "position within the method's class by the run's primary metric (lower is better unless the metric is a "
+            "correlation); reference rows (untrained embeddings, solvers) are not ranked",
+    "class": "learned: no solver at inference; hybrid: a solver per new measure; untrained: an embedding with "
+             "nothing to learn; solver: a solver per pair",
     "method": "plugin name; non-default fit parameters in (), evaluation settings in []",
     "seeds": "seeds whose cell finished ok",
     "n_parameters": "trainable parameters actually built (0 for solvers)",
@@ -38,7 +41,8 @@ COLUMN_HELP: dict[str, str] = {
     "speedup.one_core.speedup": "independent pairs/s on one thread over the exact LP's on one core (interleaved rounds)",
     "speedup.one_core.pairwise@": "the pairwise pairs/s at n over the exact LP's on one core",
     "speedup.all_cores.speedup@": "independent pairs/s on all threads over the exact LP's through the pool of all cores",
-    "vs_best": "paired t-test over seeds against the best learned method, Holm-corrected: worse at p < 0.05, else tied",
+    "vs_best": "paired t-test over seeds against the best method of the same class, Holm-corrected: worse at p < 0.05, "
+               "else tied",
     "status": "ok, or failed / unavailable / partial with the first line of the error",
 }
 """Hover help and legend text per leaderboard column (record key, or summary column)."""
@@ -74,11 +78,11 @@ def leaderboard_table(
 
     Failed and partial rows are greyed (class ``failed``).
     """
-    headers = [("rank", _help("rank")), ("method", _help("method")), ("seeds", _help("seeds"))]
+    headers = [("rank", _help("rank")), ("method", _help("method")), ("class", _help("class")), ("seeds", _help("seeds"))]
     headers += [(c.header, _help(c.key)) for c in columns]
     has_vs = "vs_best" in block.columns
     if has_vs:
-        headers.append(("vs best learned", _help("vs_best")))
+        headers.append(("vs best in class", _help("vs_best")))
     headers.append(("status", _help("status")))
     rows = []
     for _, r in block.iterrows():
@@ -87,7 +91,7 @@ def leaderboard_table(
         name = f'<a href="{esc(href)}">{esc(method)}</a>' if href else esc(method)
         ranked = pd.notna(r["rank"])  # partial and failed rows are listed unranked, below the others
         rank_cell = Cell(esc(int(r["rank"])), float(r["rank"])) if ranked else Cell("", math.inf)
-        cells = [rank_cell, Cell(name), Cell(esc(int(r["seeds"])), float(r["seeds"]))]
+        cells = [rank_cell, Cell(name), text_cell(str(r.get("class", ""))), Cell(esc(int(r["seeds"])), float(r["seeds"]))]
         for c in columns:
             cells.append(mean_cell(r[f"{c.key}.mean"], r.get(f"{c.key}.std", math.nan), spread=c.spread, column=c))
         if has_vs:
@@ -113,10 +117,10 @@ def failed_list(block: pd.DataFrame) -> str:
 
 def legend(columns: Sequence[Column], *, with_vs_best: bool) -> str:
     """A definition list explaining each column shown."""
-    entries = [("rank", "rank"), ("method", "method"), ("seeds", "seeds")]
+    entries = [("rank", "rank"), ("method", "method"), ("class", "class"), ("seeds", "seeds")]
     entries += [(c.header, c.key) for c in columns]
     if with_vs_best:
-        entries.append(("vs best learned", "vs_best"))
+        entries.append(("vs best in class", "vs_best"))
     entries.append(("status", "status"))
     items = "".join(f"<dt>{esc(h)}</dt><dd>{esc(_help(k))}</dd>" for h, k in entries if _help(k))
     return (
