@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,11 @@ def _add_leaderboard_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p_lb = sub.add_parser("leaderboard", parents=[common], help="render a leaderboard from run directories")
     p_lb.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p_lb.add_argument("--format", choices=["md", "csv", "html"], default="md")
+    p_lb.add_argument(
+        "--full", action="store_true",
+        help="print the full tables and sections (default on a terminal: the compact table within 100 columns; "
+        "--out, --format csv/html and --columns always give the full output)",
+    )
     p_lb.add_argument("--out", type=Path, help="write to this file instead of standard output")
     p_lb.add_argument("--primary", default=PRIMARY_DEFAULT, help=f"ranking metric (default {PRIMARY_DEFAULT})")
     p_lb.add_argument(
@@ -208,7 +214,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             row["description"] = entry.description
             rows.append(row)
         print(f"{kind}s:")
-        print(tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True) if rows else "  (none)")
+        print(_fitted(rows, tabulate) if rows else "  (none)")
         print()
     broken = [i for i in plugins.infos if i.status != "ok"]
     for info in broken:
@@ -270,7 +276,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_suite(suite, args.plugins, options)
     for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
         (out_dir / name).write_text(leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric, plugins=args.plugins))
-    print(leaderboard_text([out_dir], fmt="md", primary=suite.primary_metric, plugins=args.plugins))
+    print(terminal_leaderboard([out_dir], suite.primary_metric))
+    print(f"full tables: {out_dir / 'leaderboard.md'} and {out_dir / 'leaderboard.csv'}", file=sys.stderr)
     records = RecordStore(out_dir).load()
     counts = {status: sum(r.status == status for r in records) for status in ("ok", "failed", "unavailable")}
     print(
@@ -279,6 +286,36 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if counts["failed"] else 0
+
+
+def terminal_leaderboard(run_dirs: Sequence[Path], primary: str, milestone: int | None = None) -> str:
+    """The compact leaderboard of ``run_dirs`` (:func:`wbench.board.compact.compact_table`) with the
+    line saying where its speed figures come from."""
+    from wbench.board.compact import compact_table
+    from wbench.board.frame import leaderboard_frame
+    from wbench.board.leaderboard import summarise
+    from wbench.board.learning_curves import select_milestone
+    from wbench.board.timing_section import timing_note
+
+    full = leaderboard_frame(run_dirs)
+    if full.empty:
+        return "no records\n"
+    frame, _ = select_milestone(full, milestone)
+    note = textwrap.fill(timing_note(frame, run_dirs).strip(), width=100)
+    return compact_table(summarise(frame, primary=primary), primary) + ("\n" + note if note else "")
+
+
+def _fitted(rows: list[dict[str, Any]], tabulate: Any, width: int = 100) -> str:
+    """``rows`` as a plain table within ``width`` columns: the description column is cut
+    (ending in an ellipsis) to what the other columns leave."""
+    table = tabulate(rows, headers="keys", tablefmt="simple", disable_numparse=True)
+    longest = max(len(line) for line in table.splitlines())
+    if longest <= width or "description" not in rows[0]:
+        return table
+    room = max(12, max(len(str(r["description"])) for r in rows) - (longest - width))
+    cut = [{**r, "description": r["description"] if len(r["description"]) <= room else r["description"][: room - 1] + "…"}
+           for r in rows]
+    return tabulate(cut, headers="keys", tablefmt="simple", disable_numparse=True)
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -311,8 +348,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             args.out.write_text(text)
         except OSError as exc:
             raise OutputPathError(f"--out {args.out}: cannot write the leaderboard ({_reason(exc)})") from exc
-    else:
+    elif args.full or args.format != "md" or args.columns:
         sys.stdout.write(text)
+    else:  # a terminal: the table a person reads in one look
+        print(terminal_leaderboard(args.run_dirs, args.primary, args.milestone))
+        print("full tables and sections: --full (or --out FILE)", file=sys.stderr)
     return 0
 
 

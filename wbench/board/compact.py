@@ -1,0 +1,91 @@
+"""The leaderboard a terminal shows: one table per dataset within 100 columns (rank, method,
+class, the ranking metric, Pearson, the one-core speed-up), the failed cells listed below it.
+The full tables go to files (``wbench run`` writes ``leaderboard.md``; ``wbench leaderboard
+--full`` or ``--out`` gives them)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+from tabulate import tabulate
+
+WIDTH = 100
+"""Columns a terminal line may take."""
+METHOD_WIDTH = 26
+
+
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant figures, without exponents for everyday sizes ("" for NaN)."""
+    if value is None or not math.isfinite(value):
+        return ""
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= 6 or magnitude < -4:
+        return f"{value:.{digits - 1}e}"
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{round(value, decimals):,.{decimals}f}"
+
+
+ROUND_OFF = 1e-12
+"""An error below this is the exact solver's floating-point round-off: shown as ``exact``."""
+
+
+def _primary_text(mean: float, std: float, *, percent: bool) -> str:
+    if percent and math.isfinite(mean) and 0 <= mean < ROUND_OFF:
+        return "exact"
+    scale = 100.0 if percent else 1.0
+    text = significant(mean * scale)
+    if text and math.isfinite(std) and std > 0:
+        text += f" ± {significant(std * scale, 2)}"
+    return text
+
+
+def compact_table(summary: pd.DataFrame, primary: str) -> str:
+    """The terminal leaderboard of a :func:`wbench.board.leaderboard.summarise` table."""
+    percent = primary.endswith("rel_mae")
+    header = f"{primary} (%)" if percent else primary
+    parts = []
+    for dataset, block in summary.groupby("dataset", sort=True):
+        rows = [_row(r, primary, percent) for _, r in block.iterrows()]
+        table = tabulate(rows, headers=["rank", "method", "class", header, "Pearson", "speed-up 1 core"],
+                         tablefmt="simple", disable_numparse=True)
+        parts.append(f"{dataset}\n{table}\n")
+        parts.append(_failures(block))
+    return "\n".join(p for p in parts if p)
+
+
+def _row(r: pd.Series, primary: str, percent: bool) -> list[str]:
+    method = str(r["method"])
+    if len(method) > METHOD_WIDTH:
+        method = method[: METHOD_WIDTH - 1] + "…"
+    rank = "" if pd.isna(r.get("rank")) else str(int(r["rank"]))
+    speed = r.get("speedup.one_core.mean", math.nan)
+    return [
+        rank, method, str(r.get("class", "")),
+        _primary_text(r.get(f"{primary}.mean", math.nan), r.get(f"{primary}.std", math.nan), percent=percent),
+        _fixed(r.get("test.w2.pearson.mean", math.nan), 4),
+        f"{significant(speed, 2)}x" if math.isfinite(speed) else "",
+    ]
+
+
+def _fixed(value: float, decimals: int) -> str:
+    return f"{value:.{decimals}f}" if value is not None and math.isfinite(value) else ""
+
+
+def _failures(block: pd.DataFrame) -> str:
+    bad = block[block["status"] != "ok"]
+    lines = [f"  {r['method']}: {r['status']}" + (f": {r['error']}" if r["error"] else "") for _, r in bad.iterrows()]
+    return "".join(line[:WIDTH] + "\n" for line in lines)
+
+
+def fits(text: str, width: int = WIDTH) -> bool:
+    """Whether every line of ``text`` fits ``width`` columns."""
+    return all(len(line) <= width for line in text.splitlines())
+
+
+def compact_text(summaries: Sequence[pd.DataFrame], primary: str) -> str:
+    """:func:`compact_table` of each summary, one after the other."""
+    return "\n".join(compact_table(s, primary) for s in summaries if not s.empty)
