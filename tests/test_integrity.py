@@ -334,3 +334,43 @@ def test_a_refused_entry_is_recomputed_and_replaced(tmp_path: Path) -> None:
         result = load_or_compute(key, lambda: np.arange(3.0), cache_dir=tmp_path, shape=(3,))
     assert not result.hit and path.is_file() and not path.is_symlink()
     np.testing.assert_array_equal(read_entry(key, cache_dir=tmp_path, shape=(3,)), [0.0, 1.0, 2.0])
+
+
+# ----------------------------------------------------------------------------- 6: forged cache, scored truth
+
+
+def test_a_cache_entry_forged_with_a_recomputed_checksum_is_caught_and_solved_again(tmp_path: Path) -> None:
+    from wbench.oracle.groundtruth import compute_ground_truth
+    from wbench.testing import toy_dataset
+
+    dataset = toy_dataset(n=10, n_pairs=24)
+    first = compute_ground_truth(dataset, cache_dir=tmp_path, n_jobs=1, progress=False)
+    truth = np.concatenate([first.dataset.split(s).pairs.w2sq for s in ("train", "val", "test")])
+    # a valid entry (checksum and all) whose values are not the oracle's
+    write_entry(first.cache.key, first.cache.values * 1.5, cache_dir=tmp_path)
+    assert read_entry(first.cache.key, cache_dir=tmp_path) is not None  # the checksum alone accepts it
+    with pytest.warns(cache.CacheWarning, match="are not the oracle's"):
+        again = compute_ground_truth(dataset, cache_dir=tmp_path, n_jobs=1, progress=False)
+    assert not again.cache.hit
+    np.testing.assert_array_equal(np.concatenate([again.dataset.split(s).pairs.w2sq for s in ("train", "val", "test")]),
+                                  truth)
+    assert compute_ground_truth(dataset, cache_dir=tmp_path, n_jobs=1, progress=False).cache.hit  # repaired
+
+
+def test_records_carry_the_digest_of_the_test_distances_they_were_scored_on(tmp_path: Path) -> None:
+    from conftest import FIXTURES
+
+    from wbench.cli.main import main
+    from wbench.oracle.groundtruth import attach_ground_truth
+    from wbench.plugin.manager import make_plugin_manager
+    from wbench.records.store import RecordStore, truth_digest
+
+    out = tmp_path / "run"
+    main(["run", str(FIXTURES / "tiny_suite.toml"), "--plugin", str(FIXTURES / "local_plugin.py"),
+          "--out", str(out), "--no-timing", "--seeds", "0"])
+    (record,) = [r for r in RecordStore(out).load() if r.ok]
+    registry = make_plugin_manager([str(FIXTURES / "local_plugin.py")]).registry
+    dataset = attach_ground_truth(registry.get("dataset", "toy-blobs").load()(n=20, n_pairs=60).build(), n_jobs=1,
+                                  progress=False)
+    assert record.outcome.truth_digest == truth_digest(dataset.split("test").pairs.w2sq)
+    assert record.outcome.truth_digest != truth_digest(dataset.split("test").pairs.w2sq * (1 + 1e-12))

@@ -272,15 +272,23 @@ def load_or_compute(
     cache_dir: PathLike | None = None,
     shape: tuple[int, ...] | None = None,
     meta: Mapping[str, Any] | None = None,
+    spot_check: Callable[[np.ndarray], str | None] | None = None,
 ) -> CacheResult:
     """Return the cached values for ``key``, or compute, store and return them.
 
-    A corrupt entry is reported with a :class:`CacheWarning` and recomputed; a failed
-    write is reported with a :class:`CacheWarning` and the computed values are returned.
+    A corrupt entry is reported with a :class:`CacheWarning` and recomputed; so is an entry
+    whose checksum holds but whose values fail ``spot_check`` (a few values solved again: an
+    entry forged with a recomputed checksum); a failed write is reported with a
+    :class:`CacheWarning` and the computed values are returned.
+
+    :param spot_check: called with cached values; returns what is wrong (None: nothing).
     """
     path = entry_path(key, cache_dir)
     try:
         cached = read_entry(key, cache_dir=cache_dir, shape=shape)
+        problem = spot_check(cached) if cached is not None and spot_check is not None else None
+        if problem:
+            raise CacheError(f"{path}: {problem}")
     except CacheError as exc:
         warnings.warn(f"corrupt ground-truth cache entry, recomputing: {exc}", CacheWarning, stacklevel=2)
         cached = None

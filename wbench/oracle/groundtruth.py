@@ -138,9 +138,29 @@ def _solve_group(
         cache_dir=cache_dir,
         shape=(len(left),),
         meta=_meta(dataset, table, "pairs", splits=dict(zip(names, sizes, strict=True))),
+        spot_check=lambda values: spot_check(table, local_left, local_right, values),
     )
     bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
     return {name: group[name].with_w2sq(result.values[bounds[k] : bounds[k + 1]]) for k, name in enumerate(names)}, result
+
+
+SPOT_CHECKS = 3
+"""Pairs of a cached entry solved again each time it is read."""
+
+
+def spot_check(table: SupportTable, left: np.ndarray, right: np.ndarray, values: np.ndarray) -> str | None:
+    """What is wrong with cached ``values`` of the pairs ``(left, right)`` of ``table``: a few
+    pairs (seeded by the values' count) solved again must agree to 1e-9 relative (None: they do)."""
+    if len(values) == 0:
+        return None
+    picked = np.random.default_rng(len(values)).choice(len(values), size=min(SPOT_CHECKS, len(values)), replace=False)
+    fresh = solve_pairs(table, left[picked], right[picked], n_jobs=1, progress=False)
+    bad = [int(i) for i, v in zip(picked, fresh, strict=True) if not np.isclose(values[i], v, rtol=1e-9, atol=1e-12)]
+    if not bad:
+        return None
+    i = bad[0]
+    return (f"pair {i} holds W2^2 = {values[i]!r} but solves to {fresh[list(picked).index(i)]!r}: the entry's "
+            "values are not the oracle's (forged with a recomputed checksum, or from another oracle)")
 
 
 def attach_ground_truth(

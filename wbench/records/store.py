@@ -41,6 +41,13 @@ IDENTITY_FIELDS = (
 """The fields of a record that identify its cell; :func:`cell_key` hashes them."""
 
 
+def truth_digest(w2sq: Any) -> str:
+    """SHA-256 (first 16 hex digits) of exact W2^2 values as float64 bytes, in order."""
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(w2sq, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
 def cell_key(**identity: Any) -> str:
     """A short stable hash of a cell's identity (dataset, method, params, seed, budget).
 
@@ -75,6 +82,8 @@ class Outcome:
     :param artifacts: files written, relative to the run directory.
     :param speedup_reference: the surrogate whose throughput is the denominator of the
         speed-ups (None: not timed; records written before wbench stored it have None).
+    :param truth_digest: SHA-256 (first 16 hex digits) of the exact W2^2 of the test pairs the
+        record was scored on, float64 in pair order (:func:`truth_digest`); None in older records.
     :param method_class: the method's class (``Surrogate.method_class``: learned, hybrid,
         untrained, solver); None in records written before wbench stored it.
     :param side_effects: process-wide settings the cell changed and the harness put back
@@ -101,12 +110,13 @@ class Outcome:
     coverage: float | None = None
     side_effects: Mapping[str, str] | None = None
     method_class: str | None = None
+    truth_digest: str | None = None
 
 
 _OUTCOME_FIELDS = tuple(f.name for f in fields(Outcome))
 _OPTIONAL_OUTCOME_FIELDS = (
     "speedup_reference", "n_parameters_inference", "n_parameters_trained", "metric_by_construction", "coverage",
-    "side_effects", "method_class",
+    "side_effects", "method_class", "truth_digest",
 )
 """Outcome keys written only when set, so records read from older files write back unchanged."""
 

@@ -29,6 +29,7 @@ from wbench.records.store import (
     Status,
     canonical_json,
     cell_key,
+    truth_digest,
 )
 from wbench.run.cell_milestones import (
     cell_training_hooks,
@@ -330,6 +331,7 @@ def _evaluate(
         n_parameters_trained=surrogate.n_parameters_trained,
         metric_by_construction=bool(getattr(cls, "metric_by_construction", False)),
         method_class=str(getattr(cls, "method_class", "learned")),
+        truth_digest=truth_digest(evaluated.split("test").pairs.w2sq) if "test" in evaluated.pairs else None,
         trainable=cls.trainable,
         fit=fit,
         describe=surrogate.describe(),
