@@ -251,3 +251,26 @@ def test_labels_section_numbers_on_constructed_records() -> None:
     (section,) = [s for s in wbench_leaderboard_sections(frame, SectionContext("test.w2.rel_mae"))
                   if s.title == "Error against the number of exact labels"]
     assert section.table.equals(table)
+
+
+def _rg_frame(rg: list[float], wormhole: list[float], n_wormhole: int = 500) -> pd.DataFrame:
+    records = []
+    for seed, (a, b) in enumerate(zip(rg, wormhole, strict=True)):
+        records.append(_record("rg", 500, seed, a, a, 1.0, 400.0))
+        records.append(_record("rg", 2000, seed, a / 2, a / 2, 1.0, 400.0))
+        records.append(_record("wormhole", n_wormhole, seed, b, b, 100.0, 400.0))
+    frame = _frame(records)
+    return frame.assign(method_name=frame["method"])
+
+
+def test_the_rg_claim_is_decided_at_the_smallest_n_both_reach() -> None:
+    from wbench_plugins.claims.labels import rg_claim
+
+    row = rg_claim(_rg_frame([0.05, 0.06, 0.055], [0.20, 0.22, 0.21]))
+    assert row["verdict"] == "holds" and "N = 500" in row["our_value"] and "p=" in row["note"]
+    assert rg_claim(_rg_frame([0.30, 0.31, 0.32], [0.20, 0.22, 0.21]))["verdict"] == "does not hold"
+    assert rg_claim(_rg_frame([0.20, 0.25, 0.18], [0.22, 0.19, 0.24]))["verdict"] == "not significant"
+    # Wormhole only at 2,000 labels: decided there, RG's 2,000-label records against it
+    assert "N = 2,000" in rg_claim(_rg_frame([0.05, 0.06, 0.055], [0.20, 0.22, 0.21], n_wormhole=2000))["our_value"]
+    without = _frame([_record("rg", n, s, 0.1, 0.1, 1.0, 400.0) for n in (500, 2000) for s in range(2)])
+    assert rg_claim(without.assign(method_name=without["method"]))["verdict"] == "not measured"

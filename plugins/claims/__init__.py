@@ -27,14 +27,19 @@ def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) ->
     :mod:`wbench_plugins.claims.labels`), the claims table, when at least one claim was measured
     (every verdict but "not measured"), then the papers' claims computed on other datasets than
     the paper's, without verdicts."""
+    import pandas as pd
+
     from wbench.sections import Section
     from wbench_plugins.claims.labels import TITLE as LABELS_TITLE
-    from wbench_plugins.claims.labels import labels_table
+    from wbench_plugins.claims.labels import labels_table, rg_claim
     from wbench_plugins.claims.table import EXTENSION, NOT_MEASURED, claims_table
 
     labels = labels_table(frame)
     sections = [Section(LABELS_TITLE, labels)] if not labels.empty else []
     claims = claims_table(frame)
+    rg = rg_claim(frame)
+    if rg is not None:  # the RG paper's claim, decided by a label-efficiency run
+        claims = pd.concat([claims, pd.DataFrame([rg])], ignore_index=True)
     if claims.empty:
         return sections
     extension = claims["verdict"] == EXTENSION

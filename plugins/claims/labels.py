@@ -102,3 +102,43 @@ def labels_table(frame: pd.DataFrame, target: float = TARGET_REL_MAE) -> pd.Data
         if reached is None:
             out[len(out) - len(by_n)][cost_header] = NOT_REACHED
     return pd.DataFrame(out)
+
+
+RG_CLAIM = "RG is more accurate than Wasserstein Wormhole with few exact labels"
+RG_PAPER = "Nguyen, Nguyen & Ho (ICLR 2026): RG more accurate than Wormhole in low-data regimes"
+ALPHA = 0.05
+"""The board's significance rule: p < 0.05 (one comparison here, so no correction)."""
+
+
+def rg_claim(frame: pd.DataFrame, metric: str = "unseen.w2.rel_mae") -> dict[str, str] | None:
+    """The claims row of the RG paper, decided at the smallest N (``budget.train_pairs``) at
+    which both ``rg`` and ``wormhole`` have records: a paired t-test over matched seeds of
+    ``metric`` (two-sided p, the board's rule p < 0.05), "holds" when RG's mean is lower and
+    significant, "does not hold" when higher and significant, else "not significant"; None
+    when the records hold no label-efficiency run (fewer than two N)."""
+    from scipy import stats
+
+    rows = _label_rows(frame)
+    if rows.empty or rows["budget.train_pairs"].nunique() < 2:
+        return None
+    names = rows["method_name"] if "method_name" in rows else rows["method"]
+    rg, wormhole = rows[names == "rg"], rows[names == "wormhole"]
+    base = {"claim": RG_CLAIM, "dataset": ", ".join(sorted(set(rows["dataset"]))), "method": "rg",
+            "paper_value": RG_PAPER, "budget": "", "note": ""}
+    common = sorted(set(rg["budget.train_pairs"]) & set(wormhole["budget.train_pairs"]), key=int)
+    if not common:
+        return {**base, "our_value": "", "verdict": "not measured",
+                "note": "needs rg and wormhole records at a common number of exact labels N"}
+    n = common[0]
+    a = rg[rg["budget.train_pairs"] == n].groupby("seed")[metric].mean()
+    b = wormhole[wormhole["budget.train_pairs"] == n].groupby("seed")[metric].mean()
+    seeds = sorted(set(a.index) & set(b.index))
+    ours = f"rg {a.mean():.2%}, wormhole {b.mean():.2%} ({metric}, N = {int(n):,})"
+    base = {**base, "our_value": ours, "budget": f"{int(n):,} exact training pairs, the smallest N both reach"}
+    if len(seeds) < 2:
+        return {**base, "verdict": "not measured", "note": f"{len(seeds)} matched seed(s): a test needs 2"}
+    p = float(stats.ttest_rel(a[seeds], b[seeds]).pvalue)
+    lower = a[seeds].mean() < b[seeds].mean()
+    verdict = ("holds" if lower else "does not hold") if p < ALPHA else "not significant"
+    note = f"paired t-test over {len(seeds)} seeds, two-sided p={p:.3g} (significant when p < {ALPHA})"
+    return {**base, "verdict": verdict, "note": note}
