@@ -162,3 +162,13 @@ def test_a_run_directory_named_like_a_builtin_suite_does_not_hide_it(tmp_path, m
         load_suite("my-run")
     with pytest.raises(SuiteError, match="suite file not found: absent.toml"):
         load_suite("absent.toml")
+
+
+def test_a_method_may_state_its_own_learning_rate_and_keeps_the_suites_steps() -> None:
+    from wbench.run.suite import budget_for, parse_suite
+
+    suite = parse_suite('[suite]\nname = "x"\n[budget]\nsteps = [100, 200]\nlr = 0.001\n[[datasets]]\nname = "d"\n'
+                        '[[surrogates]]\nname = "a"\nbudget = { lr = 0.0001 }\n[[surrogates]]\nname = "b"\n')
+    own, shared = (budget_for(suite, s) for s in suite.surrogates)
+    assert own.lr == 0.0001 and shared.lr == 0.001
+    assert own.milestone_list == shared.milestone_list == (100, 200)

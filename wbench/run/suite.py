@@ -195,7 +195,7 @@ def _transfer_spec(item: Any, where: str) -> TransferSpec:
 def _surrogate_spec(table: Mapping[str, Any], where: str) -> SurrogateSpec:
     _check_keys(table, {"name", "params", "eval", "match_budget", "label", "seeds", "datasets", "budget"}, where)
     own_budget = dict(_expect(table.get("budget", {}), dict, f"{where}.budget"))
-    _check_keys(own_budget, {"steps", "epochs"}, f"{where}.budget")
+    _check_keys(own_budget, {"steps", "epochs", "lr"}, f"{where}.budget")
     if "name" not in table:
         raise SuiteError(f"{where}: missing key 'name'")
     evals = table.get("eval", [{}])
@@ -251,12 +251,14 @@ def _budget(table: Mapping[str, Any], source: str) -> Budget:
 
 def budget_for(suite: Suite, spec: SurrogateSpec) -> Budget:
     """The budget of ``spec``'s cells: the suite's, with the method's own ``steps`` or
-    ``epochs`` (and milestones) when it states them (``[[surrogates]] budget = {...}``)."""
+    ``epochs`` (and milestones) and learning rate ``lr`` when it states them
+    (``[[surrogates]] budget = {...}``)."""
     if not spec.budget:
         return suite.budget
     values = suite.budget.as_dict()
-    values.pop("milestones", None)
-    values.pop("steps", None)
+    if "steps" in spec.budget or "epochs" in spec.budget:
+        values.pop("milestones", None)
+        values.pop("steps", None)
     if "epochs" in spec.budget:
         values["steps"] = None
     values.update(spec.budget)
