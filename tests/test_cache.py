@@ -25,7 +25,7 @@ from wbench.oracle.cache import (
     read_entry,
     write_entry,
 )
-from wbench.oracle.groundtruth import compute_ground_truth
+from wbench.oracle.groundtruth import SPOT_CHECKS, compute_ground_truth
 from wbench.oracle.solve import exact_w2sq
 
 
@@ -36,10 +36,6 @@ def toy_dataset(n: int = 10, n_pairs: int = 30, seed: int = 0) -> PairedDataset:
     left, right = rng.integers(0, n, n_pairs), rng.integers(0, n, n_pairs)
     pairs = {"train": PairSet(left[:20], right[:20]), "val": PairSet(left[20:25], right[20:25]), "test": PairSet(left[25:], right[25:])}
     return PairedDataset("toy", {"n": n, "seed": seed}, MeasureBatch.from_images(imgs), pairs)
-
-
-def _fail(*args: object) -> None:
-    raise AssertionError("the solver ran, but the values should have come from the cache")
 
 
 def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -80,13 +76,27 @@ def test_content_key_depends_on_every_input() -> None:
     assert base != content_key({"kind": "pairs"}, [a[:3], a[3:]])
 
 
+def _count_solves(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the LP solves from here on (each still solved: a cache hit's spot check needs them)."""
+    solves: list[int] = []
+    real = lp._lp_solve
+
+    def counted(*args: object) -> object:
+        solves.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(lp, "_lp_solve", counted)
+    return solves
+
+
 def test_hit_does_not_recompute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ds = toy_dataset()
     first = compute_ground_truth(ds, cache_dir=tmp_path, n_jobs=1)
     assert not first.cache.hit and first.cache.path is not None and first.cache.path.exists()
-    monkeypatch.setattr(lp, "_lp_solve", _fail)
+    solves = _count_solves(monkeypatch)
     second = compute_ground_truth(toy_dataset(), cache_dir=tmp_path, n_jobs=1)  # rebuilt: same content
     assert second.cache.hit and second.cache.path == first.cache.path
+    assert len(solves) == SPOT_CHECKS  # only the read's spot check solves, not the entry
     for name in ds.pairs:
         np.testing.assert_array_equal(second.dataset.pairs[name].w2sq, first.dataset.pairs[name].w2sq)
 
@@ -98,9 +108,9 @@ def test_measures_at_other_indices_share_the_entry(monkeypatch: pytest.MonkeyPat
     extra = torch.full((2, ds.measures.n_points), 1.0 / ds.measures.n_points, dtype=ds.measures.weights.dtype)
     measures = MeasureBatch(torch.cat([extra, ds.measures.weights]), ds.measures.support, ds.measures.grid_shape)
     pairs = {k: PairSet(p.left + 2, p.right + 2) for k, p in ds.pairs.items()}
-    monkeypatch.setattr(lp, "_lp_solve", _fail)
+    solves = _count_solves(monkeypatch)
     shifted = compute_ground_truth(PairedDataset("toy", {}, measures, pairs), cache_dir=tmp_path, n_jobs=1)
-    assert shifted.cache.hit and shifted.cache.path == first.cache.path
+    assert shifted.cache.hit and shifted.cache.path == first.cache.path and len(solves) == SPOT_CHECKS
 
 
 def test_other_pairs_or_measures_miss(tmp_path: Path) -> None:

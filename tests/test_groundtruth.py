@@ -20,7 +20,12 @@ from wbench.cli.prepare import (
 from wbench.data import PairedDataset, PairSet
 from wbench.errors import InvalidMeasureError, UnknownNameError
 from wbench.measures import MeasureBatch
-from wbench.oracle.groundtruth import attach_ground_truth, compute_ground_truth, exact_pairwise_w2sq
+from wbench.oracle.groundtruth import (
+    SPOT_CHECKS,
+    attach_ground_truth,
+    compute_ground_truth,
+    exact_pairwise_w2sq,
+)
 from wbench.oracle.solve import exact_w2sq, exact_w2sq_block
 from wbench.plugin.manager import make_plugin_manager
 
@@ -52,9 +57,12 @@ def test_attach_fills_every_split(tmp_path: Path) -> None:
 def test_compute_reports_hit_path_and_counts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     first = compute_ground_truth(toy_dataset(), cache_dir=tmp_path, n_jobs=1)
     assert not first.cache.hit and first.n_pairs == 38 and first.cache.seconds > 0
-    monkeypatch.setattr(lp, "_lp_solve", lambda *a: pytest.fail("solver ran on a cache hit"))
+    solves: list[int] = []
+    real = lp._lp_solve
+    monkeypatch.setattr(lp, "_lp_solve", lambda *a: solves.append(1) or real(*a))
     second = compute_ground_truth(toy_dataset(), cache_dir=tmp_path, n_jobs=1)
     assert second.cache.hit and second.cache.path == first.cache.path and second.cache.seconds == 0.0
+    assert len(solves) == SPOT_CHECKS  # a hit solves its spot check only
 
 
 def test_default_cache_dir_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

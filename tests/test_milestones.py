@@ -231,8 +231,8 @@ budget = { epochs = [1, 3] }
     assert deepkenn.steps is None and deepkenn.epochs == 3 and deepkenn.milestone_steps(512) == (2, 6)
     with pytest.raises(SuiteError, match=r"surrogate naive: budget: budget milestones must be strictly increasing"):
         parse_suite(text.replace('name = "naive"', 'name = "naive"\nbudget = { steps = [5, 5] }'), source="s.toml")
-    with pytest.raises(SuiteError, match=r"budget.*'lr'"):
-        parse_suite(text.replace("{ steps = [400] }", "{ lr = 0.1 }"), source="s.toml")
+    with pytest.raises(SuiteError, match=r"budget.*'batch_size'"):  # steps, epochs and lr only
+        parse_suite(text.replace("{ steps = [400] }", "{ batch_size = 8 }"), source="s.toml")
     with pytest.raises(SuiteError, match="not both"):
         parse_suite("[budget]\nsteps = [1, 2]\nepochs = [1, 2]\n", source="s.toml")
     mnist = load_suite("mnist")
