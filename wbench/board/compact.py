@@ -53,7 +53,7 @@ def compact_table(summary: pd.DataFrame, primary: str) -> str:
         table = tabulate(rows, headers=["rank", "method", "class", header, "Pearson", "speed-up 1 core"],
                          tablefmt="simple", disable_numparse=True)
         parts.append(f"{dataset}\n{table}\n")
-        parts.append(_failures(block))
+        parts.append(_failures(block) + _flags(block))
     return "\n".join(p for p in parts if p)
 
 
@@ -79,6 +79,14 @@ def _failures(block: pd.DataFrame) -> str:
     bad = block[block["status"] != "ok"]
     lines = [f"  {r['method']}: {r['status']}" + (f": {r['error']}" if r["error"] else "") for _, r in bad.iterrows()]
     return "".join(line[:WIDTH] + "\n" for line in lines)
+
+
+def _flags(block: pd.DataFrame) -> str:
+    """``  method: flag, flag`` for each flagged row (cut to the width)."""
+    if "flags" not in block.columns:
+        return ""
+    lines = [f"  {r['method']}: {r['flags']}" for _, r in block.iterrows() if r["flags"] and r["status"] == "ok"]
+    return ("flags:\n" + "".join(line[:WIDTH] + "\n" for line in lines)) if lines else ""
 
 
 def fits(text: str, width: int = WIDTH) -> bool:

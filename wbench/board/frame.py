@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from wbench.board.flags import val_drop
 from wbench.records.columns import (  # noqa: F401
     COLUMNS,
     LEADERBOARD_PAIRWISE_N,
@@ -110,6 +111,7 @@ def records_frame(records: Sequence[Record | Mapping[str, Any]]) -> pd.DataFrame
         fit = out.fit or {}
         row["fit.steps"] = fit.get("steps")
         row["fit.wall_time_s"] = fit.get("wall_time_s")
+        row["fit.val_drop"] = val_drop(fit.get("val_mse"))
         row["class"] = out.method_class or ("learned" if out.trainable or out.trainable is None else "solver")
         if out.metric_by_construction is not None:
             row["metric_by_construction"] = out.metric_by_construction

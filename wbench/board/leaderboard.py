@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wbench.board.flags import add_flags
 from wbench.board.frame import (  # noqa: F401
     DuplicateCellError,
     DuplicateCellWarning,
@@ -76,7 +77,7 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     table = pd.DataFrame(out_rows)
     if table.empty:
         return table
-    table = _rank_rows(table, primary)
+    table = add_flags(_rank_rows(table, primary))
     labels = significance_labels(df, primary)
     table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
     return table
@@ -112,7 +113,20 @@ def _summary_row(
         row["status"] = f"partial (coverage {row['coverage']:.4g})" + ("" if not statuses else "; " + row["status"])
     errors = [e for e in group["error"] if e]
     row["error"] = errors[0] if errors else ""
+    row.update(_flag_facts(ok))
     return row
+
+
+def _flag_facts(ok: pd.DataFrame) -> dict[str, Any]:
+    """What :func:`wbench.board.flags.add_flags` reads of a row's ``ok`` records."""
+    def largest(column: str) -> float:
+        values = pd.to_numeric(ok[column], errors="coerce").dropna() if column in ok and len(ok) else []
+        return float(max(values)) if len(values) else math.nan
+
+    units = sorted(set(ok["milestone_unit"].dropna())) if "milestone_unit" in ok and len(ok) else []
+    drops = pd.to_numeric(ok["fit.val_drop"], errors="coerce").dropna() if "fit.val_drop" in ok and len(ok) else []
+    return {"_milestone": largest("milestone"), "_unit": units[0] if units else "", "_n_test": largest("test.n_pairs"),
+            "_val_drop": float(np.mean(drops)) if len(drops) else math.nan}
 
 
 def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
@@ -225,6 +239,8 @@ def display_table(summary: pd.DataFrame, *, columns: Sequence[Column] = COLUMNS)
             row[c.header] = text
         if "vs_best" in summary.columns:
             row["vs best in class"] = r["vs_best"]
+        if "flags" in summary.columns:
+            row["flags"] = r["flags"]
         row["status"] = r["status"] if r["status"] == "ok" or not r["error"] else f"{r['status']}: {r['error']}"[:120]
         rows.append(row)
     return pd.DataFrame(rows)

@@ -15,6 +15,8 @@ from wbench.sections import Section
 COLUMN_HELP: dict[str, str] = {
     "rank": "position within the method's class by the run's primary metric (lower is better unless the metric is a "
             "correlation); reference rows (untrained embeddings, solvers) are not ranked",
+    "flags": "what to know before comparing: fewer steps or seeds than the others, validation loss still falling "
+             "more than 5 % in the last quarter of training, a solver per new measure, fewer test pairs",
     "class": "learned: no solver at inference; hybrid: a solver per new measure; untrained: an embedding with "
              "nothing to learn; solver: a solver per pair",
     "method": "plugin name; non-default fit parameters in (), evaluation settings in []",
@@ -83,6 +85,9 @@ def leaderboard_table(
     has_vs = "vs_best" in block.columns
     if has_vs:
         headers.append(("vs best in class", _help("vs_best")))
+    has_flags = "flags" in block.columns
+    if has_flags:
+        headers.append(("flags", _help("flags")))
     headers.append(("status", _help("status")))
     rows = []
     for _, r in block.iterrows():
@@ -96,6 +101,8 @@ def leaderboard_table(
             cells.append(mean_cell(r[f"{c.key}.mean"], r.get(f"{c.key}.std", math.nan), spread=c.spread, column=c))
         if has_vs:
             cells.append(text_cell(r["vs_best"]))
+        if has_flags:
+            cells.append(text_cell(str(r["flags"]), "wrap"))
         status = str(r["status"])
         cells.append(text_cell(status if status == "ok" else f"{status}: {r['error']}"[:120], "wrap"))
         rows.append((cells, "" if status == "ok" else "failed"))
