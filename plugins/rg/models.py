@@ -42,13 +42,14 @@ class _SlicedRegression(Surrogate):
         bounds: str = DEFAULT_PAIRS,
         squared: bool = False,
         max_pairs: int | None = 1000,
+        device: str | None = None,
     ) -> None:
         if int(n_projections) < 1:
             raise ValueError(f"n_projections must be positive, got {n_projections}")
         if max_pairs is not None and int(max_pairs) < 1:
             raise ValueError(f"max_pairs must be positive or None, got {max_pairs}")
         super().__init__(
-            n_projections=n_projections, bounds=bounds, squared=squared, max_pairs=max_pairs
+            n_projections=n_projections, bounds=bounds, squared=squared, max_pairs=max_pairs, device=device
         )
         self.n_projections = int(n_projections)
         self.pairs = parse_pairs(bounds)
@@ -151,7 +152,8 @@ class _SlicedRegression(Surrogate):
         start = time.perf_counter()
         self.weights, self.coef, self.fit_info = None, None, {}
         seed = 0 if budget is None else int(budget.seed)
-        self.device = torch.device("cpu" if budget is None else budget.device)
+        fixed = self.params.get("device")  # a device given at construction wins over the budget's
+        self.device = torch.device(fixed or ("cpu" if budget is None else budget.device))
         self.theta = random_directions(train.measures.dim, self.n_projections, seed).to(self.device)
         rng = np.random.default_rng(seed)
         chosen = _subsample(len(train), self.max_pairs, rng)
