@@ -42,12 +42,39 @@ def leaderboard_frame(run_dirs: Iterable[str | Path], *, keep_newest: bool = Fal
     """
     run_dirs = list(run_dirs)
     records = load_records(run_dirs, keep_newest=keep_newest)
-    frame = with_registered_classes(records_frame(records), records)
+    frame = with_origins(with_registered_classes(records_frame(records), records), records)
     figures = timing_figures(run_dirs)
     if not figures or frame.empty:
         return frame
     speed = pd.DataFrame([figures.get(key, {}) for key in frame["key"]], index=frame.index)
     return cost_columns(pd.concat([frame, speed], axis=1))
+
+
+def origin(record: Record) -> tuple[str, str, str]:
+    """Where a record was made: (CPU or GPU name, git commit, torch version)."""
+    prov = record.provenance or {}
+    torch_version = str((prov.get("versions") or {}).get("torch", "?"))
+    return str(prov.get("device_name") or "?"), str(prov.get("git_commit") or "?")[:7], f"torch {torch_version}"
+
+
+def with_origins(frame: pd.DataFrame, records: Sequence[Record]) -> pd.DataFrame:
+    """``frame`` with each method label naming its records' origin where a dataset's records
+    come from more than one machine, commit or torch version (the parts that differ, e.g.
+    ``naive [AMD EPYC, 2a3dbb5]``): such rows are never averaged or tested together, and a
+    published folder beside a new run stays its own row."""
+    if frame.empty:
+        return frame
+    origins = {r.key: origin(r) for r in records}
+    frame = frame.copy()
+    for _, rows in frame.groupby("dataset"):
+        found = {origins[k] for k in rows["key"]}
+        if len(found) < 2:
+            continue
+        varying = [i for i in range(3) if len({o[i] for o in found}) > 1]
+        for index, row in rows.iterrows():
+            parts = ", ".join(origins[row["key"]][i] for i in varying)
+            frame.at[index, "method"] = f"{row['method']} [{parts}]"
+    return frame
 
 
 def with_registered_classes(frame: pd.DataFrame, records: Sequence[Record], registry: Any = None) -> pd.DataFrame:
