@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 from wbench.board.compact import compact_table, fits, significant
@@ -40,3 +41,22 @@ def test_the_commands_print_the_compact_table_and_the_full_one_on_request(tmp_pa
     assert main(["leaderboard", str(MNIST), "--full"]) == 0
     full = capsys.readouterr().out
     assert "| rank" in full and "Paper claims under this budget" in full
+
+
+def test_the_compact_table_honours_keep_newest(tmp_path: Path, capsys) -> None:
+    """Two folders holding the same cells: an error without --keep-newest, the compact table
+    (from the one frame the command reads) with it."""
+    import shutil
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+        for name in ("records.jsonl", "timing.json", "suite.json"):
+            shutil.copyfile(REPO / "results" / "digits" / name, folder / name)
+    assert main(["leaderboard", *map(str, folders)]) == 2
+    capsys.readouterr()
+    from wbench.records.read import DuplicateCellWarning
+
+    with pytest.warns(DuplicateCellWarning):
+        assert main(["leaderboard", *map(str, folders), "--keep-newest"]) == 0
+    assert "test.w2.rel_mae (%)" in capsys.readouterr().out

@@ -6,10 +6,18 @@ The full tables go to files (``wbench run`` writes ``leaderboard.md``; ``wbench 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tabulate import tabulate
+
+from wbench.board.frame import leaderboard_frame
+from wbench.board.leaderboard import summarise
+from wbench.board.learning_curves import select_milestone
+from wbench.board.timing_section import timing_note
 
 WIDTH = 100
 """Columns a terminal line may take."""
@@ -94,6 +102,18 @@ def fits(text: str, width: int = WIDTH) -> bool:
     return all(len(line) <= width for line in text.splitlines())
 
 
-def compact_text(summaries: Sequence[pd.DataFrame], primary: str) -> str:
-    """:func:`compact_table` of each summary, one after the other."""
-    return "\n".join(compact_table(s, primary) for s in summaries if not s.empty)
+def terminal_leaderboard(
+    run_dirs: Sequence[Path], primary: str, milestone: int | None = None, *, frame: Any = None
+) -> str:
+    """The compact leaderboard of ``run_dirs`` (:func:`compact_table`) with the
+    line saying where its speed figures come from, ending in a newline.
+
+    :param frame: the records of ``run_dirs`` as :func:`wbench.board.frame.leaderboard_frame`
+        gives them, when the caller has read them already.
+    """
+    full = frame if frame is not None else leaderboard_frame(run_dirs)
+    if full.empty:
+        return "no records\n"
+    shown, _ = select_milestone(full, milestone)
+    note = textwrap.fill(timing_note(shown, run_dirs).strip(), width=100)
+    return compact_table(summarise(shown, primary=primary), primary) + ("\n" + note if note else "") + "\n"

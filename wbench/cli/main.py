@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -256,6 +255,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a suite, write records and leaderboards into the run directory, print the leaderboard."""
+    from wbench.board.compact import terminal_leaderboard
+    from wbench.board.frame import leaderboard_frame
     from wbench.board.report import leaderboard_text
     from wbench.plugin.params import parse_assignments
     from wbench.records.store import RecordStore
@@ -274,9 +275,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         cell_time_limit_s=args.cell_time_limit, timing=not args.no_timing,
     )
     run_suite(suite, args.plugins, options)
+    frame = leaderboard_frame([out_dir])  # read once for the two files and the terminal
     for fmt, name in (("md", "leaderboard.md"), ("csv", "leaderboard.csv")):
-        (out_dir / name).write_text(leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric, plugins=args.plugins))
-    print(terminal_leaderboard([out_dir], suite.primary_metric))
+        text = leaderboard_text([out_dir], fmt=fmt, primary=suite.primary_metric, plugins=args.plugins, frame=frame)
+        (out_dir / name).write_text(text)
+    sys.stdout.write(terminal_leaderboard([out_dir], suite.primary_metric, frame=frame))
     print(f"full tables: {out_dir / 'leaderboard.md'} and {out_dir / 'leaderboard.csv'}", file=sys.stderr)
     records = RecordStore(out_dir).load()
     counts = {status: sum(r.status == status for r in records) for status in ("ok", "failed", "unavailable")}
@@ -286,23 +289,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1 if counts["failed"] else 0
-
-
-def terminal_leaderboard(run_dirs: Sequence[Path], primary: str, milestone: int | None = None) -> str:
-    """The compact leaderboard of ``run_dirs`` (:func:`wbench.board.compact.compact_table`) with the
-    line saying where its speed figures come from."""
-    from wbench.board.compact import compact_table
-    from wbench.board.frame import leaderboard_frame
-    from wbench.board.leaderboard import summarise
-    from wbench.board.learning_curves import select_milestone
-    from wbench.board.timing_section import timing_note
-
-    full = leaderboard_frame(run_dirs)
-    if full.empty:
-        return "no records\n"
-    frame, _ = select_milestone(full, milestone)
-    note = textwrap.fill(timing_note(frame, run_dirs).strip(), width=100)
-    return compact_table(summarise(frame, primary=primary), primary) + ("\n" + note if note else "")
 
 
 def _fitted(rows: list[dict[str, Any]], tabulate: Any, width: int = 100) -> str:
@@ -320,6 +306,7 @@ def _fitted(rows: list[dict[str, Any]], tabulate: Any, width: int = 100) -> str:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Render records of one or more run directories."""
+    from wbench.board.compact import terminal_leaderboard
     from wbench.board.leaderboard import COLUMNS, leaderboard_frame, select_columns
     from wbench.board.report import leaderboard_text
 
@@ -329,10 +316,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.plots:
         check_output_dir(args.plots, "--plots")
     frame = leaderboard_frame(args.run_dirs, keep_newest=args.keep_newest)  # read once for text and plots
-    text = leaderboard_text(
-        args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
-        plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone, frame=frame,
-    )
+    full = bool(args.out or args.full or args.format != "md" or args.columns)  # else a terminal's compact table
+    if full:
+        text = leaderboard_text(
+            args.run_dirs, fmt=args.format, primary=args.primary, columns=columns, extras=not args.columns,
+            plugins=args.plugins, keep_newest=args.keep_newest, milestone=args.milestone, frame=frame,
+        )
+    else:
+        text = terminal_leaderboard(args.run_dirs, args.primary, args.milestone, frame=frame)
     if args.plots:
         from wbench.board.leaderboard import write_speed_accuracy_plots
         from wbench.board.learning_curves import write_learning_curve_plots
@@ -348,11 +339,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             args.out.write_text(text)
         except OSError as exc:
             raise OutputPathError(f"--out {args.out}: cannot write the leaderboard ({_reason(exc)})") from exc
-    elif args.full or args.format != "md" or args.columns:
+    else:
         sys.stdout.write(text)
-    else:  # a terminal: the table a person reads in one look
-        print(terminal_leaderboard(args.run_dirs, args.primary, args.milestone))
-        print("full tables and sections: --full (or --out FILE)", file=sys.stderr)
+        if not full:
+            print("full tables and sections: --full (or --out FILE)", file=sys.stderr)
     return 0
 
 
