@@ -11,14 +11,12 @@ import pandas as pd
 from wbench.board.flags import val_drop
 from wbench.records.columns import (  # noqa: F401
     COLUMNS,
-    LEADERBOARD_PAIRWISE_N,
     Column,
     UnknownColumnError,
     _covers,
     _format_number,
     _stated,
     cost_columns,
-    leaderboard_pairwise_n,
     resolve_columns,
     select_columns,
 )

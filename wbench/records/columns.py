@@ -55,25 +55,10 @@ COLUMNS: tuple[Column, ...] = (
 """The columns shown by default, in order (absent ones are skipped)."""
 
 
-LEADERBOARD_PAIRWISE_N = 1024
-"""The ``n`` of the pairwise column when no record states its suite's ``pairwise_size``."""
-
-
 def _stated(values: pd.Series) -> str:
     """One value as an integer string, or ``mixed`` when the rows disagree."""
     found = sorted({int(v) for v in pd.to_numeric(values, errors="coerce").dropna()})
     return str(found[0]) if len(found) == 1 else "mixed"
-
-
-def leaderboard_pairwise_n(df: pd.DataFrame) -> int:
-    """The one ``n`` of the pairwise column: the ``cost.pairwise_n`` most records state (ties:
-    the largest), else :data:`LEADERBOARD_PAIRWISE_N`."""
-    if "cost.pairwise_n" not in df.columns:
-        return LEADERBOARD_PAIRWISE_N
-    counts = pd.to_numeric(df["cost.pairwise_n"], errors="coerce").dropna().astype(int).value_counts()
-    if counts.empty:
-        return LEADERBOARD_PAIRWISE_N
-    return int(max(counts.index, key=lambda n: (counts[n], n)))
 
 
 def cost_columns(df: pd.DataFrame) -> pd.DataFrame:

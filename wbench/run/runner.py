@@ -42,7 +42,7 @@ from wbench.run.cluster_task import CELL_RESOURCE, dump_task, run_cell_task
 from wbench.run.lock import LOCK_FILENAME, check_writable, run_dir_lock
 from wbench.run.options import RunOptions, apply_dataset_params, resolve_suite, select_specs
 from wbench.run.suite import DatasetSpec, Suite, SurrogateSpec, budget_for
-from wbench.run.timing_pass import TimingOptions, time_run
+from wbench.run.timing_pass import TimingOptions, default_dataset_for, time_run
 from wbench.surrogate import Surrogate
 from wbench.train.checkpoint import CHECKPOINT_DIR
 from wbench.util.atomic import write_bytes_atomically
@@ -99,7 +99,7 @@ class Runner:
         self.plugins = plugins
         self.options = options
         self.store = RecordStore(options.out_dir)
-        self._datasets: dict[str, PairedDataset] = {}
+        self._dataset_for = default_dataset_for(options.cache_dir, plugins.registry, n_jobs=options.n_jobs)
 
     # ----------------------------------------------------------------- checks
     def check(self) -> None:
@@ -126,16 +126,7 @@ class Runner:
     # ----------------------------------------------------------------- data
     def dataset(self, name: str, params: Mapping[str, Any]) -> PairedDataset:
         """Build a dataset and attach its (cached) ground truth; memoised per run."""
-        from wbench.oracle.groundtruth import attach_ground_truth
-
-        memo = dataset_memo(name, params)
-        if memo not in self._datasets:
-            cls = self.plugins.registry.get("dataset", name).load()
-            built = cls(**params).build()
-            self._datasets[memo] = attach_ground_truth(
-                built, cache_dir=self.options.cache_dir, n_jobs=self.options.n_jobs
-            )
-        return self._datasets[memo]
+        return self._dataset_for(name, params)
 
     def cell_datasets(self, d: DatasetSpec) -> dict[str, PairedDataset]:
         """The datasets a cell of ``d`` needs (``d`` and its transfer targets), by :func:`dataset_memo`."""

@@ -37,6 +37,7 @@ from wbench.provenance import provenance, utc_now
 from wbench.records.read import load_records, milestone_of
 from wbench.records.store import Record
 from wbench.records.timing_file import FORMAT_VERSION, TIMING_FILE, TimingError
+from wbench.run.cell import dataset_memo
 from wbench.run.lock import RunDirNotWritableError, check_writable
 from wbench.surrogate import Surrogate, TorchSurrogate
 from wbench.timing.costmodel import CostModel, embedder, measure_cost_models, sample_measures
@@ -125,15 +126,16 @@ def series_of(records: Iterable[Record]) -> list[Series]:
     return list(found.values())
 
 
-def default_dataset_for(cache_dir: str | Path | None = None, registry: Any = None) -> DatasetFor:
-    """A dataset builder with its (cached) exact ground truth, memoised."""
+def default_dataset_for(cache_dir: str | Path | None = None, registry: Any = None, *, n_jobs: int = -1) -> DatasetFor:
+    """A dataset builder with its (cached) exact ground truth, memoised per configuration
+    (:func:`wbench.run.cell.dataset_memo`); a run's cells and its timing pass share one."""
     memo: dict[str, PairedDataset] = {}
 
     def build(name: str, params: Mapping[str, Any]) -> PairedDataset:
-        key = json.dumps([name, dict(params)], sort_keys=True, default=str)
+        key = dataset_memo(name, params)
         if key not in memo:
             built = registry.get("dataset", name).load()(**dict(params)).build()
-            memo[key] = attach_ground_truth(built, cache_dir=cache_dir)
+            memo[key] = attach_ground_truth(built, cache_dir=cache_dir, n_jobs=n_jobs)
         return memo[key]
 
     return build
@@ -205,7 +207,7 @@ def time_run(
     began = time.perf_counter()
     groups: dict[str, list[Series]] = {}
     for item in series_of(load_records([run_dir])):
-        groups.setdefault(json.dumps([item.record.dataset, dict(item.record.dataset_params)], sort_keys=True), []).append(item)
+        groups.setdefault(dataset_memo(str(item.record.dataset), item.record.dataset_params), []).append(item)
     if not groups:
         raise TimingError(f"{run_dir}: no ok record: nothing to time")
     cells: list[dict[str, Any]] = []
