@@ -200,3 +200,30 @@ def test_cuda_matches_cpu(clouds2d: PairedDataset) -> None:
         gpu_model.pairwise(a.index([0, 1]), b.index([2, 3])).cpu(),
         gpu_model.distance(a.index([0, 0, 1, 1]), b.index([2, 3, 2, 3])).reshape(2, 2).cpu(),
     )
+
+
+def test_atoms_without_mass_are_dropped_and_change_no_cost(monkeypatch) -> None:
+    """Sparse grid measures (as MNIST digits): the merge keeps only atoms with mass, and the
+    projected and lifted costs equal those of the full merge to round-off."""
+    import wbench_plugins.rg.slicing as slicing
+
+    generator = torch.Generator().manual_seed(3)
+    side = 12
+    axis = torch.arange(side, dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+    weights = torch.rand(6, side * side, generator=generator, dtype=torch.float64)
+    weights[weights < 0.8] = 0
+    weights /= weights.sum(1, keepdim=True)
+    batch = MeasureBatch(weights=weights, support=grid, grid_shape=(side, side))
+    theta = random_directions(2, 16, 0)
+    pruned = slice_measures(batch, theta)
+    assert pruned.values.shape == (6, 16, int((weights > 0).sum(1).max()))
+    left, right = torch.tensor([0, 1, 2, 3, 4]), torch.tensor([5, 4, 3, 2, 2])
+    projected, lifted = pair_costs(pruned, pruned, left, right)
+    monkeypatch.setattr(slicing, "_drop_empty_atoms", lambda values, order, masses: (values, order, masses))
+    full = slice_measures(batch, theta)
+    assert full.values.shape == (1, 16, side * side)
+    projected_full, lifted_full = pair_costs(full, full, left, right)
+    torch.testing.assert_close(projected, projected_full, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lifted, lifted_full, rtol=1e-12, atol=1e-12)
+    assert bool((projected <= lifted + 1e-12).all())

@@ -274,3 +274,30 @@ def test_the_rg_claim_is_decided_at_the_smallest_n_both_reach() -> None:
     assert "N = 2,000" in rg_claim(_rg_frame([0.05, 0.06, 0.055], [0.20, 0.22, 0.21], n_wormhole=2000))["our_value"]
     without = _frame([_record("rg", n, s, 0.1, 0.1, 1.0, 400.0) for n in (500, 2000) for s in range(2)])
     assert rg_claim(without.assign(method_name=without["method"]))["verdict"] == "not measured"
+
+
+@pytest.mark.skipif(not os.environ.get("WBENCH_MNIST_ROOT"), reason="WBENCH_MNIST_ROOT is unset (MNIST files)")
+def test_mnist_n_images_holds_test_images_out_for_the_unseen_pool(tmp_path: Path) -> None:
+    """The published protocol: pairs from a seeded 8,000 of the 10,000 test images, the other
+    2,000 (and any image no train/val pair uses) form the pool; no training file needed."""
+    from wbench_plugins.datasets.mnist import MnistDataset, find_file
+
+    root = Path(os.environ["WBENCH_MNIST_ROOT"])
+    test_only = tmp_path / "MNIST" / "raw"
+    test_only.mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (test_only / f"{name}.gz").symlink_to(find_file(root, name))
+    dataset = MnistDataset(root=str(tmp_path), unseen=True, n_images=8000, pairs_per_combination=1000)
+    dataset.preflight()  # the training file is not asked for
+    ds = dataset.build()
+    assert [len(ds.pairs[s]) for s in ("train", "val", "test", "unseen")] == [49_500, 2_750, 2_750, 2_750]
+    held_out = np.setdiff1d(np.arange(10_000), ds.metadata["source_index"])
+    assert held_out.size == 2_000
+    used = np.union1d(_sources(ds, "train"), _sources(ds, "val"))
+    assert ds.metadata["unseen_pool_size"] == 10_000 - len(used)
+    assert ds.metadata["unseen_source_index"].max() < 10_000
+    assert np.intersect1d(_sources(ds, "unseen"), used).size == 0
+    assert np.isin(_sources(ds, "unseen"), held_out).mean() > 0.99  # nearly every image seen is paired
+    labels = np.concatenate([ds.labels[ds.pairs["test"].left], ds.labels[ds.pairs["test"].right]])
+    unseen = np.concatenate([ds.labels[ds.pairs["unseen"].left], ds.labels[ds.pairs["unseen"].right]])
+    assert np.array_equal(np.sort(labels), np.sort(unseen))  # the test set's class combinations

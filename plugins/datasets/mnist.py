@@ -165,8 +165,11 @@ class MnistDataset(LabelledImageDataset):
     - ``download``: let torchvision download missing files into ``root``.
     - ``unseen`` (see :class:`LabelledImageDataset`): the protocol's 55,000 pairs touch
       about every image of the 10,000 in ``subset="test"`` (each image is in about 11 pairs),
-      so the unseen images come from the part ``subset`` leaves out (the 60,000 images of the
-      training file, which must then be present) besides any image no train/val pair uses.
+      so the unseen images come from images no pair may use. Either hold images out with
+      ``n_images`` (e.g. 8,000: the pairs use a seeded 8,000 of the 10,000 test images, the
+      other 2,000 form the pool; only the test files are needed), or, with ``n_images``
+      unset, from the part ``subset`` leaves out (the 60,000 images of the training file,
+      which must then be present: the protocol's pairs are then exactly the paper's).
 
     Intensities (0..255) are normalised to unit mass per image; an all-zero image is an
     error naming its index.
@@ -205,10 +208,14 @@ class MnistDataset(LabelledImageDataset):
                     part_files(root, part)
                 except MnistNotFoundError as exc:
                     raise MnistNotFoundError(f"mnist: unseen = true draws its images from the MNIST {part} "
-                                             f"file, which subset={self.params['subset']!r} leaves out: {exc}") from exc
+                                             f"file, which subset={self.params['subset']!r} leaves out "
+                                             f"(or set n_images, e.g. 8000, to hold images of the subset out): {exc}") from exc
 
     def unseen_parts(self) -> tuple[str, ...]:
-        """The MNIST parts ``subset`` leaves out (they feed the ``unseen`` pool)."""
+        """The MNIST parts that feed the ``unseen`` pool: those ``subset`` leaves out, unless
+        ``n_images`` holds images of ``subset`` out (then none: the pool is those images)."""
+        if self.params["n_images"] is not None:
+            return ()
         return tuple(part for part in FILES if part not in SUBSETS[self.params["subset"]])
 
     def extra_images(self) -> tuple[np.ndarray, np.ndarray] | None:

@@ -83,9 +83,36 @@ def slice_measures(batch: MeasureBatch, theta: torch.Tensor) -> SlicedMeasures:
         values, order = torch.sort(proj, dim=-1)
         masses = torch.gather(w[:, None, :].expand_as(order), -1, order)
         points = batch.support
+    values, order, masses = _drop_empty_atoms(values, order, masses)
     cum = torch.cumsum(masses, dim=-1)
     cum = (cum / cum[..., -1:]).contiguous()
     return SlicedMeasures(values.contiguous(), order.contiguous(), cum, points)
+
+
+def _drop_empty_atoms(
+    values: torch.Tensor, order: torch.Tensor, masses: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The sorted atoms with mass first (in their sorted order), cut to the batch's largest
+    count of atoms with mass.
+
+    An atom without mass adds a zero-length segment to every merge, and a pair's merge
+    costs in the number of atoms: an MNIST digit holds mass on about a fifth of its 784
+    pixels, so dropping the others makes a merge about five times cheaper. The atoms kept
+    past a measure's own count have no mass: their cumulative mass equals the last atom's,
+    so no level falls in them (:func:`_gather_levels` takes the first atom reaching a level).
+
+    :returns: ``values`` and ``order`` ``(B, L, K)`` (per measure now) and ``masses``
+        ``(B, L, K)``, K the largest number of atoms with mass of one measure.
+    """
+    empty = masses <= 0
+    keep = int((~empty).sum(-1).max()) if masses.numel() else 0
+    if keep == masses.shape[-1]:
+        return values, order, masses
+    position = torch.sort(empty.to(torch.int8), dim=-1, stable=True).indices[..., : max(keep, 1)]
+    shape = (masses.shape[0], -1, -1)
+    values = torch.gather(values.expand(shape), -1, position)
+    order = torch.gather(order.expand(shape), -1, position)
+    return values, order, torch.gather(masses, -1, position)
 
 
 def _gather_levels(t: torch.Tensor, cum: torch.Tensor, n: int) -> torch.Tensor:
