@@ -65,3 +65,85 @@ def test_the_datasets_a_fit_can_reach_have_no_test_distances(tmp_path: Path, mon
     for splits in datasets:
         assert splits["train"] and splits["val"]
         assert not any(has for split, has in splits.items() if split not in ("train", "val")), splits
+
+
+CRASHING = '''
+import ctypes
+import os
+
+import torch
+
+from wbench import hookimpl
+from wbench.surrogate import EmbeddingSurrogate, FitReport
+
+
+class _Linear(EmbeddingSurrogate):
+    input_kind = "any"
+
+    def __init__(self):
+        super().__init__()
+        self.model = torch.nn.Linear(64, 3)
+
+    def embed(self, x):
+        return self.model(x.weights.to(torch.float32))
+
+    def fit(self, train, val, budget):
+        return FitReport(stopped_by="nothing to fit")
+
+
+class Exits(_Linear):
+    def fit(self, train, val, budget):
+        os._exit(3)
+
+
+class Segfaults(_Linear):
+    def fit(self, train, val, budget):
+        ctypes.string_at(0)
+
+
+class DiesPredicting(_Linear):
+    def distance(self, a, b):
+        os._exit(4)
+
+
+class Innocent(_Linear):
+    pass
+
+
+@hookimpl
+def wbench_register_surrogates(registry):
+    for name, cls in (("exits", "Exits"), ("segfaults", "Segfaults"), ("dies-predicting", "DiesPredicting"),
+                      ("innocent", "Innocent")):
+        registry.add_surrogate(name, f"{__name__}:{cls}")
+'''
+
+
+def test_a_method_process_that_dies_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
+    plugin = tmp_path / "crashing_plugin.py"
+    plugin.write_text(CRASHING)
+    records = _run(tmp_path, ["exits", "innocent", "segfaults", "dies-predicting", "innocent"], plugins=(LOCAL, plugin))
+    assert records["innocent"]["status"] == "ok", records["innocent"]["error"]
+    assert "exited with code 3" in records["exits"]["error"]
+    assert "SIGSEGV" in records["segfaults"]["error"]
+    assert records["dies-predicting"]["status"] == "failed"
+    assert "exited with code 4" in records["dies-predicting"]["error"]
+    for name in ("exits", "segfaults", "dies-predicting"):
+        assert "SandboxDiedError: the method's process" in records[name]["error"]
+
+
+def test_redacted_keeps_train_and_val_distances_only() -> None:
+    import numpy as np
+
+    from wbench.data import PairedDataset, PairSet
+    from wbench.measures import MeasureBatch
+    from wbench.run.sandbox import redacted
+    from wbench.testing import toy_images
+
+    truth = np.ones(3)
+    pairs = {split: PairSet([0, 1, 2], [1, 2, 3], truth) for split in ("train", "val", "test", "unseen")}
+    full = PairedDataset("toy", {}, MeasureBatch.from_images(toy_images(4, 8, 0)), pairs)
+    copy = redacted(full)
+    assert copy.pairs["train"].w2sq is not None and copy.pairs["val"].w2sq is not None
+    assert copy.pairs["test"].w2sq is None and copy.pairs["unseen"].w2sq is None
+    assert np.array_equal(copy.pairs["test"].left, pairs["test"].left)
+    assert full.pairs["test"].w2sq is not None  # the run's own copy keeps them
