@@ -74,7 +74,9 @@ EVAL_SEED = 12345
 class EvaluationContext:
     """Everything a metric may use to evaluate one fitted surrogate.
 
-    :param surrogate: fitted, configured with its evaluation parameters, on its device.
+    :param surrogate: fitted, configured with its evaluation parameters, on its device. In a
+        run it is a stand-in whose calls the method's own process answers (it never holds
+        the test distances: :mod:`wbench.run.sandbox`); inputs stay on the CPU here.
     :param dataset: the dataset with ground truth (every split's ``w2sq`` is set).
     :param predictions: split -> predicted W2 ``(P,)`` float64 in ground-cost units, one per
         pair of ``dataset.pairs[split]`` (NaN: the method failed on that pair).

@@ -8,6 +8,7 @@ client or as a task on a Dask cluster (:mod:`wbench.run.cluster_task`); only the
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -17,34 +18,24 @@ from typing import Any
 import numpy as np
 
 from wbench.budget import Budget
-from wbench.data import PairedDataset, PairSet
-from wbench.errors import WbenchError
+from wbench.data import PairedDataset
 from wbench.executor import where, worker_threads
 from wbench.oracle.exact_blocks import ExactBlocks
 from wbench.provenance import provenance, utc_now
-from wbench.records.store import (
-    SCHEMA_VERSION,
-    Outcome,
-    Record,
-    Status,
-    canonical_json,
-    cell_key,
-    truth_digest,
+from wbench.records.store import SCHEMA_VERSION, Outcome, Record, Status, cell_key
+from wbench.run.cell_evaluation import (  # noqa: F401 (re-exported)
+    EVALUATED_SPLITS,
+    SUBSET_SEED,
+    check_compatible,
+    coverage,
+    evaluate_setting,
 )
-from wbench.run.cell_milestones import (
-    cell_training_hooks,
-    milestone_fit,
-    skipped_milestone,
-)
-from wbench.run.cell_outputs import artifacts_of
-from wbench.run.cell_task import CellTask, dataset_label, method_label  # noqa: F401 (re-exported)
+from wbench.run.cell_milestones import milestone_fit, skipped_milestone
+from wbench.run.cell_task import CellTask, dataset_label, dataset_memo, method_label  # noqa: F401 (re-exported)
 from wbench.run.isolation import CellTimeoutError, time_limit, torch_state_guard
+from wbench.run.sandbox import CellSession, Sandbox, SandboxDiedError, default_sandbox
+from wbench.run.sandbox_wire import FitView
 from wbench.run.suite import Suite, SurrogateSpec, budget_for
-from wbench.surrogate import Surrogate, TorchSurrogate
-from wbench.train.checkpoint import milestone_hooks
-from wbench.train.loop import predict_pairs, seed_everything
-
-SUBSET_SEED = 12345  # the solver evaluation subset is the same for every method and seed
 
 
 @dataclass
@@ -54,16 +45,13 @@ class CellResult:
     :param records: complete records, in evaluation-setting order, not yet stored.
     :param files: artifacts (path relative to the run directory -> bytes) made away from it.
     :param blocks: exact W2^2 blocks solved on a worker: cache key -> ``(values, meta)``.
+    :param side_effects: the torch settings the method's process changed during the cell.
     """
 
     records: list[Record]
     files: dict[str, bytes] = field(default_factory=dict)
     blocks: dict[str, tuple[np.ndarray, dict[str, Any]]] = field(default_factory=dict)
-
-
-def dataset_memo(name: str, params: Mapping[str, Any]) -> str:
-    """The key of a dataset configuration (built once per run)."""
-    return canonical_json([name, dict(params)])
+    side_effects: dict[str, str] = field(default_factory=dict)
 
 
 def make_record(
@@ -100,11 +88,13 @@ def _provenance(device: str) -> dict[str, Any]:
 
 def compute_cell(
     task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks,
-    emit: Callable[[list[Record]], None] | None = None,
+    emit: Callable[[list[Record]], None] | None = None, sandbox: Sandbox | None = None,
 ) -> CellResult:
-    """:func:`fit_and_evaluate` under the cell's isolation: torch's global state as it was
-    before (what the cell changed is named in its ``ok`` records' ``side_effects``), and the
-    suite's ``cell_time_limit_s`` (past it, every record still to make is ``failed``, saying so).
+    """:func:`fit_and_evaluate` under the cell's isolation: the method in its own process
+    (:mod:`wbench.run.sandbox`), torch's global state as it was before (what the cell changed
+    is named in its ``ok`` records' ``side_effects``), and the suite's ``cell_time_limit_s``
+    (past it, the method's process is killed and every record still to make is ``failed``,
+    saying so).
     """
     emitted: set[str] = set()
     task = with_train_pairs(task, train_pairs(datasets[dataset_memo(task.dataset.name, task.dataset.params)]))
@@ -114,17 +104,21 @@ def compute_cell(
         emit(made)  # type: ignore[misc]  # only wrapped when given
 
     started = utc_now()
+    sandbox = sandbox or default_sandbox()
+    with contextlib.suppress(SandboxDiedError):  # then the cell fails saying so
+        sandbox.start()  # outside the time limit: a new method process takes seconds to import
     with torch_state_guard() as side_effects:
         try:
             with time_limit(task.suite.cell_time_limit_s):
-                result = fit_and_evaluate(task, datasets, artifact_dir, blocks, emit_and_note if emit else None)
+                result = fit_and_evaluate(task, datasets, artifact_dir, blocks, emit_and_note if emit else None, sandbox)
         except CellTimeoutError as exc:
             error = f"{type(exc).__name__}: {exc}"
             result = CellResult([make_record(task.suite, task.surrogate, ident, "failed", started, error=error)
                                  for _, _, ident in task.todo if cell_key(**ident) not in emitted],
                                 blocks=blocks.computed)
-    if side_effects:
-        result.records = [_with_side_effects(r, side_effects) for r in result.records]
+    changes = {**side_effects, **result.side_effects}
+    if changes:
+        result.records = [_with_side_effects(r, changes) for r in result.records]
     return result
 
 
@@ -139,14 +133,17 @@ def _with_side_effects(record: Record, side_effects: Mapping[str, str]) -> Recor
 
 def fit_and_evaluate(
     task: CellTask, datasets: Mapping[str, PairedDataset], artifact_dir: Path, blocks: ExactBlocks,
-    emit: Callable[[list[Record]], None] | None = None,
+    emit: Callable[[list[Record]], None] | None = None, sandbox: Sandbox | None = None,
 ) -> CellResult:
     """Fit one method once for a seed and evaluate it at each budget milestone: one record
     per (milestone, evaluation setting) still to do.
 
+    The method is built and fitted in its own process (``sandbox``, default: this thread's),
+    which holds the datasets without their test and ``unseen`` distances; it is evaluated
+    here, where they are, through a :class:`~wbench.run.remote_surrogate.RemoteSurrogate`.
     A pure function of its inputs (where it runs changes only the provenance and the
     timings), except for the checkpoints written to ``task.checkpoint_dir``. Failures of
-    the fit or of an evaluation become ``failed`` records.
+    the fit, of an evaluation or of the method's process become ``failed`` records.
 
     :param datasets: :func:`dataset_memo` -> dataset with ground truth, for the cell's
         dataset and its transfer targets.
@@ -156,43 +153,54 @@ def fit_and_evaluate(
         exist (so that an interrupted long run keeps them); those records are then not in
         the result. None: every record is in the result.
     """
-    suite, s, d, seed = task.suite, task.surrogate, task.dataset, task.seed
-    budget = replace(budget_for(suite, s), seed=seed, device=suite.device)
+    s = task.surrogate
+    budget = replace(budget_for(task.suite, s), seed=task.seed, device=task.suite.device)
     started = utc_now()
-    records: list[Record] = []
-    cls = task.surrogate_cls
-    dataset = datasets[dataset_memo(d.name, d.params)]
-    n_train = len(dataset.split("train"))
-    milestones = _MilestoneEvaluation(task, dataset, datasets, budget, n_train, started, artifact_dir, blocks)
-    evaluate, done = milestones.records_at, milestones.done
-
+    dataset = datasets[dataset_memo(task.dataset.name, task.dataset.params)]
+    milestones = _MilestoneEvaluation(task, dataset, datasets, budget, len(dataset.split("train")), started,
+                                      artifact_dir, blocks)
     try:
-        surrogate = _build(cls, s, dataset, budget)
+        with (sandbox or default_sandbox()).cell(task, datasets) as cell:
+            return _drive(cell, milestones, emit)
+    except SandboxDiedError as exc:  # the method's process would not start or take the cell
+        return CellResult(_failed(task, started, exc, lambda m: m not in milestones.done), blocks=blocks.computed)
 
-        def evaluate_milestone(index: int, fit_report: Any) -> None:
-            saved = dict(surrogate.eval_params)  # evaluation settings never reach training's validation
-            try:
-                made = evaluate(index, fit_report, surrogate)
-            finally:
-                surrogate.eval_params = saved
-            if emit is not None:
-                emit(made)
-            else:
-                records.extend(made)
 
-        hooks = cell_training_hooks(task, budget, n_train, evaluate_milestone)
-        with milestone_hooks(hooks):
-            fit_report = surrogate.fit(dataset.split("train"), dataset.split("val"), budget)
-    except Exception as exc:
+def _drive(cell: CellSession, milestones: _MilestoneEvaluation, emit: Callable[[list[Record]], None] | None) -> CellResult:
+    """The run's side of a cell in the method's process: evaluate each milestone the fit
+    reaches, then those left after it; failed records for what the fit or the process failed."""
+    task, started, done = milestones.task, milestones.started, milestones.done
+    blocks, evaluate, s = milestones.blocks, milestones.records_at, task.surrogate
+    records: list[Record] = []
+    try:
+        fitted = _fit(cell, evaluate, emit or records.extend)
+    except Exception as exc:  # the method's process died, or a milestone's evaluation raised
         records.extend(_failed(task, started, exc, lambda m: m not in done))
         return CellResult(records, blocks=blocks.computed)
+    if isinstance(fitted, BaseException):  # building or fitting the method raised
+        records.extend(_failed(task, started, fitted, lambda m: m not in done))
+        return CellResult(records, blocks=blocks.computed, side_effects=cell.side_effects)
     # the last milestone, and any the run did not reach (stopped by its time limit): the final weights
     for index in sorted({m for m, _, _ in task.todo} - done):
-        skipped = skipped_milestone(fit_report, budget, index, n_train, s.label or s.name)
-        made = evaluate(index, fit_report, surrogate) if skipped is None else _failed(task, started, skipped,
-                                                                                       lambda m, i=index: m == i)
-        records.extend(made)
-    return CellResult(records, blocks=blocks.computed)
+        skipped = skipped_milestone(fitted, milestones.budget, index, milestones.n_train, s.label or s.name)
+        records.extend(evaluate(index, fitted, cell.surrogate) if skipped is None
+                       else _failed(task, started, skipped, lambda m, i=index: m == i))
+    with contextlib.suppress(SandboxDiedError):  # its records are made; a failed one says so
+        cell.finish()
+    return CellResult(records, blocks=blocks.computed, side_effects=cell.side_effects)
+
+
+def _fit(
+    cell: CellSession, evaluate: Callable[[int, Any, Any], list[Record]], sink: Callable[[list[Record]], None],
+) -> FitView | BaseException:
+    """Wait for the method's fit, evaluating each milestone it reaches (``sink`` takes the
+    records); its final fit report, or the error that failed its building or fitting."""
+    event = cell.next_event()
+    while event[0] == "milestone":
+        sink(evaluate(event[1], event[2], cell.surrogate))
+        cell.resume()
+        event = cell.next_event()
+    return event[1]
 
 
 def _failed(task: CellTask, started: str, exc: BaseException, which: Callable[[int], bool]) -> list[Record]:
@@ -216,7 +224,7 @@ class _MilestoneEvaluation:
     blocks: ExactBlocks
     done: set[int] = field(default_factory=set)
 
-    def records_at(self, index: int, fit_report: Any, surrogate: Surrogate) -> list[Record]:
+    def records_at(self, index: int, fit_report: Any, surrogate: Any) -> list[Record]:
         """One record per evaluation setting still to do at milestone ``index`` (``failed``
         records for evaluations that raise); marks the milestone done."""
         task, budget = self.task, self.budget
@@ -226,8 +234,8 @@ class _MilestoneEvaluation:
                 continue
             fit = milestone_fit(fit_report, budget, index, self.n_train)
             try:
-                outcome = _evaluate(task, surrogate, self.dataset, self.datasets, eval_params, fit, ident,
-                                    self.artifact_dir, self.blocks)
+                outcome = evaluate_setting(task, surrogate, self.dataset, self.datasets, eval_params, fit, ident,
+                                           self.artifact_dir, self.blocks)
                 out.append(make_record(task.suite, task.surrogate, ident, "ok", self.started, outcome=outcome))
             except Exception as exc:
                 out.append(make_record(task.suite, task.surrogate, ident, "failed", self.started,
@@ -235,46 +243,6 @@ class _MilestoneEvaluation:
         self.done.add(index)
         return out
 
-
-def _build(cls: type[Surrogate], s: SurrogateSpec, dataset: PairedDataset, budget: Budget) -> Surrogate:
-    """Build the method (at the budget's parameter target when it learns), seeded, on the budget's device."""
-    from wbench.train.sizing import build_at_parameter_target
-
-    check_compatible(cls, s.name, dataset)
-    params = cls.params_for(s.params, dataset.measures)
-    seed_everything(budget.seed)
-    if cls.trainable and budget.param_target is not None and s.match_budget:
-        surrogate = build_at_parameter_target(
-            cls, params, budget.param_target, tolerance=budget.param_tolerance, count=budget.param_count
-        )
-    else:
-        surrogate = cls(**params)
-    if isinstance(surrogate, TorchSurrogate):
-        surrogate.to(budget.device)
-    return surrogate
-
-
-def _evaluation_dataset(suite: Suite, cls: type[Surrogate], dataset: PairedDataset) -> PairedDataset:
-    """Solvers are slow: they are evaluated on a fixed seeded subset of the test pairs only,
-    and of the ``unseen`` pairs when the dataset has them, of the same size (learned methods
-    and embeddings that set ``evaluate_on_all_pairs``: on every pair of every split)."""
-    if cls.trainable or cls.evaluate_on_all_pairs:
-        return dataset
-    return dataset.with_pairs({split: _solver_subset(suite, dataset.pairs[split])
-                               for split in EVALUATED_SPLITS if split in dataset.pairs})
-
-
-EVALUATED_SPLITS = ("test", "unseen")
-"""The splits a solver is evaluated on (each limited by ``solver_eval_pairs``)."""
-
-
-def _solver_subset(suite: Suite, pairs: PairSet) -> PairSet:
-    """The first ``solver_eval_pairs`` of a fixed seeded permutation of ``pairs`` (all when fewer)."""
-    limit = suite.evaluation.solver_eval_pairs
-    if limit is not None and len(pairs) > limit:
-        chosen = np.sort(np.random.default_rng(SUBSET_SEED).permutation(len(pairs))[:limit])
-        return pairs.subset(chosen)
-    return pairs
 
 
 def train_pairs(dataset: PairedDataset) -> int:
@@ -290,101 +258,6 @@ def with_train_pairs(task: CellTask, n: int) -> CellTask:
     out, so the cell keys stay those of the identities without it)."""
     todo = tuple((m, e, {**ident, "budget": {**ident["budget"], "train_pairs": n}}) for m, e, ident in task.todo)
     return replace(task, todo=todo)
-
-
-def _evaluate(
-    task: CellTask,
-    surrogate: Surrogate,
-    dataset: PairedDataset,
-    datasets: Mapping[str, PairedDataset],
-    eval_params: Mapping[str, Any],
-    fit: Mapping[str, Any],
-    ident: Mapping[str, Any],
-    artifact_dir: Path,
-    blocks: ExactBlocks,
-) -> Outcome:
-    """The outcome of one evaluation setting of a fitted model: metrics, transfer, artifacts (its
-    speed is measured after the run, for every model together: :mod:`wbench.run.timing_pass`)."""
-    from wbench.evaluation import EvaluationContext, run_metrics
-
-    suite, cls = task.suite, task.surrogate_cls
-    surrogate.configure(**{**cls.default_eval_params, **eval_params})  # settings never carry over
-    evaluated = _evaluation_dataset(suite, cls, dataset)
-    name = task.surrogate.name
-    predictions = {
-        split: predict_pairs(surrogate, evaluated.split(split), method=name, call=f"distance ({split} pairs)")
-        for split in evaluated.pairs
-    }
-    ctx = EvaluationContext(
-        surrogate=surrogate,
-        dataset=evaluated,
-        predictions=predictions,
-        exact_block=blocks.function(dataset),
-        seed=task.seed,
-        options=dict(suite.evaluation.options),
-        method=name,
-    )
-    metrics, metric_errors = run_metrics(ctx, dict(task.metrics))
-    return Outcome(
-        n_parameters=surrogate.n_parameters,
-        n_parameters_inference=surrogate.n_parameters_inference,
-        n_parameters_trained=surrogate.n_parameters_trained,
-        metric_by_construction=bool(getattr(cls, "metric_by_construction", False)),
-        method_class=str(getattr(cls, "method_class", "learned")),
-        truth_digest=truth_digest(evaluated.split("test").pairs.w2sq) if "test" in evaluated.pairs else None,
-        trainable=cls.trainable,
-        fit=fit,
-        describe=surrogate.describe(),
-        metrics=metrics,
-        metric_errors=metric_errors,
-        transfer=_transfer(task, surrogate, datasets),
-        unit=dataset.unit,
-        artifacts=tuple(artifacts_of(suite, surrogate, fit, predictions, evaluated, ident, artifact_dir)),
-        coverage=coverage(predictions.get("test")),
-    )
-
-
-def coverage(predicted: np.ndarray | None) -> float | None:
-    """Fraction of test pairs with a value (not NaN) in ``predicted`` ``(P,)``; None without test pairs.
-
-    Below 1 only for a solver that reported unsolved pairs as NaN (a learned method's NaN
-    fails its cell); the leaderboard ranks only rows with full coverage.
-    """
-    if predicted is None or len(predicted) == 0:
-        return None
-    return float(np.isfinite(predicted).sum() / len(predicted))
-
-
-def _transfer(task: CellTask, surrogate: Surrogate, datasets: Mapping[str, PairedDataset]) -> dict[str, Any]:
-    """Metrics of the fitted model on the test pairs of each ``transfer_to`` dataset."""
-    from wbench.metrics import pair_metrics
-
-    cls = task.surrogate_cls
-    out: dict[str, Any] = {}
-    for spec in task.dataset.transfer_to:
-        label = spec.label or spec.name
-        target = datasets[dataset_memo(spec.name, spec.params)]
-        try:
-            check_compatible(cls, surrogate.__class__.__name__, target, model=surrogate)
-        except WbenchError as exc:
-            out[f"{label}.error"] = str(exc)
-            continue
-        test = _evaluation_dataset(task.suite, cls, target).split("test")
-        predicted = predict_pairs(surrogate, test, method=task.surrogate.name, call=f"distance (transfer to {label})")
-        out.update(pair_metrics(predicted, test.pairs.w2sq, prefix=label))
-    return out
-
-
-def check_compatible(cls: type[Surrogate], name: str, dataset: PairedDataset, *, model: Surrogate | None = None) -> None:
-    """Raise when a grid model meets point clouds, or a fitted model meets another grid."""
-    if cls.input_kind == "grid" and not dataset.measures.is_grid:
-        raise WbenchError(f"{name} needs images on a grid, but dataset {dataset.name!r} holds point clouds")
-    if model is not None and cls.input_kind == "grid":
-        fitted = getattr(model, "params", {}).get("grid_shape")
-        if fitted is not None and tuple(fitted) != tuple(dataset.measures.grid_shape or ()):
-            raise WbenchError(
-                f"model was fitted on {tuple(fitted)} images; dataset {dataset.name!r} has {dataset.measures.grid_shape}"
-            )
 
 
 def describe_error(exc: BaseException) -> str:

@@ -39,7 +39,8 @@ def artifacts_of(
             plot_predicted_vs_true(predictions["test"], true_w2, out_dir / "plots" / f"{stem}-pred.png", unit=dataset.unit, title=title)
         )
         paths.extend(Path(p) for p in surrogate.write_artifacts(out_dir / "plots" / stem))
-    if ev.save_models and isinstance(surrogate, TorchSurrogate) and type(surrogate).trainable:
+    cls = getattr(surrogate, "surrogate_class", type(surrogate))  # a RemoteSurrogate names the method's class
+    if ev.save_models and issubclass(cls, TorchSurrogate) and cls.trainable:
         model_path = out_dir / "models" / f"{stem}.pt"
         surrogate.save(model_path, name=ident["method"])
         paths.append(model_path)

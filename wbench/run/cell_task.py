@@ -1,5 +1,5 @@
-"""One cell as the input of a pure function (:class:`CellTask`), and the labels that name a
-cell's dataset and method in records, files and messages."""
+"""One cell as the input of a pure function (:class:`CellTask`), the labels that name a
+cell's dataset and method in records, files and messages, and the key of a dataset."""
 
 from __future__ import annotations
 
@@ -7,8 +7,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from wbench.data import PairedDataset
+from wbench.errors import WbenchError
+from wbench.records.store import canonical_json
 from wbench.run.suite import DatasetSpec, Suite, SurrogateSpec
 from wbench.surrogate import Surrogate
+
+
+def dataset_memo(name: str, params: Mapping[str, Any]) -> str:
+    """The key of a dataset configuration (built once per run)."""
+    return canonical_json([name, dict(params)])
 
 
 def method_label(spec: SurrogateSpec, eval_params: Mapping[str, Any]) -> str:
@@ -61,3 +69,15 @@ class CellTask:
     def describe(self) -> str:
         """``dataset / method / seed N``, as messages name the cell."""
         return f"{dataset_label(self.dataset)} / {self.surrogate.label or self.surrogate.name} / seed {self.seed}"
+
+
+def check_compatible(cls: type[Surrogate], name: str, dataset: PairedDataset, *, model: Surrogate | None = None) -> None:
+    """Raise when a grid model meets point clouds, or a fitted model meets another grid."""
+    if cls.input_kind == "grid" and not dataset.measures.is_grid:
+        raise WbenchError(f"{name} needs images on a grid, but dataset {dataset.name!r} holds point clouds")
+    if model is not None and cls.input_kind == "grid":
+        fitted = getattr(model, "params", {}).get("grid_shape")
+        if fitted is not None and tuple(fitted) != tuple(dataset.measures.grid_shape or ()):
+            raise WbenchError(
+                f"model was fitted on {tuple(fitted)} images; dataset {dataset.name!r} has {dataset.measures.grid_shape}"
+            )

@@ -67,6 +67,9 @@ def predict_pairs(
         first bad pair (index within ``pairs``) and its value.
     """
     name = method or type(surrogate).__name__
+    remote = getattr(type(surrogate), "predict_pairs_remotely", None)
+    if remote is not None:  # a method in its own process (wbench.run.sandbox): the loop runs there
+        return remote(surrogate, pairs, batch_size=batch_size, method=name, call=call)
     missing_ok = allows_missing(surrogate)
     device = getattr(surrogate, "device", None)
     out = []

@@ -1,0 +1,149 @@
+"""Cells cannot see what they must not (issue 33, item 1): a method's code runs in a process
+that holds the training and validation pairs' exact distances only; the test and ``unseen``
+pairs' distances stay in the process that evaluates it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from wbench.cli.main import main
+
+CHEAT = FIXTURES / "cheating_plugin.py"
+LOCAL = FIXTURES / "local_plugin.py"
+
+SUITE = """
+[suite]
+name = "sandbox"
+seeds = [0]
+[budget]
+steps = 4
+batch_size = 8
+[evaluation]
+plots = false
+save_models = false
+options = {{ n_queries = 5, n_database = 15, k = 3, n_triplets = 50 }}
+[[datasets]]
+name = "toy-blobs"
+params = {{ n = 20, n_pairs = 60 }}
+{surrogates}
+"""
+
+
+def _run(tmp_path: Path, names: list[str], plugins: tuple[Path, ...] = (LOCAL, CHEAT)) -> dict[str, dict]:
+    suite = tmp_path / "sandbox.toml"
+    suite.write_text(SUITE.format(surrogates="".join(f'[[surrogates]]\nname = "{n}"\n' for n in names)))
+    out = tmp_path / "run"
+    args = ["run", str(suite), "--out", str(out), "--no-timing"]
+    for plugin in plugins:
+        args += ["--plugin", str(plugin)]
+    main(args)
+    return {r["method"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
+
+
+def test_a_fit_that_searches_memory_for_the_test_distances_finds_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "cheat.jsonl"
+    monkeypatch.setenv("WBENCH_TEST_CHEAT_REPORT", str(report))
+    record = _run(tmp_path, ["truth-thief"])["truth-thief"]
+    assert record["status"] == "ok", record["error"]
+    seen = [json.loads(line) for line in report.read_text().splitlines()]
+    assert seen and all(s["found"] == 0 for s in seen), seen
+    assert record["metrics"]["test.w2.rel_mae"] > 0.01  # not the exact values
+
+
+def test_the_datasets_a_fit_can_reach_have_no_test_distances(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    report = tmp_path / "cheat.jsonl"
+    monkeypatch.setenv("WBENCH_TEST_CHEAT_REPORT", str(report))
+    _run(tmp_path, ["truth-thief"])
+    datasets = [d for line in report.read_text().splitlines() for d in json.loads(line)["datasets"]]
+    assert datasets, "the fit's process holds the redacted copy of its dataset"
+    for splits in datasets:
+        assert splits["train"] and splits["val"]
+        assert not any(has for split, has in splits.items() if split not in ("train", "val")), splits
+
+
+CRASHING = '''
+import ctypes
+import os
+
+import torch
+
+from wbench import hookimpl
+from wbench.surrogate import EmbeddingSurrogate, FitReport
+
+
+class _Linear(EmbeddingSurrogate):
+    input_kind = "any"
+
+    def __init__(self):
+        super().__init__()
+        self.model = torch.nn.Linear(64, 3)
+
+    def embed(self, x):
+        return self.model(x.weights.to(torch.float32))
+
+    def fit(self, train, val, budget):
+        return FitReport(stopped_by="nothing to fit")
+
+
+class Exits(_Linear):
+    def fit(self, train, val, budget):
+        os._exit(3)
+
+
+class Segfaults(_Linear):
+    def fit(self, train, val, budget):
+        ctypes.string_at(0)
+
+
+class DiesPredicting(_Linear):
+    def distance(self, a, b):
+        os._exit(4)
+
+
+class Innocent(_Linear):
+    pass
+
+
+@hookimpl
+def wbench_register_surrogates(registry):
+    for name, cls in (("exits", "Exits"), ("segfaults", "Segfaults"), ("dies-predicting", "DiesPredicting"),
+                      ("innocent", "Innocent")):
+        registry.add_surrogate(name, f"{__name__}:{cls}")
+'''
+
+
+def test_a_method_process_that_dies_fails_its_cell_and_the_run_goes_on(tmp_path: Path) -> None:
+    plugin = tmp_path / "crashing_plugin.py"
+    plugin.write_text(CRASHING)
+    records = _run(tmp_path, ["exits", "innocent", "segfaults", "dies-predicting", "innocent"], plugins=(LOCAL, plugin))
+    assert records["innocent"]["status"] == "ok", records["innocent"]["error"]
+    assert "exited with code 3" in records["exits"]["error"]
+    assert "SIGSEGV" in records["segfaults"]["error"]
+    assert records["dies-predicting"]["status"] == "failed"
+    assert "exited with code 4" in records["dies-predicting"]["error"]
+    for name in ("exits", "segfaults", "dies-predicting"):
+        assert "SandboxDiedError: the method's process" in records[name]["error"]
+
+
+def test_redacted_keeps_train_and_val_distances_only() -> None:
+    import numpy as np
+
+    from wbench.data import PairedDataset, PairSet
+    from wbench.measures import MeasureBatch
+    from wbench.run.sandbox import redacted
+    from wbench.testing import toy_images
+
+    truth = np.ones(3)
+    pairs = {split: PairSet([0, 1, 2], [1, 2, 3], truth) for split in ("train", "val", "test", "unseen")}
+    full = PairedDataset("toy", {}, MeasureBatch.from_images(toy_images(4, 8, 0)), pairs)
+    copy = redacted(full)
+    assert copy.pairs["train"].w2sq is not None and copy.pairs["val"].w2sq is not None
+    assert copy.pairs["test"].w2sq is None and copy.pairs["unseen"].w2sq is None
+    assert np.array_equal(copy.pairs["test"].left, pairs["test"].left)
+    assert full.pairs["test"].w2sq is not None  # the run's own copy keeps them
