@@ -125,8 +125,9 @@ def _flag_facts(ok: pd.DataFrame) -> dict[str, Any]:
 
     units = sorted(set(ok["milestone_unit"].dropna())) if "milestone_unit" in ok and len(ok) else []
     drops = pd.to_numeric(ok["fit.val_drop"], errors="coerce").dropna() if "fit.val_drop" in ok and len(ok) else []
+    texts = [t for t in ok["not_defaults"] if t] if "not_defaults" in ok and len(ok) else []
     return {"_milestone": largest("milestone"), "_unit": units[0] if units else "", "_n_test": largest("test.n_pairs"),
-            "_val_drop": float(np.mean(drops)) if len(drops) else math.nan}
+            "_val_drop": float(np.mean(drops)) if len(drops) else math.nan, "_not_defaults": texts[0] if texts else ""}
 
 
 def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
