@@ -17,6 +17,7 @@ from tabulate import tabulate
 from wbench.board.frame import leaderboard_frame
 from wbench.board.leaderboard import summarise
 from wbench.board.learning_curves import select_milestone
+from wbench.board.main_table import FRONT_LEGEND, FRONT_MARK
 from wbench.board.matched import matched_step_lines
 from wbench.board.numbers import ROUND_OFF, significant  # noqa: F401 (re-exported)
 from wbench.board.timing_section import timing_note
@@ -47,6 +48,8 @@ def compact_table(summary: pd.DataFrame, primary: str) -> str:
                          tablefmt="simple", disable_numparse=True)
         parts.append(f"{dataset}\n{table}\n")
         parts.append(_failures(block) + _flags(block))
+    if "front" in summary.columns and summary["front"].any():
+        parts.append(textwrap.fill(FRONT_LEGEND, width=WIDTH) + "\n")
     return "\n".join(p for p in parts if p)
 
 
@@ -60,7 +63,7 @@ def _row(r: pd.Series, primary: str, percent: bool) -> list[str]:
         rank, method, str(r.get("class", "")),
         _primary_text(r.get(f"{primary}.mean", math.nan), r.get(f"{primary}.std", math.nan), percent=percent),
         _fixed(r.get("test.w2.pearson.mean", math.nan), 4),
-        f"{significant(speed, 2)}x" if math.isfinite(speed) else "",
+        (f"{significant(speed, 2)}x" + (f" {FRONT_MARK}" if bool(r.get("front")) else "")) if math.isfinite(speed) else "",
     ]
 
 

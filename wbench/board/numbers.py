@@ -15,7 +15,11 @@ def significant(value: float, digits: int = 3) -> str:
     if value == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(value)))
+    if abs(round(value, digits - 1 - magnitude)) >= 10 ** (magnitude + 1):  # 0.99999 rounds up to 1.0
+        magnitude += 1
     if magnitude >= 6 or magnitude < -4:
         return f"{value:.{digits - 1}e}"
-    decimals = max(0, digits - 1 - magnitude)
+    decimals = digits - 1 - magnitude
+    if decimals < 0:  # 74,169 to two figures is 74,000
+        return f"{round(value, decimals):,.0f}"
     return f"{round(value, decimals):,.{decimals}f}"
