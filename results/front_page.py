@@ -24,16 +24,16 @@ from wbench.board.leaderboard import (
     leaderboard_frame,
     load_records,
     records_frame,
-    render,
     sections_markdown,
     select_columns,
     summarise,
 )
 from wbench.board.learning_curves import curve_section, select_milestone
+from wbench.board.main_table import FRONT_LEGEND, main_table
 from wbench.board.timing_section import timing_note
 from wbench.plugin.manager import make_plugin_manager
 from wbench.run.suite import DEFAULT_PRIMARY_METRIC
-from wbench.sections import render_section
+from wbench.sections import markdown_table, render_section
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "results" / "mnist"
@@ -62,7 +62,10 @@ def front_page_block() -> str:
     learned_seeds = sorted({int(s) for s in mnist.loc[mnist["trainable"].fillna(False).astype(bool), "seed"]})
     columns = select_columns(COLUMNS)
     where = f"{', '.join(devices)}; git {', '.join(commits)}"
-    table = render(summarise(mnist, primary=PRIMARY, columns=columns), "md", primary=PRIMARY, columns=columns)
+    main = main_table(summarise(mnist, primary=PRIMARY, columns=columns)).drop(columns=["dataset"])
+    table = (f"Ranked by `{PRIMARY}` within each class (mean over seeds ± standard deviation; a speed-up's ± also "
+             f"holds the exact LP's spread). {FRONT_LEGEND} Every column: `results/mnist/leaderboard-*.md`.\n\n"
+             + markdown_table(main))
     intro = (
         "## Results: MNIST, matched budget, CPU\n\n"
         f"Every learned model at {budget['param_target']:,} parameters (±{budget['param_tolerance'] * 100:g} %; the "

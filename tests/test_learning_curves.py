@@ -76,8 +76,9 @@ def test_table_at_a_milestone(run_dir: Path) -> None:
     text = leaderboard_text([run_dir], milestone=1000, extras=False)
     assert text.startswith("Ranked by") and text.splitlines()[2].startswith("At training milestone 1,000")
     assert "parameters used to compute distances" in text
-    fast_row = next(line for line in text.splitlines() if "| fast" in line)
-    assert "0.045 ± 0.007071" in fast_row and "| 100 " in fast_row and "| 200 " in fast_row
+    main_row, every_row = [line for line in text.splitlines() if "| fast" in line]
+    assert "| 4.50 ± 0.71 " in main_row  # the main table: percent, three figures
+    assert "0.045 ± 0.007071" in every_row and "| 100 " in every_row and "| 200 " in every_row
 
 
 def test_curves_and_first_budget_to_beat_a_reference(run_dir: Path) -> None:
@@ -154,8 +155,9 @@ def test_axiom_audit_only_where_it_can_fail(tmp_path: Path) -> None:
         record["metrics"] = {**record["metrics"], "axioms.triangle_violation_rate": rate, "axioms.symmetry_error": rate}
         store.append(record)
     text = leaderboard_text([tmp_path / "run"], extras=False)
-    embedded = next(line for line in text.splitlines() if "| embedded" in line)
-    solver = next(line for line in text.splitlines() if "| solver" in line)
+    every_column = text[text.index(": every column"):]  # the audit is not among the main table's nine columns
+    embedded = next(line for line in every_column.splitlines() if "| embedded" in line)
+    solver = next(line for line in every_column.splitlines() if line.startswith("|") and line.split("|")[2].strip() == "solver")
     assert embedded.count("metric by construction") == 2
     assert "metric by construction" not in solver and solver.count("| 0.125 ") == 2
 

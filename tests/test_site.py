@@ -97,7 +97,7 @@ def test_leaderboard_numbers_are_the_means_of_the_records(results: Path, tmp_pat
         assert float(keys["rel. MAE W2"]) == pytest.approx(statistics.mean(values), rel=1e-6)
         assert float(keys["MSE W2"]) == pytest.approx(2 * statistics.mean(values), rel=1e-6)
         assert float(keys["seeds"]) == 3
-    good = page[page.index(">good</a>"):]
+    good = table[table.index(">good</a>"):]
     assert "0.11<span class=\"spread\">± 0.01</span>" in good[:good.index("</tr>")]
     # the failed and the partial rows are greyed in the table and listed below it, with their errors
     assert re.search(r'<tr class="failed">.*?>broken</a>', page) and re.search(r'<tr class="failed">.*?>flaky</a>', page)
@@ -131,7 +131,10 @@ def test_speed_chart_has_one_trace_per_method_with_seeds_in_the_hover(results: P
     build_site(results, out)
     page = (out / "toy" / "index.html").read_text()
     traces, _layout = _figure(page, "chart-toy-speed-independent")
+    front = [t for t in traces if t["name"] == "Pareto front"]
+    traces = [t for t in traces if t["name"] != "Pareto front"]
     assert sorted(t["name"] for t in traces) == ["exact-lp", "flaky", "good", "lot", "worse"]
+    assert len(front) == 1 and front[0]["mode"] == "lines+markers"
     good = next(t for t in traces if t["name"] == "good")
     assert good["x"] == [pytest.approx(statistics.mean([950.0, 959.5, 969.0]))]
     assert "3 seeds" in good["text"][0] and "rel. MAE W2: 0.11" in good["text"][0]

@@ -78,6 +78,9 @@ class Surrogate(ABC):
         seeded subset of test pairs (``solver_eval_pairs``) unless this is True (a solver
         fast enough for every test pair, e.g. an embedding); trainable methods always see
         every test pair.
+    :cvar authors_defaults: optional; the authors' hyper-parameters under the names records
+        store them (budget ``lr``, a method parameter, a :meth:`describe` key at any depth);
+        boards flag rows that used others. Empty (the default): nothing declared.
     """
 
     input_kind: ClassVar[InputKind] = "grid"
@@ -87,6 +90,7 @@ class Surrogate(ABC):
     default_eval_params: ClassVar[Mapping[str, Any]] = {}
     evaluate_on_all_pairs: ClassVar[bool] = False
     metric_by_construction: ClassVar[bool] = False
+    authors_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)

@@ -102,6 +102,8 @@ class DeepSets(EmbeddingSurrogate):
 
     input_kind: ClassVar[str] = "cloud"
     width_param: ClassVar[str | None] = "width"
+    authors_defaults: ClassVar[dict[str, Any]] = {"out_dim": 2, "lr": 1e-3}
+    """Paper 002's encoding size and Adam learning rate."""
 
     def __init__(
         self,

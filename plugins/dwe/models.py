@@ -158,6 +158,8 @@ class DWE(EmbeddingSurrogate):
     """
 
     input_kind: ClassVar[str] = "grid"
+    authors_defaults: ClassVar[dict[str, Any]] = {"embed_dim": 50, "kl_weight": 10.0, "sparsity_weight": 1e-3}
+    """The paper's embedding size (p = 50) and the authors' code's loss weights."""
     width_param: ClassVar[str | None] = None
     inference_modules: ClassVar[tuple[str, ...] | None] = ("encoder",)
     """Distances use the encoder ``phi`` only: ``n_parameters_inference`` counts it alone."""

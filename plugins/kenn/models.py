@@ -193,6 +193,8 @@ class _KENNSurrogate(EmbeddingSurrogate):
 
     input_kind: ClassVar[InputKind] = "grid"
     width_param: ClassVar[str | None] = "width"
+    authors_defaults: ClassVar[dict[str, Any]] = {"batch_size": 256}
+    """The DeepKENN paper's training batch (its learning rate was lost in the text)."""
     channels_last_on_cpu: ClassVar[bool] = True
     """Run the convolutions in ``channels_last`` memory format on CPU (faster with oneDNN;
     the same computation, so the results agree to float32 rounding)."""

@@ -198,6 +198,10 @@ class Wormhole(Surrogate):
 
     input_kind: ClassVar[str] = "cloud"
     width_param: ClassVar[str | None] = "width"
+    authors_defaults: ClassVar[dict[str, Any]] = {
+        "emb_dim": 128, "num_heads": 4, "num_layers": 3, "lr": 1e-4, "target": "s2",
+    }
+    """The package's ``DefaultConfig`` and ``Wormhole.train(init_lr=...)``, and its training loop."""
     evaluate_on_all_pairs: ClassVar[bool] = False
     metric_by_construction: ClassVar[bool] = True  # |h(x) - h(y)|, a Euclidean distance of embeddings
 

@@ -17,28 +17,14 @@ from tabulate import tabulate
 from wbench.board.frame import leaderboard_frame
 from wbench.board.leaderboard import summarise
 from wbench.board.learning_curves import select_milestone
+from wbench.board.main_table import FRONT_LEGEND, FRONT_MARK
+from wbench.board.matched import matched_step_lines
+from wbench.board.numbers import ROUND_OFF, significant  # noqa: F401 (re-exported)
 from wbench.board.timing_section import timing_note
 
 WIDTH = 100
 """Columns a terminal line may take."""
 METHOD_WIDTH = 26
-
-
-def significant(value: float, digits: int = 3) -> str:
-    """``value`` to ``digits`` significant figures, without exponents for everyday sizes ("" for NaN)."""
-    if value is None or not math.isfinite(value):
-        return ""
-    if value == 0:
-        return "0"
-    magnitude = math.floor(math.log10(abs(value)))
-    if magnitude >= 6 or magnitude < -4:
-        return f"{value:.{digits - 1}e}"
-    decimals = max(0, digits - 1 - magnitude)
-    return f"{round(value, decimals):,.{decimals}f}"
-
-
-ROUND_OFF = 1e-12
-"""An error below this is the exact solver's floating-point round-off: shown as ``exact``."""
 
 
 def _primary_text(mean: float, std: float, *, percent: bool) -> str:
@@ -62,6 +48,8 @@ def compact_table(summary: pd.DataFrame, primary: str) -> str:
                          tablefmt="simple", disable_numparse=True)
         parts.append(f"{dataset}\n{table}\n")
         parts.append(_failures(block) + _flags(block))
+    if "front" in summary.columns and summary["front"].any():
+        parts.append(textwrap.fill(FRONT_LEGEND, width=WIDTH) + "\n")
     return "\n".join(p for p in parts if p)
 
 
@@ -75,7 +63,7 @@ def _row(r: pd.Series, primary: str, percent: bool) -> list[str]:
         rank, method, str(r.get("class", "")),
         _primary_text(r.get(f"{primary}.mean", math.nan), r.get(f"{primary}.std", math.nan), percent=percent),
         _fixed(r.get("test.w2.pearson.mean", math.nan), 4),
-        f"{significant(speed, 2)}x" if math.isfinite(speed) else "",
+        (f"{significant(speed, 2)}x" + (f" {FRONT_MARK}" if bool(r.get("front")) else "")) if math.isfinite(speed) else "",
     ]
 
 
@@ -90,11 +78,12 @@ def _failures(block: pd.DataFrame) -> str:
 
 
 def _flags(block: pd.DataFrame) -> str:
-    """``  method: flag, flag`` for each flagged row (cut to the width)."""
+    """``  method: flag, flag`` for each flagged row (wrapped to the width)."""
     if "flags" not in block.columns:
         return ""
-    lines = [f"  {r['method']}: {r['flags']}" for _, r in block.iterrows() if r["flags"] and r["status"] == "ok"]
-    return ("flags:\n" + "".join(line[:WIDTH] + "\n" for line in lines)) if lines else ""
+    lines = [textwrap.fill(f"{r['method']}: {r['flags']}", width=WIDTH, initial_indent="  ", subsequent_indent="      ")
+             for _, r in block.iterrows() if r["flags"] and r["status"] == "ok"]
+    return ("flags:\n" + "".join(line + "\n" for line in lines)) if lines else ""
 
 
 def fits(text: str, width: int = WIDTH) -> bool:
@@ -115,5 +104,10 @@ def terminal_leaderboard(
     if full.empty:
         return "no records\n"
     shown, _ = select_milestone(full, milestone)
-    note = textwrap.fill(timing_note(shown, run_dirs).strip(), width=100)
-    return compact_table(summarise(shown, primary=primary), primary) + ("\n" + note if note else "") + "\n"
+    note = textwrap.fill(timing_note(shown, run_dirs).strip(), width=WIDTH)
+    matched = "".join(textwrap.fill(line, width=WIDTH, subsequent_indent="    ") + "\n"
+                      for line in matched_step_lines(full, primary))
+    text = compact_table(summarise(shown, primary=primary), primary)
+    if matched:
+        text += "\nmethods that stopped early, beside the others at the same steps:\n" + matched
+    return text + ("\n" + note if note else "") + "\n"

@@ -1,6 +1,6 @@
 """Flags on board rows, computed from records: what a reader must know before comparing a row
 with the others (fewer steps or seeds than the run gave the rest, training still improving,
-a solver per new measure, fewer test pairs)."""
+a solver per new measure, fewer test pairs, hyper-parameters other than the authors')."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def add_flags(table: pd.DataFrame) -> pd.DataFrame:
         same = table[table["dataset"] == row["dataset"]]
         ranked = same[same["class"].isin(("learned", "hybrid"))]
         flags.append(", ".join(_row_flags(row, same, ranked)))
-    helpers = [c for c in ("_milestone", "_unit", "_n_test", "_val_drop") if c in table.columns]
+    helpers = [c for c in ("_milestone", "_unit", "_n_test", "_val_drop", "_not_defaults") if c in table.columns]
     return table.assign(flags=flags).drop(columns=helpers)
 
 
@@ -47,6 +47,8 @@ def _row_flags(row: pd.Series, same: pd.DataFrame, ranked: pd.DataFrame) -> list
             out.append(f"{int(row['seeds'])} of {most} seeds")
         if math.isfinite(row["_val_drop"]) and row["_val_drop"] > STILL_FALLING:
             out.append(f"not converged (val. loss still -{row['_val_drop']:.0%} in its last quarter)")
+        if row.get("_not_defaults"):
+            out.append(str(row["_not_defaults"]))
     if row["class"] == "hybrid":
         out.append("solver per new measure")
     most_pairs = same["_n_test"].max()

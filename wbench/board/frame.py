@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from wbench.board.defaults import with_defaults_flags
 from wbench.board.flags import val_drop
 from wbench.records.columns import (  # noqa: F401
     COLUMNS,
@@ -41,6 +42,7 @@ def leaderboard_frame(run_dirs: Iterable[str | Path], *, keep_newest: bool = Fal
     run_dirs = list(run_dirs)
     records = load_records(run_dirs, keep_newest=keep_newest)
     frame = with_origins(with_registered_classes(records_frame(records), records), records)
+    frame = with_defaults_flags(frame, records)
     figures = timing_figures(run_dirs)
     if not figures or frame.empty:
         return frame

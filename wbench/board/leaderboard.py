@@ -23,6 +23,7 @@ from wbench.board.frame import (  # noqa: F401
     load_records,
     records_frame,
 )
+from wbench.board.main_table import FRONT_LEGEND, LP_SPREAD, add_front, main_table
 from wbench.plugin.manager import Plugins
 
 # Re-exported: ``wbench.board.leaderboard`` stays the one import for columns and loading.
@@ -77,7 +78,7 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     table = pd.DataFrame(out_rows)
     if table.empty:
         return table
-    table = add_flags(_rank_rows(table, primary))
+    table = add_front(add_flags(_rank_rows(table, primary)))
     labels = significance_labels(df, primary)
     table["vs_best"] = [labels.get((d, m), "") for d, m in zip(table["dataset"], table["method"], strict=True)]
     return table
@@ -125,8 +126,10 @@ def _flag_facts(ok: pd.DataFrame) -> dict[str, Any]:
 
     units = sorted(set(ok["milestone_unit"].dropna())) if "milestone_unit" in ok and len(ok) else []
     drops = pd.to_numeric(ok["fit.val_drop"], errors="coerce").dropna() if "fit.val_drop" in ok and len(ok) else []
+    texts = [t for t in ok["not_defaults"] if t] if "not_defaults" in ok and len(ok) else []
     return {"_milestone": largest("milestone"), "_unit": units[0] if units else "", "_n_test": largest("test.n_pairs"),
-            "_val_drop": float(np.mean(drops)) if len(drops) else math.nan}
+            "_val_drop": float(np.mean(drops)) if len(drops) else math.nan, "_not_defaults": texts[0] if texts else "",
+            LP_SPREAD: largest(LP_SPREAD)}
 
 
 def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
@@ -270,14 +273,22 @@ def render_csv(summary: pd.DataFrame) -> str:
     return safe.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
 
-def render_markdown(summary: pd.DataFrame, table: pd.DataFrame, *, primary: str) -> str:
-    """The display ``table`` of ``summary`` as Markdown: one GitHub table per dataset, under a
-    ``### dataset`` heading; labels cannot break out of their cell or heading line."""
-    parts = [f"Ranked by `{primary}` (mean over seeds; ± is the standard deviation over seeds).\n"]
+def render_markdown(summary: pd.DataFrame, table: pd.DataFrame, *, primary: str, main: bool = True) -> str:
+    """The display ``table`` of ``summary`` as Markdown: per dataset the nine-column main table
+    (:func:`wbench.board.main_table.main_table`, unless ``main`` is False), then every column
+    under ``### dataset: every column``; labels cannot break out of their cell or heading line."""
+    legend = ("; a speed-up's ± also holds the exact LP's spread over its timing rounds). " + FRONT_LEGEND) if main else ")."
+    parts = [f"Ranked by `{primary}` within each class (mean over seeds; ± is the standard deviation over seeds{legend}\n"]
     units = summary.groupby("dataset")["unit"].agg(lambda u: "/".join(sorted({x for x in u if x})))
-    for dataset, block in table.groupby("dataset", sort=True):
+    main_rows = main_table(summary) if main else pd.DataFrame(columns=["dataset"])
+    for dataset, block in main_rows.groupby("dataset", sort=True):
         unit = units.get(dataset, "")
         parts.append("\n" + markdown_line(f"### {dataset}" + (f" (W2 in {unit}s)" if unit else "")) + "\n\n")
+        parts.append(markdown_table(block.drop(columns=["dataset"])))
+        parts.append("\n")
+    for dataset, block in table.groupby("dataset", sort=True):
+        heading = f"### {dataset}: every column" if main else f"### {dataset}" + (f" (W2 in {units.get(dataset)}s)" if units.get(dataset) else "")
+        parts.append("\n" + markdown_line(heading) + "\n\n")
         parts.append(markdown_table(block.drop(columns=["dataset"])))
         parts.append("\n")
     return "".join(parts)
@@ -290,7 +301,7 @@ def render(summary: pd.DataFrame, fmt: str, *, primary: str, columns: Sequence[C
         return render_csv(summary)
     table = display_table(summary, columns=columns)
     if fmt == "md":
-        return render_markdown(summary, table, primary=primary)
+        return render_markdown(summary, table, primary=primary, main=columns is COLUMNS)
     if fmt == "html":
         return table.to_html(index=False, border=0, escape=True) + "\n"
     raise ValueError(f"unknown leaderboard format {fmt!r}; choose md, csv or html")
@@ -316,9 +327,6 @@ def sections_markdown(df: pd.DataFrame, plugins: Plugins, *, primary: str) -> st
     context = SectionContext(primary=primary, fmt="md")
     sections = collect_sections(plugins.manager, df, context) + transfer_section(df)
     return "".join(render_section(section, "md") for section in sections)
-
-
-
 
 
 

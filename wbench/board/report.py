@@ -11,6 +11,7 @@ import pandas as pd
 from wbench.board.frame import leaderboard_frame
 from wbench.board.leaderboard import header_lines, render, sections_markdown, summarise
 from wbench.board.learning_curves import budget_section, curve_section, select_milestone
+from wbench.board.matched import matched_step_sections
 from wbench.board.site.standalone import leaderboard_page
 from wbench.board.timing_section import timing_note, timing_sections
 from wbench.plugin.manager import Plugins, make_plugin_manager
@@ -67,6 +68,7 @@ def leaderboard_text(
         text += sections_markdown(df, plugins, primary=primary)
         units = sorted(set(full["milestone_unit"].dropna()))
         unit = units[0] if len(units) == 1 else "steps or epochs"
+        text += "".join(render_section(section, "md") for section in matched_step_sections(full, primary, unit=unit))
         text += "".join(render_section(section, "md") for section in curve_section(full, primary, unit=unit))
         text += "".join(render_section(section, "md") for section in budget_section(full, primary, unit=unit))
         text += "".join(render_section(section, "md") for section in timing_sections(run_dirs))

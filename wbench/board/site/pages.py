@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from wbench.board.main_table import FRONT_LEGEND
 from wbench.board.site.figures import (
     learning_curves,
     loss_chart,
@@ -23,6 +24,7 @@ from wbench.board.site.tables import (
     failed_list,
     leaderboard_table,
     legend,
+    main_leaderboard_table,
     plugin_section,
     transfer_section,
 )
@@ -106,30 +108,47 @@ def index_page(runs: Sequence[RunData], hrefs: Mapping[str, str]) -> str:
                  text_cell(f["commit"]), text_cell(f["device"]), text_cell(f["date"])]
         rows.append((cells, ""))
     body = (
-        "<p>Every published run of wbench: learned Wasserstein-2 surrogates against exact and "
+        _headline(runs, hrefs)
+        + "<h2>Runs</h2>\n<p>Every published run of wbench: learned Wasserstein-2 surrogates against exact and "
         "entropic solvers, at a matched parameter budget. Each run page has the leaderboard, "
         "speed against accuracy, learning curves, the paper claims and, where evaluated, the "
         "cross-dataset transfer matrix; each method has its own page.</p>\n"
         + table(headers, rows, table_id="runs")
     )
-    return page("wbench results", body, root="")
+    return page("wbench results", body, root="", charts="Plotly.newPlot" in body)
+
+
+HEADLINE_RUN = "mnist"
+"""The run whose first dataset the index leads with (else the first run with a speed chart)."""
+HEADLINE_ROWS = 6
+
+
+def _headline(runs: Sequence[RunData], hrefs: Mapping[str, str]) -> str:
+    """The index's first screen: the speed-accuracy chart (Pareto front drawn) of the headline
+    run's first dataset and the top of its main table, linking to the run page."""
+    ordered = sorted(runs, key=lambda r: r.name != HEADLINE_RUN)
+    for run in ordered:
+        if not run.datasets:
+            continue
+        dataset = run.datasets[0]
+        block = run.summary[run.summary["dataset"] == dataset]
+        charts_html = speed_charts(run, dataset, block, "headline", modes=("independent",))
+        if not charts_html:
+            continue
+        href = hrefs[run.name]
+        return (f'<h2 id="headline">{esc(dataset)}: accuracy against speed</h2>\n' + charts_html
+                + main_leaderboard_table(block, table_id="headline-table", limit=HEADLINE_ROWS)
+                + f'<p>{esc(FRONT_LEGEND)} The top {HEADLINE_ROWS} rows; the whole table, the flags explained and '
+                f'every column: <a href="{esc(href)}">{esc(run.name)}</a>.</p>\n')
+    return ""
 
 
 def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tuple[str, str], MethodPage]) -> str:
-    """One run: per dataset its leaderboard, failed cells, charts; then claims and transfer."""
+    """One run: per dataset its main table and speed-accuracy charts first, every column and
+    the learning curves below; then claims, transfer, and the run's facts and notes."""
     facts = run_facts(run)
-    fact_rows = "".join(f"<li><strong>{esc(k)}</strong>: {esc(v)}</li>" for k, v in facts.items() if v)
-    description = run.suite.get("description")
-    parts = [f"<ul>{fact_rows}</ul>\n"]
-    if description:
-        parts.append(f"<p>{esc(description)}</p>\n")
-    parts.append(f"<p>Ranked by <code>{esc(run.primary)}</code> (mean over seeds; the grey figure beside each "
-                 "mean is the standard deviation over seeds). Datasets: "
-                 + ", ".join(f'<a href="#{esc(dataset_slugs[d])}">{esc(d)}</a>' for d in run.datasets) + ".</p>\n")
-    note = timing_note(run.frame, [run.path])
-    if note:
-        parts.append(f"<p>{esc(note.strip().replace('`', ''))}</p>\n")
-    parts.append(legend(run.columns, with_vs_best="vs_best" in run.summary.columns))
+    parts = [f"<p>{esc(FRONT_LEGEND)} Datasets: "
+             + ", ".join(f'<a href="#{esc(dataset_slugs[d])}">{esc(d)}</a>' for d in run.datasets) + ".</p>\n"]
     for dataset in run.datasets:
         ds = dataset_slugs[dataset]
         block = run.summary[run.summary["dataset"] == dataset]
@@ -137,15 +156,36 @@ def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tu
         unit = f" (W2 in {'/'.join(units)}s)" if units else ""
         hrefs = {m: p.href for (d, m), p in methods.items() if d == dataset}
         parts.append(f'<h2 id="{esc(ds)}">{esc(dataset)}{esc(unit)}</h2>\n')
-        parts.append(leaderboard_table(block, run.columns, method_href=hrefs, table_id=f"leaderboard-{ds}"))
-        parts.append(failed_list(block))
         parts.append(speed_charts(run, dataset, block, f"chart-{ds}"))
+        parts.append(main_leaderboard_table(block, method_href=hrefs, table_id=f"main-{ds}"))
+        parts.append(failed_list(block))
+        parts.append(f"<details><summary>{esc(dataset)}: every column</summary>\n"
+                     + leaderboard_table(block, run.columns, method_href=hrefs, table_id=f"leaderboard-{ds}")
+                     + "</details>\n")
         parts.append(learning_curves(run, dataset, block, f"chart-{ds}"))
     parts.extend(plugin_section(section, table_id=anchor_id(section.title)) for section in sections(run))
     parts.append(transfer_section(transfer(run), table_id="transfer"))
+    parts.append(_about_run(run, facts))
     body = "".join(parts)
     return page(f"{run.name}: {facts['suite']} suite", body, root="../",
                 breadcrumbs=[("all runs", "../index.html")], charts="Plotly.newPlot" in body)
+
+
+def _about_run(run: RunData, facts: Mapping[str, str]) -> str:
+    """The run's facts, its suite's description, the ranking and timing notes, the column legend."""
+    fact_rows = "".join(f"<li><strong>{esc(k)}</strong>: {esc(v)}</li>" for k, v in facts.items() if v)
+    parts = [f'<h2 id="about">About this run</h2>\n<ul>{fact_rows}</ul>\n']
+    description = run.suite.get("description")
+    if description:
+        parts.append(f"<p>{esc(description)}</p>\n")
+    parts.append(f"<p>Ranked by <code>{esc(run.primary)}</code> within each class (mean over seeds; the grey "
+                 "figure or ± is the standard deviation over seeds; a speed-up's ± also holds the exact LP's spread "
+                 "over its timing rounds).</p>\n")
+    note = timing_note(run.frame, [run.path])
+    if note:
+        parts.append(f"<p>{esc(note.strip().replace('`', ''))}</p>\n")
+    parts.append(legend(run.columns, with_vs_best="vs_best" in run.summary.columns))
+    return "".join(parts)
 
 
 def pretty_json(value: Any, indent: int = 0) -> str:

@@ -109,6 +109,48 @@ def leaderboard_table(
     return table(headers, rows, table_id=table_id)
 
 
+def main_leaderboard_table(block: pd.DataFrame, *, method_href: Mapping[str, str] | None = None,
+                           table_id: str = "", limit: int | None = None) -> str:
+    """The nine-column main table of one dataset (:func:`wbench.board.main_table.main_table`),
+    method names linked to their pages; sorted as shown (class, then rank); the first
+    ``limit`` rows when given."""
+    from wbench.board.main_table import main_table
+
+    shown = main_table(block).drop(columns=["dataset"])
+    if limit is not None:
+        shown = shown.head(limit)
+    headers = [(str(c), _help(_MAIN_HELP.get(str(c), str(c)))) for c in shown.columns]
+    sort_keys = _main_sort_keys(block, list(shown.columns))
+    rows = []
+    for i, (_, r) in enumerate(shown.iterrows()):
+        href = (method_href or {}).get(str(r["method"]))
+        name = f'<a href="{esc(href)}">{esc(r["method"])}</a>' if href else esc(r["method"])
+        cells = [Cell(name)]
+        for c in shown.columns[1:]:
+            key = sort_keys.get(c)
+            value = float(block.iloc[i][key]) if key is not None and r[c] else math.nan
+            cells.append(Cell(esc(r[c]), value) if math.isfinite(value) else text_cell(r[c], "wrap" if c == "flags" else ""))
+        rows.append((cells, ""))
+    return table(headers, rows, table_id=table_id)
+
+
+def _main_sort_keys(block: pd.DataFrame, headers: list[str]) -> dict[str, str]:
+    """Main-table header -> the summary column its cells sort by (numbers, not their text)."""
+    keys = {"params": "n_parameters.mean", "rel. MAE (%)": "test.w2.rel_mae.mean", "Pearson": "test.w2.pearson.mean",
+            "speed-up indep.": "speedup.one_core.mean"}
+    for header in headers:
+        prefix = "retrieval.recall@" if header.startswith("recall@") else "speedup.pairwise" if header.startswith(
+            "speed-up pairwise") else None
+        found = [c for c in block.columns if prefix and c.startswith(prefix) and c.endswith(".mean")]
+        if found:
+            keys[header] = sorted(found)[0]
+    return {h: k for h, k in keys.items() if k in block.columns and h in headers}
+
+
+_MAIN_HELP = {"class": "class", "rel. MAE (%)": "test.w2.rel_mae", "Pearson": "test.w2.pearson",
+              "speed-up indep.": "speedup.one_core.speedup", "flags": "flags", "method": "method"}
+
+
 def failed_list(block: pd.DataFrame) -> str:
     """A list of the failed and partial rows with their error, or an empty string."""
     bad = block[block["status"] != "ok"]
