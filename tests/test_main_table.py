@@ -59,3 +59,22 @@ def test_deterministic_rows_show_no_spread() -> None:
 
 def test_large_figures_are_rounded_to_their_significant_figures() -> None:
     assert (significant(74169, 2), significant(0.0556), significant(1.9023)) == ("74,000", "0.0556", "1.90")
+
+
+def test_unseen_error_stands_beside_the_test_error() -> None:
+    """Issue 34: with errors on unseen measures in the records, the main table and the terminal
+    table show them beside the test error (Pearson moves to the every-column table)."""
+    from wbench.board.compact import compact_table
+
+    summary = _summary().assign(**{"unseen.w2.rel_mae.mean": [0.0251, 0.031, 0.04, 1.1e-16],
+                                   "unseen.w2.rel_mae.std": [0.0012, 0.0007, 0.002, 0.0]})
+    table = main_table(summary)
+    assert "Pearson" not in table.columns
+    columns = list(table.columns)
+    assert columns[columns.index("rel. MAE (%)") + 1] == "unseen rel. MAE (%)"
+    assert list(table["unseen rel. MAE (%)"]) == ["2.51 ± 0.12", "3.10 ± 0.070", "4.00 ± 0.20", "exact"]
+    text = compact_table(summary.assign(**{"speedup.one_core.mean": math.nan}), "test.w2.rel_mae")
+    header = text.splitlines()[1]
+    assert header.index("test.w2.rel_mae (%)") < header.index("unseen.w2.rel_mae (%)") and "Pearson" not in header
+    assert "2.51 ± 0.12" in text
+    assert "Pearson" in compact_table(_summary(), "test.w2.rel_mae")  # no unseen errors: as before

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from wbench.sections import Section, SectionContext
 
-TITLE = "Paper claims under this budget"
+TITLE = "Paper claims under this budget (a verdict needs p < 0.05 over seeds, Holm-corrected within a row; else 'not significant')"
 EXTENSIONS_TITLE = "Paper claims on other datasets (extensions: the papers' numbers are for MNIST, no verdict)"
 
 

@@ -41,11 +41,12 @@ def compact_table(summary: pd.DataFrame, primary: str) -> str:
     """The terminal leaderboard of a :func:`wbench.board.leaderboard.summarise` table."""
     percent = primary.endswith("rel_mae")
     header = f"{primary} (%)" if percent else primary
+    second = _second_column(summary, primary)
     parts = []
     for dataset, block in summary.groupby("dataset", sort=True):
-        rows = [_row(r, primary, percent) for _, r in block.iterrows()]
-        table = tabulate(rows, headers=["rank", "method", "class", header, "Pearson", "speed-up 1 core"],
-                         tablefmt="simple", disable_numparse=True)
+        rows = [_row(r, primary, percent, second) for _, r in block.iterrows()]
+        headers = ["rank", "method", "class", header, f"{second} (%)" if second else "Pearson", "speed-up 1 core"]
+        table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
         parts.append(f"{dataset}\n{table}\n")
         parts.append(_failures(block) + _flags(block))
     if "front" in summary.columns and summary["front"].any():
@@ -53,7 +54,20 @@ def compact_table(summary: pd.DataFrame, primary: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _row(r: pd.Series, primary: str, percent: bool) -> list[str]:
+SEEN_AND_UNSEEN = ("test.w2.rel_mae", "unseen.w2.rel_mae")
+
+
+def _second_column(summary: pd.DataFrame, primary: str) -> str | None:
+    """The error shown beside ``primary`` in place of Pearson: the unseen-measure error beside
+    the test error (or the reverse) when the records hold both; None: Pearson."""
+    if primary not in SEEN_AND_UNSEEN:
+        return None
+    other = SEEN_AND_UNSEEN[1 - SEEN_AND_UNSEEN.index(primary)]
+    column = summary.get(f"{other}.mean")
+    return other if column is not None and column.notna().any() else None
+
+
+def _row(r: pd.Series, primary: str, percent: bool, second: str | None = None) -> list[str]:
     method = str(r["method"])
     if len(method) > METHOD_WIDTH:
         method = method[: METHOD_WIDTH - 1] + "…"
@@ -62,7 +76,8 @@ def _row(r: pd.Series, primary: str, percent: bool) -> list[str]:
     return [
         rank, method, str(r.get("class", "")),
         _primary_text(r.get(f"{primary}.mean", math.nan), r.get(f"{primary}.std", math.nan), percent=percent),
-        _fixed(r.get("test.w2.pearson.mean", math.nan), 4),
+        (_primary_text(r.get(f"{second}.mean", math.nan), r.get(f"{second}.std", math.nan), percent=True) if second
+         else _fixed(r.get("test.w2.pearson.mean", math.nan), 4)),
         (f"{significant(speed, 2)}x" + (f" {FRONT_MARK}" if bool(r.get("front")) else "")) if math.isfinite(speed) else "",
     ]
 

@@ -71,6 +71,8 @@ def summarise(df: pd.DataFrame, *, primary: str, columns: Sequence[Column] = COL
     """
     _check_primary_column(df, primary)
     present = resolve_columns(df, columns)
+    if primary in df.columns and primary not in {c.key for c in present}:
+        present.append(Column(primary, primary))  # the ranking metric is always averaged
     out_rows = [
         _summary_row(dataset, method, group, primary=primary, present=present)
         for (dataset, method), group in df.groupby(["dataset", "method"], sort=True, dropna=False)

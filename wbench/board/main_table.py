@@ -17,6 +17,7 @@ import pandas as pd
 from wbench.board.numbers import ROUND_OFF, significant
 
 ERROR = "test.w2.rel_mae"
+UNSEEN_ERROR = "unseen.w2.rel_mae"
 SPEED = "speedup.one_core"
 LP_SPREAD = "speedup.lp_relative_iqr"
 IQR_PER_SD = 1.349
@@ -59,13 +60,13 @@ def _deterministic(row: pd.Series, key: str) -> bool:
     return row.get("class") in DETERMINISTIC or int(row.get("seeds", 0) or 0) < 2 or tiny
 
 
-def error_text(row: pd.Series) -> str:
-    """The relative MAE in percent, ``± sd`` for a seeded method, ``exact`` for round-off."""
-    mean, std = row.get(f"{ERROR}.mean", math.nan), row.get(f"{ERROR}.std", math.nan)
+def error_text(row: pd.Series, key: str = ERROR) -> str:
+    """The relative MAE ``key`` in percent, ``± sd`` for a seeded method, ``exact`` for round-off."""
+    mean, std = row.get(f"{key}.mean", math.nan), row.get(f"{key}.std", math.nan)
     if math.isfinite(mean) and 0 <= mean < ROUND_OFF:
         return "exact"
     text = significant(mean * 100)
-    if text and not _deterministic(row, ERROR) and math.isfinite(std):
+    if text and not _deterministic(row, key) and math.isfinite(std):
         text += f" ± {significant(std * 100, 2)}"
     return text
 
@@ -101,9 +102,12 @@ def _pairwise_key(summary: pd.DataFrame) -> str | None:
 def main_table(summary: pd.DataFrame) -> pd.DataFrame:
     """The nine-column table of a :func:`wbench.board.leaderboard.summarise` table (one row per
     row of it, with ``dataset`` kept for grouping): method, class (and rank), params, rel. MAE
-    (%), Pearson, recall@k, the two one-core speed-ups (``★`` on the Pareto front), flags."""
+    (%), Pearson, recall@k, the two one-core speed-ups (``★`` on the Pareto front), flags.
+    When records hold errors on unseen measures, their rel. MAE (%) stands beside the test
+    error in place of Pearson (still in the every-column table)."""
     summary = summary if "front" in summary.columns else add_front(summary)
     recall, pairwise = _recall_key(summary), _pairwise_key(summary)
+    unseen = UNSEEN_ERROR if summary.get(f"{UNSEEN_ERROR}.mean", pd.Series(dtype=float)).notna().any() else None
     pairwise_header = "speed-up pairwise" + (f" n={pairwise.split('@')[1]}" if pairwise and "@" in pairwise else "")
     rows = []
     for _, r in summary.iterrows():
@@ -113,7 +117,8 @@ def main_table(summary: pd.DataFrame) -> pd.DataFrame:
             "dataset": r["dataset"], "method": r["method"], "class": class_text(r),
             "params": f"{int(params):,}" if isinstance(params, int | float) and math.isfinite(params) else "",
             "rel. MAE (%)": error_text(r),
-            "Pearson": significant(r.get("test.w2.pearson.mean", math.nan)),
+            **({"unseen rel. MAE (%)": error_text(r, unseen)} if unseen else
+               {"Pearson": significant(r.get("test.w2.pearson.mean", math.nan))}),
             f"recall@{recall.split('@')[1]}" if recall else "recall": significant(r.get(f"{recall}.mean", math.nan)) if recall else "",
             "speed-up indep.": (speed + f" {FRONT_MARK}") if bool(r.get("front")) else speed,
             pairwise_header: speedup_text(r, pairwise) if pairwise else "",

@@ -38,6 +38,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("n_parameters_trained", "trained params", None, spread=False, whole=True),
     Column("test.w2.mse", "MSE W2"),
     Column("test.w2.rel_mae", "rel. MAE W2"),
+    Column("unseen.w2.rel_mae", "unseen rel. MAE W2"),
     Column("test.w2sq.mse", "MSE W2²"),
     Column("test.w2.pearson", "Pearson W2", False),
     Column("test.w2.spearman", "Spearman W2", False),
