@@ -313,3 +313,15 @@ def test_seeds_over_one_shared_lp_timing_are_not_t_tested() -> None:
     separate = claims_table(df)
     row = separate[separate["claim"].str.contains("independent W2")].iloc[0]
     assert row["verdict"] == "holds" and "p(above)=" in row["note"], row["note"]
+
+
+def test_the_significance_rule_is_stated_once_under_the_claims_heading() -> None:
+    """Issue 32 item 5: one rule, stated where the verdicts are shown (Markdown and HTML)."""
+    from wbench.board.leaderboard import sections_markdown
+    from wbench.plugin.manager import make_plugin_manager
+
+    frame = paper_like_records().assign(status="ok", trainable=True)
+    text = sections_markdown(frame, make_plugin_manager(), primary="test.w2.mse")
+    heading = text.index("### Paper claims under this budget\n\n")
+    rule = text.index("p < 0.05, Holm-corrected over the tests of one row", heading)
+    assert rule < text.index("| claim", heading) and text.count("Holm-corrected over the tests") == 1

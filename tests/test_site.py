@@ -197,7 +197,9 @@ def test_standalone_html_leaderboard_is_a_complete_page(results: Path) -> None:
     assert "Paper claims under this budget" in text  # the lot baseline claim, as in the Markdown
     assert "Paper claims under this budget" in leaderboard_text([results / "toy"], fmt="md")
     claims = text[text.index('id="paper-claims-under-this-budget"'):]
-    assert claims.count("does not hold") == 3  # good, worse and flaky are all behind lot's 0.05
+    # good and worse are significantly behind lot's 0.05 over three seeds; flaky has one ok seed:
+    # no test, so "not significant" (the one significance rule)
+    assert claims.count("does not hold") == 2 and claims.count(">not significant<") == 1
     assert text == leaderboard_text([results / "toy"], fmt="html")
 
 

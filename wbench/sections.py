@@ -34,16 +34,21 @@ class Section:
     :param title: the heading, without Markdown marks (``"Paper claims under this budget"``).
     :param table: rows to show; column names are the headers, cells are shown as given
         (format numbers into strings first for a stable rendering).
+    :param note: one paragraph shown under the heading (e.g. the rule behind the verdicts);
+        empty: none.
     """
 
     title: str
     table: pd.DataFrame
+    note: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.title, str) or not self.title.strip():
             raise PluginError(f"a leaderboard section needs a non-empty title, got {self.title!r}")
         if not isinstance(self.table, pd.DataFrame):
             raise PluginError(f"section {self.title!r}: table must be a pandas DataFrame, got {type(self.table).__name__}")
+        if not isinstance(self.note, str):
+            raise PluginError(f"section {self.title!r}: note must be a string, got {type(self.note).__name__}")
 
 
 @dataclass(frozen=True)
@@ -106,9 +111,12 @@ def render_section(section: Section, fmt: str = "md") -> str:
     :raises ValueError: an unknown ``fmt``.
     """
     if fmt == "md":
-        return f"\n### {markdown_line(section.title)}\n\n{markdown_table(section.table)}\n"
+        note = f"{markdown_line(section.note)}\n\n" if section.note else ""
+        return f"\n### {markdown_line(section.title)}\n\n{note}{markdown_table(section.table)}\n"
     if fmt == "html":
         from html import escape
 
-        return f"<h3>{escape(section.title)}</h3>\n" + section.table.to_html(index=False, border=0, escape=True) + "\n"
+        note = f"<p>{escape(section.note)}</p>\n" if section.note else ""
+        return (f"<h3>{escape(section.title)}</h3>\n{note}"
+                + section.table.to_html(index=False, border=0, escape=True) + "\n")
     raise ValueError(f"unknown section format {fmt!r}; choose md or html")

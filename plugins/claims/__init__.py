@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from wbench.sections import Section, SectionContext
 
-TITLE = "Paper claims under this budget (a verdict needs p < 0.05 over seeds, Holm-corrected within a row; else 'not significant')"
+TITLE = "Paper claims under this budget"
 EXTENSIONS_TITLE = "Paper claims on other datasets (extensions: the papers' numbers are for MNIST, no verdict)"
 
 
@@ -32,7 +32,7 @@ def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) ->
     from wbench.sections import Section
     from wbench_plugins.claims.labels import TITLE as LABELS_TITLE
     from wbench_plugins.claims.labels import labels_table, rg_claim
-    from wbench_plugins.claims.table import EXTENSION, NOT_MEASURED, claims_table
+    from wbench_plugins.claims.table import EXTENSION, NOT_MEASURED, SIGNIFICANCE_RULE, claims_table
 
     labels = labels_table(frame)
     sections = [Section(LABELS_TITLE, labels)] if not labels.empty else []
@@ -45,7 +45,7 @@ def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) ->
     extension = claims["verdict"] == EXTENSION
     checked = claims[~extension].reset_index(drop=True)
     if not checked.empty and not (checked["verdict"] == NOT_MEASURED).all():
-        sections.append(Section(TITLE, checked))
+        sections.append(Section(TITLE, checked, note=SIGNIFICANCE_RULE[0].upper() + SIGNIFICANCE_RULE[1:] + "."))
     if extension.any():
         sections.append(Section(EXTENSIONS_TITLE, claims[extension].drop(columns=["verdict"]).reset_index(drop=True)))
     return sections

@@ -200,7 +200,8 @@ def frame_table(frame: pd.DataFrame, *, table_id: str = "", wrap: Sequence[str] 
 
 def plugin_section(section: Section, *, table_id: str) -> str:
     """One section a plugin contributed (e.g. the papers' claims) with its heading."""
-    return f"<h2>{esc(section.title)}</h2>\n" + frame_table(
+    note = f'<p class="note">{esc(section.note)}</p>\n' if section.note else ""
+    return f"<h2>{esc(section.title)}</h2>\n{note}" + frame_table(
         section.table, table_id=table_id, wrap=tuple(c for c in ("claim", "paper_value", "our_value", "note") if c in section.table)
     )
 
