@@ -133,14 +133,24 @@ def test_speed_chart_has_one_trace_per_method_with_seeds_in_the_hover(results: P
     traces, _layout = _figure(page, "chart-toy-speed-independent")
     front = [t for t in traces if t["name"] == "Pareto front"]
     traces = [t for t in traces if t["name"] != "Pareto front"]
-    assert sorted(t["name"] for t in traces) == ["exact-lp", "flaky", "good", "lot", "worse"]
+    assert sorted(t["name"] for t in traces) == ["flaky", "good", "lot", "worse"]
     assert len(front) == 1 and front[0]["mode"] == "lines+markers"
     good = next(t for t in traces if t["name"] == "good")
     assert good["x"] == [pytest.approx(statistics.mean([950.0, 959.5, 969.0]))]
     assert "3 seeds" in good["text"][0] and "rel. MAE W2: 0.11" in good["text"][0]
-    exact = next(t for t in traces if t["name"] == "exact-lp")
-    assert exact["y"] == [1e-6] and "round-off" in exact["text"][0]  # drawn on the floor, true value in the hover
     assert len({(t["marker"]["color"], t["marker"]["symbol"]) for t in traces}) == len(traces)
+    # references apart from the ranked methods: the untrained lot an open grey marker (untrained in the hover) ...
+    lot = next(t for t in traces if t["name"] == "lot")
+    assert lot["marker"]["symbol"].endswith("-open") and "(untrained)" in lot["text"][0]
+    assert not any(t["marker"]["symbol"].endswith("-open") for t in traces if t["name"] != "lot")
+    # ... and the exact LP (error 1e-16, off any useful axis) a dotted vertical line at its speed, named with its
+    # error: no point, no front vertex and no floor line pins the y axis down to its round-off
+    assert min(v for t in traces + front for v in t["y"]) >= 0.05
+    assert [s for s in _layout.get("shapes", []) if s["yref"] == "y"] == []
+    line = [s for s in _layout["shapes"] if s["xref"] == "x"]
+    assert len(line) == 1 and line[0]["x0"] == line[0]["x1"] == 100.0 and line[0]["line"]["dash"] == "dot"
+    assert any("exact-lp" in a["text"] and "1e-16" in a["text"] for a in _layout["annotations"])
+    assert 'data-references="[&quot;lot&quot;, &quot;exact-lp&quot;]"' in page
 
 
 def test_milestones_give_learning_curves_and_the_leaderboard_uses_the_last(results: Path, tmp_path: Path) -> None:

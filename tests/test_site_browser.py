@@ -11,6 +11,7 @@ Needs Debian's ``chromium`` (``/usr/bin/chromium``, or ``$WBENCH_CHROMIUM``) and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Visit:
     """A page opened from file:// with its console errors and non-file requests recorded."""
 
-    def __init__(self, browser: object, path: Path, width: int = 1280) -> None:
+    def __init__(self, browser: object, path: Path, width: int = 1280, *, open_details: bool = True) -> None:
         self.context = browser.new_context(viewport={"width": width, "height": 900})
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -74,7 +75,8 @@ class Visit:
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("request", lambda r: None if r.url.startswith(ALLOWED_SCHEMES) else self.requests.append(r.url))
         self.page.goto(path.as_uri(), wait_until="load")
-        self.page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")  # every table shown
+        if open_details:  # every table shown
+            self.page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
         if self.page.locator("div.chart").count():
             self.page.wait_for_function(
                 "Array.from(document.querySelectorAll('div.chart')).every(d => d.querySelector('.main-svg'))",
@@ -211,7 +213,11 @@ def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
                 if "-speed-" in chart["id"]:
                     mode = "indep." if chart["id"].endswith("independent") else "pairwise"
                     want = _table_methods_with(visit.page, table, ["rel. MAE W2", f"{mode} pairs/s"])
-                    assert set(drawn) - {"Pareto front"} == want, f"{chart['id']}: drew {drawn}, table has {want}"
+                    refs = set(json.loads(visit.page.get_attribute(f"#{chart['id']}", "data-references") or "[]"))
+                    points = set(drawn) - {"Pareto front"}
+                    # every timed method a point, but a reference off the axis (a line at its speed instead)
+                    assert points <= want and want - points <= refs, f"{chart['id']}: drew {drawn}, table has {want}"
+                    assert refs <= _table_methods_with(visit.page, table, ["rel. MAE W2"]), chart["id"]
                 else:  # learning curves: each method of the table (by its name without "(at N)"), and the references
                     shown = {re.sub(r" \(at [\d,]+\)$", "", m) for m in _table_methods_with(visit.page, table, ["rel. MAE W2"])}
                     assert {m.removesuffix(" (untrained)") for m in drawn} <= shown, chart["id"]
@@ -295,3 +301,134 @@ def test_the_index_leads_with_the_headline_chart_classes_and_flags(browser, site
             assert "not the authors' defaults: emb_dim 32 (128)" in text
         finally:
             visit.close()
+
+
+def _mnist(site: Path) -> Path:
+    path = site / "mnist" / "index.html"
+    if not path.exists():
+        pytest.skip("results/mnist is not published in this checkout")
+    return path
+
+
+def _lines(page: object, selector: str) -> list[int]:
+    """Per element matched: how many lines its text takes (distinct tops of its line boxes)."""
+    return page.eval_on_selector_all(selector, """els => els.map(e => {
+        const r = document.createRange(); r.selectNodeContents(e);
+        return new Set(Array.from(r.getClientRects()).filter(b => b.width > 0).map(b => Math.round(b.top))).size; })""")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_main_table_fits_at_1280_and_scrolls_in_its_box_at_390(browser, site: Path, width: int) -> None:
+    """Issue 32 item 4.1: at 1280 px the main table (flags column included) fits its box and
+    each class cell ("learned #1") is one line; at 390 px the table scrolls inside its own box,
+    the page does not."""
+    for path, table in ((site / "index.html", "headline-table"), (_mnist(site), "main-mnist")):
+        visit = Visit(browser, path, width=width)
+        try:
+            box = visit.page.eval_on_selector(f"#{table}", """t => { const w = t.parentElement;
+                return {cls: w.className, overflow: getComputedStyle(w).overflowX, scroll: w.scrollWidth,
+                        client: w.clientWidth}; }""")
+            assert box["cls"] == "table-wrap" and box["overflow"] == "auto"
+            assert visit.page.evaluate("document.documentElement.scrollWidth") <= width, f"{path}: the page scrolls"
+            if width == 1280:
+                assert box["scroll"] <= box["client"], f"{path} #{table}: clipped, {box}"
+                flags = visit.page.locator(f"#{table} th", has_text="flags")
+                assert flags.bounding_box()["x"] + flags.bounding_box()["width"] <= width
+                classes = _lines(visit.page, f"#{table} tbody td.nowrap")
+                assert classes and classes == [1] * len(classes), f"{path} #{table}: class cells {classes}"
+            else:
+                assert box["scroll"] > box["client"], f"{path} #{table}: expected to scroll in its box, {box}"
+        finally:
+            visit.close()
+
+
+def test_the_index_has_one_heading_above_its_chart(browser, site: Path) -> None:
+    """Issue 32 item 4.2: no second heading ("Speed against accuracy") under "mnist: ... against ..."."""
+    visit = Visit(browser, site / "index.html")
+    try:
+        headings = visit.page.evaluate("""() => { const out = []; let e = document.getElementById('headline');
+            for (; e && !(e.classList && e.classList.contains('chart')); e = e.nextElementSibling) {
+                if (/^H[1-3]$/.test(e.tagName)) { out.push(e.textContent); } } return out; }""")
+        assert len(headings) == 1 and "against" in headings[0], headings
+    finally:
+        visit.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_no_mode_bar_covers_a_legend(browser, site: Path, width: int) -> None:
+    """Issue 32 item 4.3: the Plotly mode bar (toolbar) never overlaps a legend entry."""
+    checked = 0
+    for path in (site / "index.html", _mnist(site)):
+        visit = Visit(browser, path, width=width)
+        try:
+            boxes = visit.page.eval_on_selector_all("div.chart", """ds => ds.map(d => {
+                const box = s => { const e = d.querySelector(s); if (!e) { return null; }
+                    const r = e.getBoundingClientRect(); return r.width && r.height ? r : null; };
+                const l = box('.legend'), m = box('.modebar');
+                return {id: d.id, legend: !!l, overlap: !!(l && m && l.left < m.right && m.left < l.right
+                    && l.top < m.bottom && m.top < l.bottom)}; })""")
+            for b in boxes:
+                assert not b["overlap"], f"{path} {b['id']}: the mode bar covers the legend"
+                checked += b["legend"]
+        finally:
+            visit.close()
+    assert checked >= 3
+
+
+def test_speed_charts_draw_references_apart_and_the_exact_lp_does_not_pin_the_axis(browser, site: Path) -> None:
+    """Issue 32 item 4.4: solvers and untrained embeddings are references (open markers or dotted
+    lines named on the chart), and the y axis spans the ranked methods, not the exact LP's 1e-16."""
+    for path, chart in ((site / "toy" / "index.html", "chart-toy-speed-independent"),
+                        (_mnist(site), "chart-mnist-speed-independent")):
+        visit = Visit(browser, path)
+        try:
+            info = visit.page.eval_on_selector(f"#{chart}", """d => ({range: d._fullLayout.yaxis.range,
+                refs: JSON.parse(d.dataset.references || '[]'), lines: d.querySelectorAll('.shapelayer path').length,
+                labels: Array.from(d.querySelectorAll('.annotation-text')).map(a => a.textContent),
+                open: d.data.filter(t => t.marker && String(t.marker.symbol).endsWith('-open')
+                    && t.name !== 'Pareto front').map(t => t.name)})""")
+            assert "exact-lp" in info["refs"] and info["range"][0] > -4, f"{path}: y axis {info['range']}"
+            off_axis = visit.page.locator("p", has_text="References off the axis")
+            note = off_axis.first.inner_text() if off_axis.count() else ""
+            assert info["lines"] >= 1
+            for name in info["refs"]:  # an open marker, a line named on the chart, or named off the axis
+                assert name in info["open"] or any(label.strip().startswith(name + " ") for label in info["labels"]) \
+                    or name + " " in note, f"{path}: reference {name} is not shown"
+        finally:
+            visit.close()
+
+
+def test_claims_rows_are_a_few_lines(browser, site: Path) -> None:
+    """Issue 32 item 4.5: a claims row is a few lines at 1280 px (long notes open on a click)."""
+    visit = Visit(browser, _mnist(site), open_details=False)
+    try:
+        rows = visit.page.eval_on_selector_all("table.claims tbody tr", """rs => rs.map(r => {
+            const line = parseFloat(getComputedStyle(r.cells[0]).lineHeight);
+            return (r.getBoundingClientRect().height - 10) / line; })""")
+        assert rows and max(rows) <= 6.5, f"claims rows up to {max(rows):.1f} lines"
+        assert visit.page.locator("table.claims details.cell").count() > 0
+    finally:
+        visit.close()
+
+
+def test_the_run_page_opens_short_with_chart_table_and_claims(browser, site: Path) -> None:
+    """Issue 32 item 4.6: secondary sections (every column, learning curves, the pairwise chart,
+    timing spreads, transfer) are closed <details>; the chart, main table, flags and claims show.
+    A chart opened from a closed <details> fills its box."""
+    visit = Visit(browser, _mnist(site), open_details=False)
+    try:
+        page = visit.page
+        assert page.evaluate("document.documentElement.scrollHeight") < 9000  # 15,000 px before
+        for selector in ("#chart-mnist-speed-independent", "#main-mnist", "#main-mnist th:has-text('flags')",
+                         "table.claims"):
+            assert page.locator(selector).first.is_visible(), selector
+        for selector in ("#leaderboard-mnist", "#chart-mnist-learning-steps", "#chart-mnist-speed-pairwise",
+                         "#transfer"):
+            assert not page.locator(selector).is_visible(), f"{selector} is not folded"
+        page.locator("summary", has_text="mnist: learning curves").click()
+        page.wait_for_timeout(500)
+        widths = page.eval_on_selector("#chart-mnist-learning-steps", """d => [d.clientWidth,
+            parseFloat(d.querySelector('.main-svg').getAttribute('width'))]""")
+        assert abs(widths[0] - widths[1]) <= 2, widths
+    finally:
+        visit.close()

@@ -23,6 +23,13 @@
     rows.sort(function (r, s) { return compare(key(r.cells[index]), key(s.cells[index]), dir); });
     rows.forEach(function (r) { body.appendChild(r); });
   }
+  // a chart drawn inside a closed <details> has no width yet: size it to its box when opened
+  Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) {
+    d.addEventListener("toggle", function () {
+      if (!d.open || !window.Plotly) { return; }
+      Array.prototype.forEach.call(d.querySelectorAll("div.chart"), function (c) { window.Plotly.Plots.resize(c); });
+    });
+  });
   Array.prototype.forEach.call(document.querySelectorAll("table.sortable th"), function (th) {
     th.tabIndex = 0;
     th.addEventListener("click", function () { sortBy(th); });

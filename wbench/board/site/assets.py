@@ -35,6 +35,17 @@ table.sortable th[aria-sort="descending"]::after { content: " \\2193"; color: va
 .spread { color: var(--muted); font-size: 0.88em; margin-left: 3px; }
 tr.failed td { color: #8a8a8a; background: #f5f5f5; }
 td.wrap { white-space: normal; min-width: 14em; }
+td.nowrap { white-space: nowrap; }
+table.main th { white-space: normal; vertical-align: bottom; }
+table.main td.flags { white-space: normal; min-width: 12em; font-size: 13px; }
+table.claims td { font-size: 13px; }
+table.claims td.wrap { min-width: 9em; }
+details > summary { cursor: pointer; }
+details.cell > summary { color: var(--fg); }
+details.cell[open] > summary { color: var(--muted); }
+details.section { margin: 1.4em 0 0.6em; }
+details.section > summary { font-size: 1.15em; font-weight: 600; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
+details.chart-fold > summary { font-weight: 600; margin: 10px 0 6px; }
 dl.legend { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; font-size: 14px; }
 dl.legend dt { font-weight: 600; }
 dl.legend dd { margin: 0; }
@@ -76,6 +87,13 @@ SORT_JS = """\
     rows.sort(function (r, s) { return compare(key(r.cells[index]), key(s.cells[index]), dir); });
     rows.forEach(function (r) { body.appendChild(r); });
   }
+  // a chart drawn inside a closed <details> has no width yet: size it to its box when opened
+  Array.prototype.forEach.call(document.querySelectorAll("details"), function (d) {
+    d.addEventListener("toggle", function () {
+      if (!d.open || !window.Plotly) { return; }
+      Array.prototype.forEach.call(d.querySelectorAll("div.chart"), function (c) { window.Plotly.Plots.resize(c); });
+    });
+  });
   Array.prototype.forEach.call(document.querySelectorAll("table.sortable th"), function (th) {
     th.tabIndex = 0;
     th.addEventListener("click", function () { sortBy(th); });

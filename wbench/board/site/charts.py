@@ -24,7 +24,8 @@ SYMBOLS: tuple[str, ...] = (
 )
 """Marker symbols; with the palette, each method of a run gets a distinct (colour, symbol)."""
 
-CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["lasso2d", "select2d"]}
+CONFIG: dict[str, Any] = {"displayModeBar": False, "displaylogo": False, "responsive": True}
+"""No mode bar: over the legend above the plot it hid entries; dragging still zooms, a double click resets."""
 
 
 def style(index: int) -> dict[str, Any]:
@@ -86,19 +87,22 @@ def layout(title: str, x_title: str, y_title: str, *, x_log: bool = False, y_log
 
 
 def chart(div_id: str, traces: Sequence[dict[str, Any]], fig_layout: dict[str, Any], *,
-          kind: str = "method", caption: str = "") -> str:
+          kind: str = "method", caption: str = "", references: Sequence[str] = ()) -> str:
     """HTML for one chart: a ``div`` with a fixed id and the script drawing it.
 
     :param kind: what one trace stands for (``method``, ``seed``, ``series``); the trace
         names are listed in ``data-traces`` so a browser test can check what was drawn.
+    :param references: reference methods shown in the chart, as traces or as lines
+        (listed in ``data-references``).
     """
     names = [str(t.get("name", "")) for t in traces]
+    refs = f' data-references="{esc(json.dumps(list(references), ensure_ascii=True))}"' if references else ""
     data, lay, config = script_json(clean(list(traces))), script_json(clean(fig_layout)), script_json(CONFIG)
     cap = f'<p class="muted">{caption}</p>\n' if caption else ""
     title = (fig_layout.get("meta") or {}).get("title", "")
     heading = f'<h4 class="chart-title">{esc(title)}</h4>\n' if title else ""
     return (
         f'{heading}<div id="{esc(div_id)}" class="chart" data-kind="{esc(kind)}" '
-        f"data-traces=\"{esc(json.dumps(names, ensure_ascii=True))}\"></div>\n{cap}"
+        f"data-traces=\"{esc(json.dumps(names, ensure_ascii=True))}\"{refs}></div>\n{cap}"
         f"<script>Plotly.newPlot({script_json(div_id)},{data},{lay},{config});</script>\n"
     )

@@ -55,13 +55,15 @@ def table(
     sortable: bool = True,
     table_id: str = "",
     caption: str = "",
+    css: str = "",
 ) -> str:
-    """A table inside a scrolling container.
+    """A table inside a scrolling container (a narrow screen scrolls the table, not the page).
 
     :param headers: (header text, hover help) per column.
     :param rows: (cells, row class) per row, cells in header order.
+    :param css: extra classes of the ``table`` element (``main``: headers may wrap).
     """
-    classes = "sortable" if sortable else ""
+    classes = " ".join(c for c in ("sortable" if sortable else "", css) if c)
     head = "".join(
         f'<th scope="col" title="{esc(help_)}">{esc(text)}</th>' if help_ else f'<th scope="col">{esc(text)}</th>'
         for text, help_ in headers

@@ -132,11 +132,11 @@ def _headline(runs: Sequence[RunData], hrefs: Mapping[str, str]) -> str:
             continue
         dataset = run.datasets[0]
         block = run.summary[run.summary["dataset"] == dataset]
-        charts_html = speed_charts(run, dataset, block, "headline", modes=("independent",))
+        charts_html = speed_charts(run, dataset, block, "headline", modes=("independent",), heading=False)
         if not charts_html:
             continue
         href = hrefs[run.name]
-        return (f'<h2 id="headline">{esc(dataset)}: accuracy against speed</h2>\n' + charts_html
+        return (f'<h2 id="headline">{esc(dataset)}: speed against accuracy</h2>\n' + charts_html
                 + main_leaderboard_table(block, table_id="headline-table", limit=HEADLINE_ROWS)
                 + f'<p>{esc(FRONT_LEGEND)} The top {HEADLINE_ROWS} rows; the whole table, the flags explained and '
                 f'every column: <a href="{esc(href)}">{esc(run.name)}</a>.</p>\n')
@@ -156,15 +156,16 @@ def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tu
         unit = f" (W2 in {'/'.join(units)}s)" if units else ""
         hrefs = {m: p.href for (d, m), p in methods.items() if d == dataset}
         parts.append(f'<h2 id="{esc(ds)}">{esc(dataset)}{esc(unit)}</h2>\n')
-        parts.append(speed_charts(run, dataset, block, f"chart-{ds}"))
+        parts.append(speed_charts(run, dataset, block, f"chart-{ds}", fold=("pairwise",)))
         parts.append(main_leaderboard_table(block, method_href=hrefs, table_id=f"main-{ds}"))
         parts.append(failed_list(block))
         parts.append(f"<details><summary>{esc(dataset)}: every column</summary>\n"
                      + leaderboard_table(block, run.columns, method_href=hrefs, table_id=f"leaderboard-{ds}")
                      + "</details>\n")
-        parts.append(learning_curves(run, dataset, block, f"chart-{ds}"))
+        parts.append(f'<details class="section"><summary>{esc(dataset)}: learning curves</summary>\n'
+                     + learning_curves(run, dataset, block, f"chart-{ds}", heading=False) + "</details>\n")
     parts.extend(plugin_section(section, table_id=anchor_id(section.title)) for section in sections(run))
-    parts.append(transfer_section(transfer(run), table_id="transfer"))
+    parts.append(transfer_section(transfer(run), table_id="transfer", folded=True))
     parts.append(_about_run(run, facts))
     body = "".join(parts)
     return page(f"{run.name}: {facts['suite']} suite", body, root="../",

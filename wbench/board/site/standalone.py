@@ -46,7 +46,7 @@ def leaderboard_page(
         parts.append(failed_list(block))
     if extras:
         parts.extend(
-            plugin_section(section, table_id=anchor_id(section.title)) for section in sections_of(frame, primary=primary)
+            plugin_section(section, table_id=anchor_id(section.title), open_=True) for section in sections_of(frame, primary=primary)
         )
         parts.append(transfer_section(transfer_of(frame), table_id="transfer"))
     return page(title, "".join(parts), root="", inline_css=CSS, inline_js=SORT_JS)

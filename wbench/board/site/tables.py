@@ -129,9 +129,10 @@ def main_leaderboard_table(block: pd.DataFrame, *, method_href: Mapping[str, str
         for c in shown.columns[1:]:
             key = sort_keys.get(c)
             value = float(block.iloc[i][key]) if key is not None and r[c] else math.nan
-            cells.append(Cell(esc(r[c]), value) if math.isfinite(value) else text_cell(r[c], "wrap" if c == "flags" else ""))
+            css = {"flags": "flags", "class": "nowrap"}.get(str(c), "")
+            cells.append(Cell(esc(r[c]), value) if math.isfinite(value) else text_cell(r[c], css))
         rows.append((cells, ""))
-    return table(headers, rows, table_id=table_id)
+    return table(headers, rows, table_id=table_id, css="main")
 
 
 def _main_sort_keys(block: pd.DataFrame, headers: list[str]) -> dict[str, str]:
@@ -180,9 +181,27 @@ def legend(columns: Sequence[Column], *, with_vs_best: bool) -> str:
     )
 
 
-def frame_table(frame: pd.DataFrame, *, table_id: str = "", wrap: Sequence[str] = ()) -> str:
+FOLD_CHARS = 48
+"""A ``fold`` cell longer than this shows its start; the rest opens on a click."""
+
+
+def folded_cell(text: str, css: str = "") -> Cell:
+    """A long text cell as a ``<details>``: its first clause (up to the first ``;``, cut at a
+    word within :data:`FOLD_CHARS` characters) as the summary, the whole text inside; short
+    text as is."""
+    if len(text) <= FOLD_CHARS:
+        return text_cell(text, css)
+    head = text.split(";", 1)[0]
+    if len(head) > FOLD_CHARS:
+        head = head[:FOLD_CHARS].rsplit(" ", 1)[0]
+    return Cell(f'<details class="cell"><summary>{esc(head)} …</summary>{esc(text)}</details>', None, css)
+
+
+def frame_table(frame: pd.DataFrame, *, table_id: str = "", wrap: Sequence[str] = (), fold: Sequence[str] = (),
+                css: str = "") -> str:
     """Any data frame as a sortable table: numeric columns sorted numerically and printed
-    like the leaderboard, text columns as text (``wrap`` columns may wrap)."""
+    like the leaderboard, text columns as text (``wrap`` columns may wrap; long text in a
+    ``fold`` column shows its first clause, the rest in a closed ``<details>``)."""
     headers = [(str(c), "") for c in frame.columns]
     rows = []
     for _, r in frame.iterrows():
@@ -192,27 +211,48 @@ def frame_table(frame: pd.DataFrame, *, table_id: str = "", wrap: Sequence[str] 
             if isinstance(value, int | float) and not isinstance(value, bool):
                 cells.append(Cell(esc(format_number(float(value))), float(value)))
             else:
-                cells.append(text_cell("" if value is None or (isinstance(value, float) and math.isnan(value))
-                                       else value, "wrap" if c in wrap else ""))
+                text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+                cls = "wrap" if c in wrap else ""
+                cells.append(folded_cell(text, cls) if c in fold else text_cell(text, cls))
         rows.append((cells, ""))
-    return table(headers, rows, table_id=table_id)
+    return table(headers, rows, table_id=table_id, css=css)
 
 
-def plugin_section(section: Section, *, table_id: str) -> str:
-    """One section a plugin contributed (e.g. the papers' claims) with its heading."""
+CLAIM_WRAP = ("claim", "paper_value", "our_value", "verdict", "budget", "note")
+"""Claims-table columns that wrap; ``budget`` and ``note`` fold their long text (:func:`folded_cell`)."""
+
+
+def is_claims(section: Section) -> bool:
+    """Whether ``section`` is a table of the papers' claims (a ``claim`` column)."""
+    return "claim" in section.table.columns
+
+
+def plugin_section(section: Section, *, table_id: str, open_: bool | None = None) -> str:
+    """One section a plugin contributed (e.g. the papers' claims) with its heading.
+
+    :param open_: shown under an ``h2`` when true; folded into a closed ``<details>`` (its
+        title the summary) when false. By default, the claims are shown and the rest folded.
+    """
+    shown = is_claims(section) if open_ is None else open_
+    columns = section.table.columns
+    body = frame_table(section.table, table_id=table_id, wrap=tuple(c for c in CLAIM_WRAP if c in columns),
+                       fold=tuple(c for c in ("budget", "note") if c in columns),
+                       css="claims" if is_claims(section) else "")
     note = f'<p class="note">{esc(section.note)}</p>\n' if section.note else ""
-    return f"<h2>{esc(section.title)}</h2>\n{note}" + frame_table(
-        section.table, table_id=table_id, wrap=tuple(c for c in ("claim", "paper_value", "our_value", "note") if c in section.table)
-    )
+    if shown:
+        return f"<h2>{esc(section.title)}</h2>\n{note}" + body
+    return f'<details class="section"><summary>{esc(section.title)}</summary>\n{note}{body}</details>\n'
 
 
-def transfer_section(matrix: pd.DataFrame, *, table_id: str) -> str:
-    """The cross-dataset transfer matrix with its heading, or an empty string when none."""
+def transfer_section(matrix: pd.DataFrame, *, table_id: str, folded: bool = False) -> str:
+    """The cross-dataset transfer matrix with its heading (in a closed ``<details>`` when
+    ``folded``), or an empty string when none."""
     if matrix.empty:
         return ""
     frame = matrix.reset_index()
     frame.columns = [str(c) for c in frame.columns]
-    return (
-        "<h2>Cross-dataset transfer</h2>\n<p>Test MSE on W2; rows: trained on, columns: tested on "
-        "(mean over seeds).</p>\n" + frame_table(frame, table_id=table_id)
-    )
+    body = ("<p>Test MSE on W2; rows: trained on, columns: tested on (mean over seeds).</p>\n"
+            + frame_table(frame, table_id=table_id))
+    if folded:
+        return f'<details class="section"><summary>Cross-dataset transfer</summary>\n{body}</details>\n'
+    return "<h2>Cross-dataset transfer</h2>\n" + body
