@@ -30,6 +30,14 @@
       Array.prototype.forEach.call(d.querySelectorAll("div.chart"), function (c) { window.Plotly.Plots.resize(c); });
     });
   });
+  // a chart drawn before the page's final layout (fonts, tables) may be wider than its box on
+  // a narrow screen: size every chart to its box once the page has loaded
+  window.addEventListener("load", function () {
+    if (!window.Plotly) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll("div.chart"), function (c) {
+      if (c.offsetParent !== null) { window.Plotly.Plots.resize(c); }
+    });
+  });
   Array.prototype.forEach.call(document.querySelectorAll("table.sortable th"), function (th) {
     th.tabIndex = 0;
     th.addEventListener("click", function () { sortBy(th); });
