@@ -166,11 +166,17 @@ def test_embedding_detection(measures):
         sample_measures(measures, 0)
 
 
-needs_idle_cores = pytest.mark.skipif(
-    os.getloadavg()[0] > (os.cpu_count() or 1),
-    reason="the machine is busy (1-minute load average over its cores): a prediction of direct timings "
-    "made of millisecond sleeps measures the scheduler's latency there, not the cost model",
-)
+@pytest.fixture
+def _idle_cores() -> None:
+    """Skip when the machine is busy when the test starts (not when the suite was collected:
+    a long suite's load changes): a prediction of direct timings made of millisecond sleeps
+    measures the scheduler's latency there, not the cost model."""
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        pytest.skip(f"the machine is busy (1-minute load average {load:.1f} over {os.cpu_count()} cores)")
+
+
+needs_idle_cores = pytest.mark.usefixtures("_idle_cores")
 
 
 @pytest.mark.slow
