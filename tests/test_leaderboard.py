@@ -111,7 +111,29 @@ def test_speed_accuracy_chart_places_every_method_in_both_modes() -> None:
         independent, pairwise = (np.concatenate([c.get_offsets() for c in ax.collections]) for ax in fig.axes[:2])
         np.testing.assert_allclose(independent, [[500.0, ERROR_FLOOR], [2e4, 0.05]])
         np.testing.assert_allclose(pairwise, [[450.0, ERROR_FLOOR], [3e7, 0.05], [1e5, 0.2]])
-        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["exact", "fast", "untimed"]
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+            "exact", "fast", "Pareto front (lower error, faster)", "untimed"]
+        # both timed points are on the front (one more accurate, one faster): one dashed line
+        front = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+        assert len(front) == 1 and list(front[0].get_xdata()) == [500.0, 2e4]
+        assert any(line.get_linestyle() == ":" for line in fig.axes[0].get_lines())  # the floor, in use
+    finally:
+        plt.close(fig)
+
+
+def test_the_error_floor_line_is_drawn_only_when_a_point_sits_on_it() -> None:
+    """Without an error below the floor, its dotted line would pin the log axis at 1e-6, far
+    below every method (the published mnist chart squeezed the methods into its top third)."""
+    import matplotlib.pyplot as plt
+
+    from wbench.board.plots import ERROR_FLOOR, speed_accuracy_figure
+
+    fig = speed_accuracy_figure(["a", "b", "c"], [100.0, 1e4, 5e3], [1e5, 1e7, 1e6], [0.01, 0.02, 0.03])
+    try:
+        assert not any(line.get_linestyle() == ":" for ax in fig.axes[:2] for line in ax.get_lines())
+        assert fig.axes[0].get_ylim()[0] > 10 * ERROR_FLOOR
+        front = [line for line in fig.axes[0].get_lines() if line.get_linestyle() == "--"]
+        assert list(front[0].get_xdata()) == [100.0, 1e4]  # c (slower and worse than b) is off the front
     finally:
         plt.close(fig)
 

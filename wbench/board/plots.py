@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from wbench.board.main_table import pareto_front
 from wbench.run.cell_plots import _pyplot, _save
 
 ERROR_FLOOR = 1e-6
@@ -47,15 +48,31 @@ def speed_accuracy_figure(
             if np.isfinite(x) and x > 0:
                 ax.scatter([x], [max(y, ERROR_FLOOR)], label=None if named else label, **style)
                 named = True
+    _draw_front(axes[0], independent, rel_error)
+    floored = any(np.isfinite(y) and y < ERROR_FLOOR and (np.isfinite(a) and a > 0 or np.isfinite(b) and b > 0)
+                  for y, a, b in zip(rel_error, independent, pairwise, strict=True))
     for ax, mode in zip(axes, x_labels, strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=0.8)
+        if floored:  # only then: the floor line would otherwise pin the axis far below every method
+            ax.axhline(ERROR_FLOOR, color="grey", linestyle=":", linewidth=0.8)
         ax.set_xlabel(mode)
     axes[0].set_ylabel("relative MAE of W2 on test pairs")
-    fig.suptitle(f"{title}\nerrors below {ERROR_FLOOR:g} are drawn on the dotted line", fontsize=9)
+    fig.suptitle(f"{title}\nerrors below {ERROR_FLOOR:g} are drawn on the dotted line" if floored else title, fontsize=9)
     fig.legend(loc="center right", fontsize=7, frameon=False)
     return fig
+
+
+def _draw_front(ax: Any, speeds: Sequence[float], rel_error: Sequence[float]) -> None:
+    """The accuracy-speed Pareto front (:func:`wbench.board.main_table.pareto_front`) as a
+    dashed line through its points, in order of speed."""
+    positive = [x if np.isfinite(x) and x > 0 else np.nan for x in speeds]
+    on = [i for i, front in enumerate(pareto_front(list(rel_error), positive)) if front]
+    if len(on) < 2:
+        return
+    on.sort(key=lambda i: speeds[i])
+    ax.plot([speeds[i] for i in on], [max(rel_error[i], ERROR_FLOOR) for i in on], linestyle="--", color="#444444",
+            linewidth=1, zorder=0, label="Pareto front (lower error, faster)")
 
 
 def plot_speed_accuracy(
