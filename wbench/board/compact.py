@@ -17,7 +17,7 @@ from tabulate import tabulate
 from wbench.board.frame import leaderboard_frame
 from wbench.board.leaderboard import summarise
 from wbench.board.learning_curves import select_milestone
-from wbench.board.main_table import FRONT_LEGEND, FRONT_MARK
+from wbench.board.main_table import ERROR, FRONT_LEGEND, FRONT_MARK, UNSEEN_ERROR
 from wbench.board.matched import matched_step_lines
 from wbench.board.numbers import ROUND_OFF, significant  # noqa: F401 (re-exported)
 from wbench.board.timing_section import timing_note
@@ -54,7 +54,7 @@ def compact_table(summary: pd.DataFrame, primary: str) -> str:
     return "\n".join(p for p in parts if p)
 
 
-SEEN_AND_UNSEEN = ("test.w2.rel_mae", "unseen.w2.rel_mae")
+SEEN_AND_UNSEEN = (ERROR, UNSEEN_ERROR)  # the main table's two errors, shown side by side
 
 
 def _second_column(summary: pd.DataFrame, primary: str) -> str | None:
