@@ -10,7 +10,8 @@ the fit, the metrics call a :class:`~wbench.run.remote_surrogate.RemoteSurrogate
 predictions, attribute look-ups and model saving are answered by the method process.
 
 A method process that dies (a crash, ``os._exit``) fails its cell with
-:class:`SandboxDiedError`; the next cell starts a new one. A cell stopped by its time limit
+:class:`SandboxDiedError`; the next cell starts a new one, as it does after a cell that left
+the process holding more than :data:`RECYCLE_ABOVE_BYTES`. A cell stopped by its time limit
 kills its process too, so even a call into C that never returns is stopped.
 """
 
@@ -39,6 +40,11 @@ from wbench.run.sandbox_wire import FitView, PackedError, dumps, receive, send
 
 KNOWN_SPLITS = ("train", "val")
 """The pair sets whose exact distances a method's process holds (what ``fit`` is given)."""
+
+RECYCLE_ABOVE_BYTES = 4 * 2**30
+"""A method process holding more memory than this after a cell is replaced before the next:
+a leak in a method's code (or in torch: each TorchScript trace keeps memory it never frees)
+cannot grow across a run's cells. Starting a new one costs about 5 s."""
 
 _BOOT = (
     "import json, sys; sys.path[:] = json.loads(sys.argv[2]); "
@@ -152,6 +158,8 @@ class Sandbox:
             raise
         if not session.closed:
             self.kill()
+        elif session.resident_bytes > RECYCLE_ABOVE_BYTES:
+            self.close()
 
     def _payload(self, task: CellTask, datasets: Mapping[str, PairedDataset]) -> dict[str, Any]:
         send_now: dict[str, PairedDataset | None] = {}
@@ -171,6 +179,8 @@ class CellSession:
         self.sandbox = sandbox
         self.closed = False
         self.side_effects: dict[str, str] = {}
+        self.resident_bytes = 0
+        """The method process's memory when it closed the cell (bytes)."""
         measures = {id(d.measures): memo for memo, d in datasets.items()}
         self.surrogate: RemoteSurrogate = remote_class(task.surrogate_cls)(self.request, measures, list(datasets.values()))
 
@@ -202,7 +212,7 @@ class CellSession:
     def _closed(self, message: Any) -> None:
         if message[0] != "closed":
             raise SandboxDiedError(f"the method's process sent {message[0]!r} where the cell's end was due")
-        self.side_effects = dict(message[1])
+        self.side_effects, self.resident_bytes = dict(message[1]), int(message[2])
         self.closed = True
 
     def request(self, *message: Any) -> Any:

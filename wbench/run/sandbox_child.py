@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,7 +66,8 @@ def warm_up() -> None:
 
 def run_cell(conn: Connection, payload: Mapping[str, Any], datasets: dict[str, PairedDataset]) -> None:
     """One cell: the run's environment and torch settings, the datasets (kept between cells
-    while the run still names them), the fit and its requests, then ``("closed", side_effects)``."""
+    while the run still names them), the fit and its requests, then ``("closed", side_effects,
+    resident bytes)``."""
     os.environ.clear()
     os.environ.update(payload["environ"])
     os.chdir(payload["cwd"])
@@ -81,7 +83,18 @@ def run_cell(conn: Connection, payload: Mapping[str, Any], datasets: dict[str, P
             send(conn, ("failed", PackedError.of(exc)))
         else:
             fit_and_serve(conn, task, datasets)
-    send(conn, ("closed", dict(side_effects)))
+    send(conn, ("closed", dict(side_effects), resident_bytes()))
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (bytes); its peak where ``/proc`` is missing."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024  # macOS: bytes; Linux: KiB
 
 
 def receive_task(data: bytes) -> CellTask:

@@ -8,7 +8,9 @@ forward for Naive / DeepKENN / ODE-KENN (``benchmarks/bench_embed_variants.py``,
 roofline).
 
 :class:`FrozenForward` keeps one frozen graph per input shape and rebuilds it when any
-weight changes (a training step, ``load_state_dict``). Every graph is checked against the
+weight changes (a training step, ``load_state_dict``); a training's validations run eager
+(:func:`eager_only`), as their weights are new each time and every trace keeps memory that
+torch never frees (about 10 MB for a KENN encoder). Every graph is checked against the
 eager forward on the input it is built from; a graph that cannot be built (a torch without
 TorchScript, an untraceable forward) or that disagrees beyond float round-off is not used:
 the eager forward runs instead, and :attr:`FrozenForward.disabled` says why.
