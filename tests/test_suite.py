@@ -172,3 +172,18 @@ def test_a_method_may_state_its_own_learning_rate_and_keeps_the_suites_steps() -
     own, shared = (budget_for(suite, s) for s in suite.surrogates)
     assert own.lr == 0.0001 and shared.lr == 0.001
     assert own.milestone_list == shared.milestone_list == (100, 200)
+
+
+def test_the_command_line_selects_datasets_by_name_or_by_label() -> None:
+    from pathlib import Path
+
+    from wbench.run.options import RunOptions, resolve_suite
+
+    suite = load_suite("mnist-labels")
+
+    def chosen(*names: str) -> list[str]:
+        return [d.label for d in resolve_suite(suite, RunOptions(out_dir=Path("x"), datasets=names)).datasets]
+
+    assert chosen("mnist-n500") == ["mnist-n500"]
+    assert chosen("mnist-n2000", "mnist-n500", "mnist-n500") == ["mnist-n2000", "mnist-n500"]
+    assert chosen("mnist") == ["mnist-n500", "mnist-n2000", "mnist-n10000", "mnist-n49500"]

@@ -228,17 +228,22 @@ def _one_sample_verdict(seeds: np.ndarray, target: float, *, higher_is_better: b
     one-sample t-tests of the seeds against ``target``; "holds" when significantly better,
     "does not hold" when significantly worse, else :data:`NOT_SIGNIFICANT` (also for one seed
     or seeds that do not differ), with the note saying how."""
-    from scipy import stats
-
     if len(seeds) < 2 or np.std(seeds) == 0:
         return NOT_SIGNIFICANT, f"{len(seeds)} seed(s) without spread: no test"
-    better, worse = ("greater", "less") if higher_is_better else ("less", "greater")
-    p_better = float(stats.ttest_1samp(seeds, target, alternative=better).pvalue)
-    p_worse = float(stats.ttest_1samp(seeds, target, alternative=worse).pvalue)
+    p_better, p_worse = _one_sided_p(seeds, target, higher_is_better=higher_is_better)
     note = f"one-sided one-sample t-tests of {len(seeds)} seeds: p(better)={p_better:.3g}, p(worse)={p_worse:.3g}"
     if p_better < alpha:
         return HOLDS, note
     return (DOES_NOT_HOLD if p_worse < alpha else NOT_SIGNIFICANT), note
+
+
+def _one_sided_p(values: Sequence[float] | np.ndarray, target: float, *, higher_is_better: bool) -> tuple[float, float]:
+    """p-values of one-sided one-sample t-tests of ``values`` against ``target``: (better, worse)."""
+    from scipy import stats
+
+    better, worse = ("greater", "less") if higher_is_better else ("less", "greater")
+    return (float(stats.ttest_1samp(values, target, alternative=better).pvalue),
+            float(stats.ttest_1samp(values, target, alternative=worse).pvalue))
 
 
 def _claim_e(group: pd.DataFrame, dataset: str | None, name: str, label: str) -> dict[str, str]:
@@ -356,10 +361,7 @@ def _speed_verdict(value: float, paper: float, values: Sequence[float], uncertai
     stays below. Otherwise :data:`WITHIN_NOISE`.
     """
     if len(values) >= 2 and np.std(values) > 0:
-        from scipy import stats
-
-        above = float(stats.ttest_1samp(values, paper, alternative="greater").pvalue)
-        below = float(stats.ttest_1samp(values, paper, alternative="less").pvalue)
+        above, below = _one_sided_p(values, paper, higher_is_better=True)
         note = f"one-sided t-tests of {len(values)} seeds against the paper's ratio: p(above)={above:.3g}, p(below)={below:.3g}"
         if above < alpha:
             return HOLDS, note
@@ -459,8 +461,15 @@ def _budget_text(pairs: float, paper_pairs: float | None) -> str:
 def _qualified(row: dict[str, str], pairs: float, paper_pairs: float | None) -> dict[str, str]:
     """``row`` with its budget stated, and a verdict reached far below the paper's training saying so."""
     row = {**row, "budget": _budget_text(pairs, paper_pairs)}
-    if paper_pairs and math.isfinite(pairs) and pairs < FAR_BELOW * paper_pairs and row["verdict"] in (HOLDS, DOES_NOT_HOLD):
-        row["verdict"] = f"{row['verdict']} at {100 * pairs / paper_pairs:.2g} % of the paper's training"
+    if paper_pairs and math.isfinite(pairs):
+        row = _far_below(row, pairs / paper_pairs, "training")
+    return row
+
+
+def _far_below(row: dict[str, str], share: float, of: str) -> dict[str, str]:
+    """``row`` whose verdict, reached at ``share`` (< :data:`FAR_BELOW`) of the paper's ``of``, says so."""
+    if share < FAR_BELOW and row["verdict"] in (HOLDS, DOES_NOT_HOLD):
+        return {**row, "verdict": f"{row['verdict']} at {100 * share:.2g} % of the paper's {of}"}
     return row
 
 
@@ -474,9 +483,7 @@ def _dwe_share(row: dict[str, str], group: pd.DataFrame, label: str) -> dict[str
     share = n / PAPER.dwe_train_pairs
     row = {**row, "budget": f"{row['budget']}; {n:,.0f} exact training pairs, {share:.1%} of the paper's "
                              f"{PAPER.dwe_train_pairs:,}"}
-    if share < FAR_BELOW and row["verdict"] in (HOLDS, DOES_NOT_HOLD):
-        row["verdict"] = f"{row['verdict']} at {100 * share:.2g} % of the paper's training pairs"
-    return row
+    return _far_below(row, share, "training pairs")
 
 
 def _extension(row: dict[str, str]) -> dict[str, str]:

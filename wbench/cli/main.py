@@ -68,11 +68,11 @@ def _add_run_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     p_run.add_argument("suite", nargs="?", default=None, help="suite file (.toml) or built-in suite name (default: quick)")
     p_run.add_argument(
         "--surrogate", action="extend", nargs="+", metavar="NAME",
-        help="run only these methods (repeatable, or several after one flag)",
+        help="run only these methods, by name or suite label (repeatable, or several after one flag)",
     )
     p_run.add_argument(
         "--dataset", action="extend", nargs="+", metavar="NAME",
-        help="run only these datasets (repeatable, or several after one flag)",
+        help="run only these datasets, by name or suite label (repeatable, or several after one flag)",
     )
     p_run.add_argument(
         "--seeds", action="extend", nargs="+", type=int, metavar="SEED",

@@ -50,13 +50,14 @@ class RunOptions:
 
 
 def select_specs(specs: Sequence[Any], names: Sequence[str] | None, make: Callable[[str], Any]) -> tuple[Any, ...]:
-    """The specs named in ``names`` (all when None); a name absent from the suite gets ``make(name)``."""
+    """The specs named in ``names`` by plugin name or suite label (all when None); a name absent
+    from the suite gets ``make(name)``."""
     if names is None:
         return tuple(specs)
     chosen = []
     for name in names:
-        matches = [s for s in specs if s.name == name]
-        chosen.extend(matches or [make(name)])
+        matches = [s for s in specs if name in (s.name, s.label)]
+        chosen.extend(s for s in matches or [make(name)] if s not in chosen)
     return tuple(chosen)
 
 
