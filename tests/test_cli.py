@@ -142,3 +142,9 @@ def test_unknown_speedup_reference_stops_the_run_before_any_work(tmp_path, capsy
     assert main(["run", str(suite), "--plugin", LOCAL, "--out", str(tmp_path / "run")]) == 2
     assert "unknown surrogate 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_a_plugin_file_before_the_command_is_a_plugin_not_the_command(capsys) -> None:
+    """``wbench --plugin a.py list``: the flag takes one file, so ``list`` stays the command."""
+    assert main(["--plugin", LOCAL, "list"]) == 0
+    assert "toy-blobs" in capsys.readouterr().out

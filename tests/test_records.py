@@ -211,3 +211,47 @@ def test_append_checks_each_line_once_yet_sees_a_changed_line(tmp_path, monkeypa
     with pytest.raises(RecordFileError, match=r"records.jsonl:1: not a JSON record"):
         store.append(_record("d"))
     assert parsed[0].endswith("records.jsonl:1")
+
+
+def test_a_full_disk_during_a_record_write_leaves_the_file_as_it_was(tmp_path, monkeypatch) -> None:
+    """ENOSPC in the middle of a line: the part that reached the file is taken back (no torn
+    line), the error names the file and says how to go on, and a later append works."""
+    import errno
+
+    import wbench.records.store as records
+
+    store = RecordStore(tmp_path)
+    store.append(_record("a"))
+    before = store.path.read_bytes()
+    real_write = records.os.write
+    state = {"wrote": False}
+
+    def write_half_then_fail(fd: int, data) -> int:
+        if b'"key": "b"' not in bytes(data) and not state["wrote"]:
+            return real_write(fd, data)
+        if not state["wrote"]:
+            state["wrote"] = True
+            return real_write(fd, bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(records.os, "write", write_half_then_fail)
+    with pytest.raises(RecordFileError, match=r"records\.jsonl \(No space left on device\).*unchanged.*--resume"):
+        store.append(_record("b"))
+    monkeypatch.undo()
+    assert state["wrote"] and store.path.read_bytes() == before
+    store.append(_record("c"))
+    assert [r.key for r in store.load()] == ["a", "c"]
+
+
+def test_a_failed_write_check_leaves_no_probe_file(tmp_path, monkeypatch) -> None:
+    import errno
+
+    import wbench.run.lock as lock
+
+    def no_space(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(lock.os, "fsync", no_space)
+    with pytest.raises(lock.RunDirNotWritableError, match="No space left on device"):
+        lock.check_writable(tmp_path / "run")
+    assert list((tmp_path / "run").iterdir()) == []

@@ -377,7 +377,8 @@ class RecordStore:
         :param record: a :class:`Record` (a mapping is read with :meth:`Record.from_dict`).
         :returns: the record as stored (non-finite floats replaced by None).
         :raises RecordFileError: the file ends in a torn line (drop it first with
-            :meth:`drop_torn_tail`) or holds an invalid line; nothing is written then.
+            :meth:`drop_torn_tail`) or holds an invalid line; nothing is written then. Also
+            when the write fails (a full disk): the file is cut back to what it held.
         """
         if not isinstance(record, Record):
             record = Record.from_dict(record)
@@ -387,10 +388,21 @@ class RecordStore:
         encoded = line.encode("utf-8")
         with self._locked():
             data = self._check_before_append()  # refuse to append after a torn or invalid line
-            with open(self.path, "ab") as handle:
-                handle.write(encoded)
-                handle.flush()
-                os.fsync(handle.fileno())
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                rest = memoryview(encoded)
+                while rest:  # unbuffered: nothing is left to reach the file after an error
+                    rest = rest[os.write(fd, rest):]
+                os.fsync(fd)
+            except OSError as exc:  # a full disk: take back what part of the line reached the file
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, len(data))
+                raise RecordFileError(
+                    f"cannot append a record to {self.path} ({exc.strerror or exc}); the file holds the "
+                    f"records written before it, unchanged: free space and continue with --resume"
+                ) from exc
+            finally:
+                os.close(fd)
             self._checked = (len(data) + len(encoded), hashlib.sha256(data + encoded).digest())
         return stored
 

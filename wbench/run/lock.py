@@ -42,12 +42,14 @@ def check_writable(run_dir: str | Path) -> Path:
             handle.write(b"ok")
             handle.flush()
             os.fsync(handle.fileno())
-        probe.unlink()
     except OSError as exc:
         raise RunDirNotWritableError(
             f"cannot write to the output directory {path} ({type(exc).__name__}: {exc.strerror or exc}); "
-            f"choose another --out or fix its permissions (nothing was computed)"
+            f"choose another --out, free space or fix its permissions (nothing was computed)"
         ) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)  # a failed check leaves no file behind either
     return path
 
 
