@@ -239,3 +239,49 @@ budget = { epochs = [1, 3] }
     assert mnist.budget.milestones == (400, 2000, 10000, 20000) and mnist.budget.param_count == "inference"
     paper_dwe = next(spec for spec in mnist.surrogates if spec.label == "dwe (paper size)")
     assert budget_for(mnist, paper_dwe).milestones == (400, 2000)
+
+
+def test_progress_saved_between_milestones_resumes_bit_for_bit(data, tmp_path: Path) -> None:
+    """A long run hands its state over between milestones (every ``progress_every_s`` of
+    training; here every step); a run resumed from the state at step 10 of milestones (4, 15)
+    is bit-identical to the uninterrupted one."""
+    budget = Budget(epochs=None, steps=15, batch_size=8, lr=3e-3, seed=5, milestones=(4, 15))
+    uninterrupted, report = _fit_with_recorder(data, budget, _Recorder([], data))
+    saved: dict[int, Path] = {}
+    recorder = _Recorder([], data)
+    model = _model(data)
+    recorder.model_box[:] = [model]
+    hooks = MilestoneHooks(
+        evaluate=recorder.evaluate, progress_every_s=0.0,
+        save_progress=lambda step, state: saved.setdefault(step, save_checkpoint(tmp_path / f"p{step}.pt", state, identity="toy")),
+    )
+    with milestone_hooks(hooks):
+        model.fit(data.split("train"), data.split("val"), budget)
+    assert sorted(saved) == [1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]  # not at the milestones 4 and 15
+    state = load_checkpoint(saved[10], identity="toy")
+    assert state["report"]["steps"] == 10
+    resumed, resumed_report = _fit_with_recorder(data, budget, _Recorder([], data), resume=state)
+    _assert_same_weights(resumed.model.state_dict(), uninterrupted.model.state_dict())
+    assert _comparable(resumed_report) == _comparable(report)
+    np.testing.assert_array_equal(predict_pairs(resumed, data.split("test")), predict_pairs(uninterrupted, data.split("test")))
+
+
+def test_a_cells_progress_checkpoints_keep_the_latest_and_go_at_a_milestone(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from wbench.run.cell_milestones import cell_training_hooks
+
+    ident = {"method": "m", "dataset_label": "d", "budget": {"steps": 20, "milestones": [10, 20]}}
+    task = SimpleNamespace(todo=[(0, None, ident)], checkpoint_dir=str(tmp_path), resume=False,
+                           surrogate=SimpleNamespace(label="", name="m"), seed=0)
+    budget = Budget(epochs=None, steps=20, batch_size=8, milestones=(10, 20))
+    hooks = cell_training_hooks(task, budget, 48, lambda index, report: None)
+    assert hooks.save_progress is not None and hooks.checkpoint is not None and hooks.progress_every_s == 600.0
+    state = {"report": {"steps": 3}}
+    hooks.save_progress(3, state)
+    hooks.save_progress(7, {"report": {"steps": 7}})
+    assert [p.name.rsplit("-", 1)[1] for p in sorted(tmp_path.iterdir())] == ["step000000007.pt"]
+    resumed = cell_training_hooks(SimpleNamespace(**{**vars(task), "resume": True}), budget, 48, lambda i, r: None)
+    assert resumed.resume is not None and resumed.resume["report"]["steps"] == 7  # the latest state before milestone 10
+    resumed.checkpoint(0, {"report": {"steps": 10}})
+    assert [p.name.rsplit("-", 1)[1] for p in sorted(tmp_path.iterdir())] == ["step000000010.pt"]

@@ -78,8 +78,9 @@ def checkpoint_stem(task: CellTask, ident: Mapping[str, Any]) -> str:
 def cell_training_hooks(
     task: CellTask, budget: Budget, n_train: int, evaluate: Callable[[int, Any], None]
 ) -> MilestoneHooks:
-    """The training hooks of a cell: evaluate at each milestone, checkpoint, and on resume
-    the latest checkpoint before the first milestone still to evaluate."""
+    """The training hooks of a cell: evaluate at each milestone, checkpoint there and every
+    ten minutes of training between milestones, and on resume the latest checkpoint before the
+    first milestone still to evaluate."""
     if not task.todo or task.checkpoint_dir is None:
         return MilestoneHooks(evaluate=evaluate)
     ident = task.todo[0][2]
@@ -88,8 +89,18 @@ def cell_training_hooks(
     stem = checkpoint_stem(task, ident)
     steps = budget.milestone_steps(n_train)
 
+    progress_files: list[Path] = []
+
     def checkpoint(index: int, state: dict[str, Any]) -> None:
         save_checkpoint(folder / f"{stem}-step{steps[index]:09d}.pt", state, identity=identity)
+        while progress_files:  # superseded by the milestone's
+            progress_files.pop().unlink(missing_ok=True)
+
+    def save_progress(step: int, state: dict[str, Any]) -> None:
+        """A checkpoint between milestones; the previous one of this run goes (a later state supersedes it)."""
+        progress_files.append(save_checkpoint(folder / f"{stem}-step{step:09d}.pt", state, identity=identity))
+        while len(progress_files) > 1:
+            progress_files.pop(0).unlink(missing_ok=True)
 
     resume = None
     if task.resume:
@@ -98,9 +109,12 @@ def cell_training_hooks(
             (int(p.stem.rsplit("-step", 1)[1]), p) for p in folder.glob(f"{stem}-step*.pt")
             if p.stem.rsplit("-step", 1)[1].isdigit()
         )
-        usable = [p for step, p in candidates if step < first_missing]
+        usable = [(step, p) for step, p in candidates if step < first_missing]
         if usable:
-            resume = load_checkpoint(usable[-1], identity=identity)
-    return MilestoneHooks(evaluate=evaluate, checkpoint=checkpoint, resume=resume)
+            step, path = usable[-1]
+            resume = load_checkpoint(path, identity=identity)
+            if step not in steps:  # a progress checkpoint: the next one supersedes it
+                progress_files.append(path)
+    return MilestoneHooks(evaluate=evaluate, checkpoint=checkpoint, resume=resume, save_progress=save_progress)
 
 

@@ -52,11 +52,18 @@ class MilestoneHooks:
     :param checkpoint: ``checkpoint(milestone_index, state)``, called at every milestone
         (after ``evaluate``) with the state a continuing run needs (:func:`save_checkpoint`).
     :param resume: a state from :func:`load_checkpoint` to continue from, or None.
+    :param save_progress: ``save_progress(step, state)``, called between milestones once
+        ``progress_every_s`` seconds of training have passed since the run (re)started or last
+        saved a state, so that a long run stopped between milestones (a session's end, a kill)
+        continues from there; ``state`` is what ``checkpoint`` gets.
+    :param progress_every_s: seconds of training between two ``save_progress`` calls.
     """
 
     evaluate: Callable[[int, FitReport], None] | None = None
     checkpoint: Callable[[int, dict[str, Any]], None] | None = None
     resume: dict[str, Any] | None = None
+    save_progress: Callable[[int, dict[str, Any]], None] | None = None
+    progress_every_s: float = 600.0
 
 
 _HOOKS: contextvars.ContextVar[MilestoneHooks | None] = contextvars.ContextVar("wbench_milestone_hooks", default=None)

@@ -95,6 +95,7 @@ class MilestoneLoop:
         total_steps = self.milestones[-1]
         self.started = time.perf_counter() - report.wall_time_s
         bar = progress(total=total_steps, initial=report.steps, desc=f"train {self.name}", unit="step")
+        self.saved_at = time.perf_counter()
         try:
             while self.final is None and report.steps < total_steps and report.stopped_by != "time_limit":
                 if self.order is None:
@@ -110,8 +111,11 @@ class MilestoneLoop:
                     report.stopped_by = "time_limit"
                 if report.steps in self.milestones:
                     self._milestone(self.milestones.index(report.steps))
-                elif self.position >= len(self.order):
-                    self._end_epoch()
+                    self.saved_at = time.perf_counter()
+                else:
+                    if self.position >= len(self.order):
+                        self._end_epoch()
+                    self._save_progress_when_due()
                 if report.val_mse:
                     bar.set_postfix(val_mse=f"{report.val_mse[-1]:.4g}")
             if self.final is None:  # stopped by the time limit between milestones (or resumed past the end)
@@ -162,6 +166,18 @@ class MilestoneLoop:
         if hooks is not None and hooks.checkpoint is not None:
             hooks.checkpoint(index, self.checkpoint_state())
         self.started += time.perf_counter() - paused
+
+    def _save_progress_when_due(self) -> None:
+        """Hand the state to ``hooks.save_progress`` when ``progress_every_s`` have passed."""
+        hooks = self.hooks
+        if hooks is None or hooks.save_progress is None or self.report.stopped_by == "time_limit":
+            return
+        now = time.perf_counter()
+        if now - self.saved_at < hooks.progress_every_s:
+            return
+        hooks.save_progress(self.report.steps, self.checkpoint_state())
+        self.saved_at = time.perf_counter()
+        self.started += self.saved_at - now  # saving is not training time
 
     # ---------------------------------------------------------- checkpoint
     def checkpoint_state(self) -> dict[str, Any]:
