@@ -19,6 +19,8 @@ from wbench.run.isolation import CellTimeoutError, TorchState, time_limit, torch
 from wbench.run.suite import parse_suite
 
 PLUGIN = '''
+import json
+import os
 import time
 
 import torch
@@ -50,7 +52,12 @@ class StateChanger(_Linear):
 
 
 class Innocent(_Linear):
-    pass
+    def fit(self, train, val, budget):
+        report = os.environ.get("WBENCH_TEST_STATE_REPORT")
+        if report:  # what this cell starts with
+            with open(report, "a") as handle:
+                handle.write(json.dumps({"threads": torch.get_num_threads(), "dtype": str(torch.get_default_dtype())}) + "\\n")
+        return super().fit(train, val, budget)
 
 
 class Hung(_Linear):
@@ -106,10 +113,16 @@ def _run(tmp_path: Path, names: list[str], *, extra: str = "", args: tuple[str, 
     return {r["method"]: r for r in map(json.loads, (out / "records.jsonl").read_text().splitlines())}
 
 
-def test_a_cell_that_changes_torch_state_is_named_and_the_next_cell_is_unharmed(tmp_path: Path) -> None:
+def test_a_cell_that_changes_torch_state_is_named_and_the_next_cell_is_unharmed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     before = TorchState.now()
+    report = tmp_path / "state.jsonl"
+    monkeypatch.setenv("WBENCH_TEST_STATE_REPORT", str(report))
     records = _run(tmp_path, ["state-changer", "innocent"])
     assert records["innocent"]["status"] == "ok", records["innocent"]["error"]  # before: float64 weights failed it
+    seen = json.loads(report.read_text())
+    assert seen == {"threads": before.threads, "dtype": "torch.float32"}  # before: 1 thread, float64
     changed = records["state-changer"]["side_effects"]
     assert changed["torch.default_dtype"] == "torch.float32 -> torch.float64"
     assert changed["torch.threads"].endswith("-> 1")
@@ -149,3 +162,20 @@ def test_time_limit_interrupts_python_code() -> None:
     with pytest.raises(CellTimeoutError), time_limit(0.2):
         while True:
             time.sleep(0.01)
+
+
+def test_a_long_label_runs_its_cell_and_names_its_files_within_the_limits(tmp_path: Path) -> None:
+    """A 360-character label (a file name holds 255 bytes) no longer fails its cell after training."""
+    label = "a-very-long-method-label-" * 15
+    plugin = tmp_path / "isolation_plugin.py"
+    plugin.write_text(textwrap.dedent(PLUGIN))
+    suite = tmp_path / "long.toml"
+    text = SUITE.format(extra="", surrogates=f'[[surrogates]]\nname = "innocent"\nlabel = "{label}"\n')
+    suite.write_text(text.replace("save_models = false", "save_models = true").replace("plots = false", "plots = true"))
+    out = tmp_path / "run"
+    assert main(["run", str(suite), "--plugin", str(FIXTURES / "local_plugin.py"), "--plugin", str(plugin),
+                 "--out", str(out), "--no-timing"]) == 0
+    (record,) = map(json.loads, (out / "records.jsonl").read_text().splitlines())
+    assert record["status"] == "ok" and record["label"] == label
+    saved = list((out / "models").iterdir())
+    assert saved and all(len(p.name.encode()) <= 255 for p in out.rglob("*"))
