@@ -227,16 +227,29 @@ def test_the_timed_embedding_batch_holds_distinct_measures(measures):
     assert EMBED_SLEEP_S <= model.embed_s < 3 * EMBED_SLEEP_S
 
 
-def test_cost_model_of_a_solver_is_per_pair(measures):
-    model = measure_cost_model(
+def _solver_cost_model(measures):
+    return measure_cost_model(
         SleepySolver(), measures, solver_batch=8, direct_n=(3,), rounds=3, min_round_s=0.0, threads=1
     )
+
+
+def test_cost_model_of_a_solver_is_per_pair(measures):
+    model = _solver_cost_model(measures)
     assert not model.embedding and model.embed is None and model.embed_s == 0.0
-    assert 1e-3 <= model.pair_s < 3e-3
+    assert model.pair_s >= 1e-3  # a 1 ms sleep per pair
     assert model.pairwise_pairs_per_s(3) == model.pairwise_pairs_per_s(3000) == pytest.approx(1 / model.pair_s)
     record = model.to_record()
     assert record["cost.pairwise_is_per_pair"] == 1.0 and record["cost.threads"] == 1.0
     assert record["cost.embed_s"] == 0.0 and record["cost.embed_batch"] == 0.0
+
+
+@pytest.mark.slow
+@needs_idle_cores
+def test_a_solvers_cost_model_predicts_its_direct_timing(measures):
+    """On a busy machine a millisecond sleep overshoots by the scheduler's latency (a prediction
+    79 % off at load 4): measured on idle cores only."""
+    model = _solver_cost_model(measures)
+    assert 1e-3 <= model.pair_s < 3e-3
     # the default pairwise solves 9 pairs row by row: about 9 ms, predicted 1 / c
     assert abs(model.direct[0].relative_error) < 0.5
 

@@ -4,10 +4,8 @@ A record holds a schema version, the cell's identity and key, its status (``ok``
 ``failed`` or ``unavailable``) and error, every metric, every throughput figure, the fit
 report and the provenance needed to reproduce it.
 
-The file is append-only: each record is one line written, flushed and fsynced under an
-exclusive lock (:meth:`RecordStore.append`), so a finished record is never rewritten nor
-lost. A record whose key is already in the file supersedes the earlier line (the last line
-of a key wins when loading). A run killed mid-write can leave a torn last line (no final
+The file is append-only: each record is one line written and fsynced under an exclusive
+lock (:meth:`RecordStore.append`), never rewritten nor lost; the last line of a key wins. A run killed mid-write can leave a torn last line (no final
 newline, not valid JSON): loading reports it, and :meth:`RecordStore.drop_torn_tail`
 (``wbench run --resume``) removes only that line, keeping its bytes in
 ``records.jsonl.torn``. A line holding ``NaN`` or an infinity is refused at load, naming
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from wbench.records.jsonl import RecordFileError, canonical_json, clean_floats, parse_json_line  # noqa: F401
+from wbench.util.atomic import append_or_cut_back
 
 SCHEMA_VERSION = 1
 RECORDS_FILENAME = "records.jsonl"
@@ -369,7 +368,7 @@ class RecordStore:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def append(self, record: Record | Mapping[str, Any]) -> Record:
-        """Append one record as one line (write, flush, fsync) under an exclusive lock.
+        """Append one record as one line (one fsynced write) under an exclusive lock.
 
         A record whose ``key`` is already in the file supersedes the earlier line when the
         file is loaded; nothing already written is rewritten.
@@ -377,32 +376,21 @@ class RecordStore:
         :param record: a :class:`Record` (a mapping is read with :meth:`Record.from_dict`).
         :returns: the record as stored (non-finite floats replaced by None).
         :raises RecordFileError: the file ends in a torn line (drop it first with
-            :meth:`drop_torn_tail`) or holds an invalid line; nothing is written then. Also
-            when the write fails (a full disk): the file is cut back to what it held.
+            :meth:`drop_torn_tail`) or holds an invalid line (nothing is written then), or the
+            write failed (a full disk; the file is cut back to what it held).
         """
-        if not isinstance(record, Record):
-            record = Record.from_dict(record)
-        data = clean_floats(record.as_dict())
+        data = clean_floats((record if isinstance(record, Record) else Record.from_dict(record)).as_dict())
         stored = Record.from_dict(data)
-        line = json.dumps(data, sort_keys=True, allow_nan=False) + "\n"
-        encoded = line.encode("utf-8")
+        encoded = (json.dumps(data, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
         with self._locked():
             data = self._check_before_append()  # refuse to append after a torn or invalid line
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             try:
-                rest = memoryview(encoded)
-                while rest:  # unbuffered: nothing is left to reach the file after an error
-                    rest = rest[os.write(fd, rest):]
-                os.fsync(fd)
-            except OSError as exc:  # a full disk: take back what part of the line reached the file
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fd, len(data))
+                append_or_cut_back(self.path, encoded, size_before=len(data))
+            except OSError as exc:
                 raise RecordFileError(
                     f"cannot append a record to {self.path} ({exc.strerror or exc}); the file holds the "
                     f"records written before it, unchanged: free space and continue with --resume"
                 ) from exc
-            finally:
-                os.close(fd)
             self._checked = (len(data) + len(encoded), hashlib.sha256(data + encoded).digest())
         return stored
 
