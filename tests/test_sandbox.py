@@ -69,11 +69,14 @@ def test_the_datasets_a_fit_can_reach_have_no_test_distances(tmp_path: Path, mon
 
 CRASHING = '''
 import ctypes
+import json
 import os
+import sys
 
 import torch
 
 from wbench import hookimpl
+from wbench.run.sandbox_child import resident_bytes
 from wbench.surrogate import EmbeddingSurrogate, FitReport
 
 
@@ -110,10 +113,21 @@ class Innocent(_Linear):
     pass
 
 
+class Leaky(_Linear):
+    """Keeps 800 MB alive after every fit, as a leak would; reports its process and memory."""
+
+    def fit(self, train, val, budget):
+        with open(os.environ["WBENCH_TEST_LEAK_REPORT"], "a") as handle:
+            handle.write(json.dumps({"pid": os.getpid(), "resident": resident_bytes()}) + "\\n")
+        # held by a module that outlives the cell (this file's globals travel anew with each cell)
+        sys.__dict__.setdefault("wbench_test_leak", []).append(b"\\x01" * 800_000_000)
+        return super().fit(train, val, budget)
+
+
 @hookimpl
 def wbench_register_surrogates(registry):
     for name, cls in (("exits", "Exits"), ("segfaults", "Segfaults"), ("dies-predicting", "DiesPredicting"),
-                      ("innocent", "Innocent")):
+                      ("innocent", "Innocent"), ("leaky-a", "Leaky"), ("leaky-b", "Leaky")):
         registry.add_surrogate(name, f"{__name__}:{cls}")
 '''
 
@@ -148,46 +162,6 @@ def test_redacted_keeps_train_and_val_distances_only() -> None:
     assert np.array_equal(copy.pairs["test"].left, pairs["test"].left)
     assert full.pairs["test"].w2sq is not None  # the run's own copy keeps them
 
-
-LEAKY = '''
-import json
-import os
-import sys
-
-import torch
-
-from wbench import hookimpl
-from wbench.run.sandbox_child import resident_bytes
-from wbench.surrogate import EmbeddingSurrogate, FitReport
-
-
-class Leaky(EmbeddingSurrogate):
-    """Keeps 800 MB alive after every fit, as a leak would; reports its process and memory."""
-
-    input_kind = "any"
-
-    def __init__(self):
-        super().__init__()
-        self.model = torch.nn.Linear(64, 3)
-
-    def embed(self, x):
-        return self.model(x.weights.to(torch.float32))
-
-    def fit(self, train, val, budget):
-        with open(os.environ["WBENCH_TEST_LEAK_REPORT"], "a") as handle:
-            handle.write(json.dumps({"pid": os.getpid(), "resident": resident_bytes()}) + "\\n")
-        # held by a module that outlives the cell (this file's globals travel anew with each cell)
-        sys.__dict__.setdefault("wbench_test_leak", []).append(b"\\x01" * 800_000_000)
-        return FitReport(stopped_by="nothing to fit")
-
-
-@hookimpl
-def wbench_register_surrogates(registry):
-    for name in ("leaky-a", "leaky-b"):
-        registry.add_surrogate(name, f"{__name__}:Leaky")
-'''
-
-
 def test_a_method_process_over_its_memory_limit_is_replaced_before_the_next_cell(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -200,8 +174,8 @@ def test_a_method_process_over_its_memory_limit_is_replaced_before_the_next_cell
     monkeypatch.setattr(wbench.run.sandbox, "RECYCLE_ABOVE_BYTES", limit)
     report = tmp_path / "leak.jsonl"
     monkeypatch.setenv("WBENCH_TEST_LEAK_REPORT", str(report))
-    plugin = tmp_path / "leaky_plugin.py"
-    plugin.write_text(LEAKY)
+    plugin = tmp_path / "crashing_plugin.py"
+    plugin.write_text(CRASHING)
     records = _run(tmp_path, ["leaky-a", "leaky-b"], plugins=(LOCAL, plugin))
     assert all(r["status"] == "ok" for r in records.values()), records
     fits = [json.loads(line) for line in report.read_text().splitlines()]
