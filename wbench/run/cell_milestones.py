@@ -91,14 +91,17 @@ def cell_training_hooks(
 
     progress_files: list[Path] = []
 
+    def path_at(step: int) -> Path:
+        return folder / f"{stem}-step{step:09d}.pt"
+
     def checkpoint(index: int, state: dict[str, Any]) -> None:
-        save_checkpoint(folder / f"{stem}-step{steps[index]:09d}.pt", state, identity=identity)
+        save_checkpoint(path_at(steps[index]), state, identity=identity)
         while progress_files:  # superseded by the milestone's
             progress_files.pop().unlink(missing_ok=True)
 
     def save_progress(step: int, state: dict[str, Any]) -> None:
         """A checkpoint between milestones; the previous one of this run goes (a later state supersedes it)."""
-        progress_files.append(save_checkpoint(folder / f"{stem}-step{step:09d}.pt", state, identity=identity))
+        progress_files.append(save_checkpoint(path_at(step), state, identity=identity))
         while len(progress_files) > 1:
             progress_files.pop(0).unlink(missing_ok=True)
 
