@@ -285,3 +285,62 @@ def test_a_cells_progress_checkpoints_keep_the_latest_and_go_at_a_milestone(tmp_
     assert resumed.resume is not None and resumed.resume["report"]["steps"] == 7  # the latest state before milestone 10
     resumed.checkpoint(0, {"report": {"steps": 10}})
     assert [p.name.rsplit("-", 1)[1] for p in sorted(tmp_path.iterdir())] == ["step000000010.pt"]
+
+
+# ------------------------------------------------ validations every few epochs (val_every_steps)
+def _cadence(**kw: Any) -> Budget:
+    """40 steps of 8 on the 48 training pairs (6 steps an epoch), a validation every 2 epochs."""
+    return Budget(epochs=None, **{"steps": 40, "batch_size": 8, "lr": 3e-3, "seed": 6, "val_every_steps": 10, **kw})
+
+
+def test_val_every_steps_validates_every_few_epochs_and_keeps_the_best(data) -> None:
+    from wbench.train.loop import validation_mse
+
+    assert _cadence().epochs_per_validation(48) == 2 and _cadence().epochs_per_validation(500) == 1
+    model, report = _fit(data, _cadence())
+    # epochs 2, 4 and 6 end at steps 12, 24, 36; the final step (40) is in the 7th epoch
+    assert report.val_epochs == [2, 4, 6, 7] and report.epochs == 7 and report.steps == 40
+    assert len(report.val_mse) == len(report.train_loss) == 4
+    assert report.best_epoch == int(np.argmin(report.val_mse))
+    assert validation_mse(model, data.split("val")) == pytest.approx(report.val_mse[report.best_epoch], rel=1e-6)
+    assert report.as_dict()["val_epochs"] == [2, 4, 6, 7]
+
+    _, every_epoch = _fit(data, _cadence(val_every_steps=None))
+    assert len(every_epoch.val_mse) == 7 and "val_epochs" not in every_epoch.as_dict()
+
+
+@pytest.mark.parametrize("first", [16, 18, 24])  # mid-epoch, an epoch end between validations, a validation point
+def test_milestones_with_val_every_steps_equal_separate_runs(data, first: int) -> None:
+    recorder = _Recorder([], data)
+    joint, joint_report = _fit_with_recorder(data, _cadence(milestones=(first, 40)), recorder)
+    first_report, first_weights, _ = recorder.seen[0]
+    alone, alone_report = _fit(data, _cadence(steps=first))
+    _assert_same_weights(first_weights, alone.model.state_dict())
+    assert _comparable(first_report) == _comparable(alone_report)
+    full, full_report = _fit(data, _cadence())
+    _assert_same_weights(joint.model.state_dict(), full.model.state_dict())
+    assert _comparable(joint_report) == _comparable(full_report)
+
+
+def test_resume_between_validations_is_bit_identical(data, tmp_path: Path) -> None:
+    """Resumed at step 20 (3 epochs ended, the last validation after epoch 2): the run
+    validates after epoch 4 as the uninterrupted one does."""
+    uninterrupted, report = _fit(data, _cadence())
+    saved: dict[int, Path] = {}
+    hooks = MilestoneHooks(
+        progress_every_s=0.0,
+        save_progress=lambda step, state: saved.setdefault(step, save_checkpoint(tmp_path / f"p{step}.pt", state, identity="toy")),
+    )
+    _fit(data, _cadence(), hooks)
+    state = load_checkpoint(saved[20], identity="toy")
+    assert state["epochs_since_validation"] == 1
+    resumed, resumed_report = _fit_with_recorder(data, _cadence(), _Recorder([], data), resume=state)
+    _assert_same_weights(resumed.model.state_dict(), uninterrupted.model.state_dict())
+    assert _comparable(resumed_report) == _comparable(report)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, "10"])
+def test_a_bad_val_every_steps_is_refused_naming_it(bad: Any) -> None:
+    with pytest.raises(ValueError, match="val_every_steps"):
+        Budget(steps=10, val_every_steps=bad)
+    assert "val_every_steps" not in Budget(steps=10).as_dict()  # earlier budgets keep their cell keys

@@ -267,3 +267,16 @@ def test_marker_styles_stay_distinct_when_colours_repeat() -> None:
     for i in range(8):
         same_colour = [symbol for colour, symbol in styles[i::8]]
         assert sum(symbol in round_symbols for symbol in same_colour[:2]) <= 1, same_colour  # up to 16 methods
+
+
+def test_loss_curves_are_drawn_at_the_epochs_that_validated() -> None:
+    """A fit validated every 50 epochs (budget val_every_steps) is drawn at epochs 50, 100,
+    150 and 160, not 1 to 4; a fit without val_epochs at 1, 2, 3."""
+    from wbench.board.site.figures import loss_chart
+
+    sparse = {"seed": 0, "fit": {"train_loss": [4.0, 3.0, 2.0, 1.5], "val_mse": [3.0, 2.0, 1.0, 1.2],
+                                 "val_epochs": [50, 100, 150, 160]}}
+    dense = {"seed": 1, "fit": {"train_loss": [4.0, 3.0, 2.0], "val_mse": [3.0, 2.0, 1.0]}}
+    page = loss_chart([sparse, dense], "m", "div")
+    xs = [json.loads(x) for x in re.findall(r'"x":(\[[^\]]*\])', page)]
+    assert xs == [[50, 100, 150, 160]] * 2 + [[1, 2, 3]] * 2

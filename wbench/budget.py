@@ -34,6 +34,11 @@ class Budget:
         the budget's unit (steps when ``steps`` is set, else epochs); the last equals
         ``steps`` (or ``epochs``). None: one evaluation, at the end. A milestone's numbers
         are those of a run whose budget stops there (:meth:`at_milestone`).
+    :param val_every_steps: validate at the end of the first epoch that ends at least this
+        many optimiser steps after the previous validation (None: at every epoch end). On a
+        small training set an epoch is a few steps and a validation can cost more than the
+        steps between them; this keeps the validations of a fixed number of steps about as
+        many for every training-set size. Milestones and the final step still validate.
     """
 
     epochs: int | None = 1
@@ -47,11 +52,12 @@ class Budget:
     param_tolerance: float = 0.01
     param_count: str = "inference"
     milestones: tuple[int, ...] | None = None
+    val_every_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is None and self.steps is None:
             raise ValueError("a budget needs epochs or steps")
-        for name in ("epochs", "steps", "batch_size"):
+        for name in ("epochs", "steps", "batch_size", "val_every_steps"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"budget {name} must be a positive integer, got {value!r}")
@@ -114,6 +120,14 @@ class Budget:
             return replace(self, steps=milestone, milestones=None)
         return replace(self, epochs=milestone, milestones=None)
 
+    def epochs_per_validation(self, n_train_pairs: int) -> int:
+        """Epochs between two validations on ``n_train_pairs`` pairs: 1, or with
+        ``val_every_steps`` the fewest whole epochs that take at least that many steps."""
+        if self.val_every_steps is None:
+            return 1
+        steps_per_epoch = max(1, math.ceil(n_train_pairs / self.batch_size))
+        return max(1, math.ceil(self.val_every_steps / steps_per_epoch))
+
     def total_steps(self, n_train_pairs: int) -> int:
         """Optimiser steps this budget allows on ``n_train_pairs`` pairs."""
         if self.steps is not None:
@@ -124,10 +138,13 @@ class Budget:
     def as_dict(self) -> dict[str, Any]:
         """The budget as a JSON-ready dict (for records and cell keys).
 
-        ``milestones`` appears only when set and ``param_count`` only when not the default
-        ``"inference"``, so such budgets keep the dict (and the cell keys) of earlier wbench.
+        ``milestones`` and ``val_every_steps`` appear only when set and ``param_count`` only
+        when not the default ``"inference"``, so such budgets keep the dict (and the cell
+        keys) of earlier wbench.
         """
         out = asdict(self)
+        if self.val_every_steps is None:
+            del out["val_every_steps"]
         if self.param_count == "inference":
             del out["param_count"]
         if self.milestones is None:

@@ -3,7 +3,7 @@ milestones, checkpoints and a bit-identical resume.
 
 The loop is :class:`wbench.train.milestones.MilestoneLoop`, the shared torch loop's own (the
 same batch order from a ``torch.Generator`` seeded by the budget, validation at every epoch
-end, the best validation kept, and the same milestone rule: a milestone's weights and
+end or every few (``budget.val_every_steps``), the best validation kept, and the same milestone rule: a milestone's weights and
 report are exactly what a run whose budget stops there gives). Only the model, optimiser
 and loss are the package's.
 

@@ -33,7 +33,8 @@ def artifacts_of(
     if ev.plots:
         title = f"{ident['method']} on {ident['dataset_label']}, seed {ident['seed']}"
         if fit["train_loss"]:
-            paths.append(plot_loss_curves(fit["train_loss"], fit["val_mse"], out_dir / "plots" / f"{stem}-loss.png", title=title))
+            paths.append(plot_loss_curves(fit["train_loss"], fit["val_mse"], out_dir / "plots" / f"{stem}-loss.png", title=title,
+                                          epochs=fit.get("val_epochs")))
         true_w2 = dataset.pairs["test"].w2
         paths.append(
             plot_predicted_vs_true(predictions["test"], true_w2, out_dir / "plots" / f"{stem}-pred.png", unit=dataset.unit, title=title)

@@ -31,13 +31,14 @@ def _save(plt: Any, fig: Any, path: Path, *, rect: tuple[float, float, float, fl
     return path
 
 
-def plot_loss_curves(train_loss: Sequence[float], val_mse: Sequence[float], path: Path, *, title: str = "") -> Path:
-    """Per-epoch training loss and validation MSE (W2, ground-cost units squared), log scale."""
+def plot_loss_curves(train_loss: Sequence[float], val_mse: Sequence[float], path: Path, *, title: str = "",
+                     epochs: Sequence[int] | None = None) -> Path:
+    """Training loss and validation MSE (W2, ground-cost units squared) per validation, log
+    scale, against ``epochs`` (the epochs at each validation; None: 1, 2, 3 ...)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    epochs = np.arange(1, len(train_loss) + 1)
-    ax.plot(epochs, train_loss, label="train loss")
-    ax.plot(np.arange(1, len(val_mse) + 1), val_mse, label="validation MSE (W2)")
+    ax.plot(epochs or np.arange(1, len(train_loss) + 1), train_loss, label="train loss")
+    ax.plot(epochs or np.arange(1, len(val_mse) + 1), val_mse, label="validation MSE (W2)")
     ax.set_xlabel("epoch")
     ax.set_yscale("log")
     ax.set_title(title, fontsize=9)

@@ -96,8 +96,8 @@ def validation_mse(surrogate: Predictor, val: LabelledPairs) -> float:
 def train_on_pairs(surrogate: Trainable, train: LabelledPairs, val: LabelledPairs, budget: Budget) -> FitReport:
     """Train ``surrogate.model`` with Adam on ``surrogate.training_loss`` within ``budget``.
 
-    The batch order is seeded by ``budget.seed``. Validation points: every epoch end and
-    the run's final step. The weights of the best validation (the earliest on ties) are
+    The batch order is seeded by ``budget.seed``. Validation points: every epoch end (or
+    every few, ``budget.val_every_steps``) and the run's final step. The weights of the best validation (the earliest on ties) are
     restored at the end.
 
     Milestones (``budget.milestones``, as steps :meth:`Budget.milestone_steps`): at a
@@ -109,8 +109,8 @@ def train_on_pairs(surrogate: Trainable, train: LabelledPairs, val: LabelledPair
     checkpointed (``hooks.checkpoint``); ``hooks.resume`` continues a checkpointed run bit
     for bit (same machine and threads).
 
-    :returns: a :class:`FitReport` with per-epoch training loss and validation MSE (the
-        last entries those of the final, possibly partial, epoch).
+    :returns: a :class:`FitReport` with the training loss and validation MSE per validation
+        (the last entries those of the final, possibly partial, epoch).
     """
     if train.pairs.w2sq is None or val.pairs.w2sq is None:
         raise ValueError("training needs pairs with exact W2^2 (run the oracle first)")

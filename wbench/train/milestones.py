@@ -3,9 +3,10 @@ validation points, the best-validation selection at each milestone, the mileston
 checkpoint and resume.
 
 :class:`MilestoneLoop` owns the rule that makes a milestone's numbers those of a run whose
-budget stops there: at a milestone ``m`` the selection set is the epoch-end validations up
-to ``m`` and the validation at ``m``; the running best that later milestones see holds the
-epoch-end validations only (``m`` counts as one when it ends an epoch). Batches are drawn
+budget stops there: at a milestone ``m`` the selection set is the validation points up to
+``m`` and the validation at ``m``; the running best that later milestones see holds the
+validation points only (``m`` counts as one when it is one). Validation points are epoch
+ends, or with ``budget.val_every_steps`` every few epoch ends. Batches are drawn
 in a fresh ``torch.randperm`` order per epoch from a generator seeded by ``budget.seed``.
 
 A subclass supplies the framework: one optimiser step, a validation, a copy of the current
@@ -52,7 +53,9 @@ class MilestoneLoop:
         self.best_weights: Any = None
         self.order: np.ndarray | None = None  # the current epoch's batch order (None: between epochs)
         self.position = 0
-        self.epoch_losses: list[float] = []
+        self.epoch_losses: list[float] = []  # the training losses since the last validation
+        self.epochs_per_validation = budget.epochs_per_validation(n_train)
+        self.epochs_since_validation = 0
         self.final: tuple[FitReport, Any] | None = None
 
     # ------------------------------------------------------- the framework
@@ -100,7 +103,7 @@ class MilestoneLoop:
             while self.final is None and report.steps < total_steps and report.stopped_by != "time_limit":
                 if self.order is None:
                     self.order = torch.randperm(self.n_train, generator=self.generator).numpy()
-                    self.position, self.epoch_losses = 0, []
+                    self.position = 0
                 idx = self.order[self.position : self.position + budget.batch_size]
                 self.position += len(idx)
                 self.epoch_losses.append(self.train_step(idx))
@@ -120,41 +123,58 @@ class MilestoneLoop:
                     bar.set_postfix(val_mse=f"{report.val_mse[-1]:.4g}")
             if self.final is None:  # stopped by the time limit between milestones (or resumed past the end)
                 if self.order is not None:
-                    self._end_epoch()
+                    self._end_epoch(validate=True)
+                elif self.epochs_since_validation:
+                    self._validation_point()
                 report.wall_time_s = time.perf_counter() - self.started
                 self.final = (copy.deepcopy(report), self.best_weights)
         finally:
             bar.close()
         return self.final
 
-    def _end_epoch(self) -> None:
-        """An epoch-end validation point: it joins the running best."""
+    def _end_epoch(self, *, validate: bool = False) -> None:
+        """The end of an epoch; a validation point when one is due (or ``validate``)."""
+        self.report.epochs += 1
+        self.order = None
+        self.epochs_since_validation += 1
+        if validate or self.epochs_since_validation >= self.epochs_per_validation:
+            self._validation_point()
+
+    def _validation_point(self) -> None:
+        """A validation that joins the running best."""
         report = self.report
-        report.epochs += 1
         report.train_loss.append(float(np.mean(self.epoch_losses)) if self.epoch_losses else math.nan)
         mse = self.validate()
         report.val_mse.append(mse)
+        if self.epochs_per_validation > 1:
+            report.val_epochs.append(report.epochs)
         if mse < self.best_mse or self.best_weights is None:
-            self.best_mse, report.best_epoch = mse, report.epochs - 1
+            self.best_mse, report.best_epoch = mse, len(report.val_mse) - 1
             self.best_weights = self.snapshot()
-        self.order = None
+        self.epoch_losses, self.epochs_since_validation = [], 0
 
     def _milestone(self, index: int) -> None:
         """Select the milestone's weights, evaluate (all but the last), checkpoint."""
         assert self.order is not None
         last = index == len(self.milestones) - 1 or self.report.stopped_by == "time_limit"
-        if self.position >= len(self.order):  # the milestone ends an epoch: an ordinary validation point
+        validated = False
+        if self.position >= len(self.order):  # the milestone ends an epoch: an ordinary validation point when due
             self._end_epoch()
+            validated = self.epochs_since_validation == 0
+        if validated:
             chosen, chosen_weights = copy.deepcopy(self.report), self.best_weights
-        else:  # mid-epoch: the validation at m counts for this milestone only
+        else:  # between validation points: the validation at m counts for this milestone only
             chosen = copy.deepcopy(self.report)
-            chosen.epochs += 1
+            if self.order is not None:  # an epoch started and not ended
+                chosen.epochs += 1
             chosen.train_loss.append(float(np.mean(self.epoch_losses)))
             mse = self.validate()
             chosen.val_mse.append(mse)
+            if self.epochs_per_validation > 1:
+                chosen.val_epochs.append(chosen.epochs)
             chosen_weights = self.best_weights
             if mse < self.best_mse or self.best_weights is None:
-                chosen.best_epoch = chosen.epochs - 1
+                chosen.best_epoch = len(chosen.val_mse) - 1
                 chosen_weights = self.snapshot()
         hooks = self.hooks
         chosen.wall_time_s = self.report.wall_time_s = time.perf_counter() - self.started
@@ -188,6 +208,7 @@ class MilestoneLoop:
             "order": None if self.order is None else torch.from_numpy(self.order.copy()),
             "position": self.position,
             "epoch_losses": list(self.epoch_losses),
+            "epochs_since_validation": self.epochs_since_validation,
             "best_mse": self.best_mse,
             "report": self.report.as_dict(),
             "milestones": list(self.milestones),
@@ -202,6 +223,7 @@ class MilestoneLoop:
         self.order = None if state["order"] is None else state["order"].numpy().copy()
         self.position = int(state["position"])
         self.epoch_losses = list(state["epoch_losses"])
+        self.epochs_since_validation = int(state.get("epochs_since_validation", 0))
         self.best_mse = float(state["best_mse"])
         self.report = FitReport(**state["report"])
 

@@ -244,7 +244,7 @@ def learning_curves(run: RunData, dataset: str, block: pd.DataFrame, prefix: str
         return (f"{head}<p class=\"muted\">No milestones or per-epoch validation "
                 "losses are recorded for this dataset.</p>\n")
     lay = charts.layout(f"{dataset}: validation MSE of W2 per epoch", "epoch", "validation MSE W2 (log)", y_log=True)
-    lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(max(len(t["x"]) for t in traces) / 10))})
+    lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(max(max(t["x"]) for t in traces) / 10))})
     intro = ("The records have no milestones; these are the fit reports' validation MSE per epoch "
              "(mean over seeds) of the learned methods.")
     return f"{head}<p>{intro}</p>\n" + charts.chart(f"{prefix}-learning", traces, lay)
@@ -315,6 +315,12 @@ Points = tuple[str, list[float], list[float], list[int]]
 """One trace's data: method, x values, mean y values, seeds behind each point."""
 
 
+def validation_epochs(fit: dict[str, Any], n: int) -> list[int]:
+    """The epochs of the first ``n`` entries of a record's per-validation lists (the fit
+    report's ``val_epochs``, else 1, 2, 3 ...)."""
+    return list(fit["val_epochs"][:n]) if fit.get("val_epochs") else list(range(1, n + 1))
+
+
 def _epoch_points(run: RunData, dataset: str) -> list[Points]:
     """Per learned method of ``dataset``: epochs, the validation MSE per epoch averaged over the
     seeds' fit reports (up to the shortest report), and the number of seeds."""
@@ -324,13 +330,14 @@ def _epoch_points(run: RunData, dataset: str) -> list[Points]:
         by_method.setdefault(str(r.get("label") or r.get("method")), []).append(r)
     out = []
     for method in sorted(by_method):
-        curves = [list((r.get("fit") or {}).get("val_mse") or []) for r in by_method[method]]
-        curves = [c for c in curves if c]
-        if not curves:
+        fits = [r.get("fit") or {} for r in by_method[method]]
+        fits = [f for f in fits if f.get("val_mse")]
+        if not fits:
             continue
+        curves = [list(f["val_mse"]) for f in fits]
         length = min(len(c) for c in curves)
-        out.append((method, list(range(1, length + 1)), [sum(c[i] for c in curves) / len(curves) for i in range(length)],
-                    [len(curves)] * length))
+        out.append((method, validation_epochs(fits[0], length),
+                    [sum(c[i] for c in curves) / len(curves) for i in range(length)], [len(curves)] * length))
     return out
 
 
@@ -346,14 +353,14 @@ def loss_chart(recs: Sequence[dict[str, Any]], method: str, div_id: str) -> str:
             seed = r.get("seed")
             traces.append({
                 "type": "scatter", "mode": "lines+markers", "name": f"{label}, seed {seed}",
-                "x": list(range(1, len(values) + 1)), "y": list(values),
+                "x": validation_epochs(fit, len(values)), "y": list(values),
                 "line": {**charts.line_style(int(seed or 0)), "dash": "solid" if i == 0 else "dash"},
                 "marker": {**charts.style(int(seed or 0)), "size": 7},
                 "hovertemplate": f"<b>{esc(method)}</b>, seed {seed}<br>{label}<br>epoch %{{x}}: %{{y:.4g}}<extra></extra>",
             })
     if not traces:
         return ""
-    epochs = max(len(t["x"]) for t in traces)
+    epochs = max(max(t["x"]) for t in traces)
     lay = charts.layout(f"{method}: loss per epoch", "epoch", "loss (log)", y_log=True)
     lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(epochs / 10))})
     return "<h2>Loss curves</h2>\n" + charts.chart(div_id, traces, lay, kind="series")
