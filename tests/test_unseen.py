@@ -301,3 +301,19 @@ def test_mnist_n_images_holds_test_images_out_for_the_unseen_pool(tmp_path: Path
     labels = np.concatenate([ds.labels[ds.pairs["test"].left], ds.labels[ds.pairs["test"].right]])
     unseen = np.concatenate([ds.labels[ds.pairs["unseen"].left], ds.labels[ds.pairs["unseen"].right]])
     assert np.array_equal(np.sort(labels), np.sort(unseen))  # the test set's class combinations
+
+
+def test_the_front_page_labels_block_is_the_mean_unseen_error_per_method_and_n() -> None:
+    import runpy
+
+    front_page = runpy.run_path(str(Path(__file__).resolve().parent.parent / "results" / "front_page.py"))
+    frame = _rg_frame([0.05, 0.06, 0.055], [0.20, 0.22, 0.21])
+    block = front_page["labels_block"](frame)
+    lines = block.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| method"))
+    assert [c.strip() for c in lines[header].strip("|").split("|")] == ["method", "seeds", "N = 500", "N = 2,000"]
+    # rg: 5.50 % at 500 and 2.75 % at 2,000 (the mean of 5, 6 and 5.5 %, halved); wormhole at 500 only
+    assert [c.strip() for c in lines[header + 2].strip("|").split("|")] == ["rg", "3", "5.50", "2.75"]
+    assert [c.strip() for c in lines[header + 3].strip("|").split("|")] == ["wormhole", "3", "21.00", ""]
+    assert "RG is more accurate than Wasserstein Wormhole with few exact labels**: holds" in block.replace("\n", " ")
+    assert front_page["labels_block"](frame.iloc[0:0]) == ""

@@ -52,7 +52,7 @@ def _mean_sd(values: pd.Series) -> str:
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
 
 
-def _label_rows(frame: pd.DataFrame) -> pd.DataFrame:
+def label_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The ``ok`` records that state ``budget.train_pairs`` and have unseen errors, at the last
     milestone of their (dataset, method)."""
     needed = {"budget.train_pairs", "unseen.w2.rel_mae", "test.w2.rel_mae"}
@@ -78,7 +78,7 @@ def labels_table(frame: pd.DataFrame, target: float = TARGET_REL_MAE) -> pd.Data
     :returns: columns method, N, test rel. MAE (%), unseen rel. MAE (%), seeds, label LP
         seconds, training seconds and the cost to reach ``target`` (s).
     """
-    rows = _label_rows(frame)
+    rows = label_rows(frame)
     if rows.empty or rows["budget.train_pairs"].nunique() < 2:
         return pd.DataFrame()
     per_pair = lp_seconds_per_pair(frame)
@@ -118,7 +118,7 @@ def rg_claim(frame: pd.DataFrame, metric: str = "unseen.w2.rel_mae") -> dict[str
     when the records hold no label-efficiency run (fewer than two N)."""
     from scipy import stats
 
-    rows = _label_rows(frame)
+    rows = label_rows(frame)
     if rows.empty or rows["budget.train_pairs"].nunique() < 2:
         return None
     names = rows["method_name"] if "method_name" in rows else rows["method"]
