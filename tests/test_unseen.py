@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -317,3 +318,34 @@ def test_the_front_page_labels_block_is_the_mean_unseen_error_per_method_and_n()
     assert [c.strip() for c in lines[header + 3].strip("|").split("|")] == ["wormhole", "3", "21.00", ""]
     assert "RG is more accurate than Wasserstein Wormhole with few exact labels**: holds" in block.replace("\n", " ")
     assert front_page["labels_block"](frame.iloc[0:0]) == ""
+
+
+def test_label_curves_plot_and_site_chart_on_constructed_records(tmp_path: Path) -> None:
+    """Mean, min and max over seeds per (method, N); the PNG and the site chart only for a run
+    of at least two N; the chart's hover prices N labels at the run's LP seconds per pair."""
+    from types import SimpleNamespace
+
+    from wbench.board.labels import label_curves, write_label_curve_plot
+    from wbench.board.site.figures import label_chart
+
+    records = [
+        _record("deepkenn", 500, 0, 0.10, 0.12, 100.0, 400.0), _record("deepkenn", 500, 1, 0.12, 0.14, 110.0, 400.0),
+        _record("deepkenn", 2000, 0, 0.04, 0.045, 120.0, 400.0), _record("deepsets", 2000, 0, 0.09, 0.08, 50.0, 400.0),
+    ]
+    frame = _frame(records)
+    curves = label_curves(frame)
+    assert curves[["method", "N", "seeds"]].values.tolist() == [["deepkenn", 500, 2], ["deepkenn", 2000, 1], ["deepsets", 2000, 1]]
+    assert curves["mean"].tolist() == pytest.approx([0.13, 0.045, 0.08])
+    assert curves["min"].tolist() == pytest.approx([0.12, 0.045, 0.08]) and curves["max"].iloc[0] == pytest.approx(0.14)
+
+    (png,) = write_label_curve_plot(frame, tmp_path)
+    assert png.name == "error-vs-labels.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    one_n = _frame([r for r in records if r["budget"]["train_pairs"] == 2000])
+    assert write_label_curve_plot(one_n, tmp_path / "none") == [] and label_curves(one_n).empty
+
+    run = SimpleNamespace(frame=frame, summary=pd.DataFrame({"method": ["deepkenn", "deepsets"]}), curves=pd.DataFrame())
+    html = label_chart(run, "chart-labels")
+    xs = [json.loads(x) for x in re.findall(r'"x":(\[[^\]]*\])', html)]
+    assert xs == [[500, 2000], [2000]]
+    assert "N = 2,000: 4.5 %" in html and "labels: 5 s of exact LP" in html  # 2,000 x 1/400 s
+    assert label_chart(SimpleNamespace(frame=one_n, summary=run.summary, curves=run.curves), "c") == ""

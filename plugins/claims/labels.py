@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
+
+from wbench.board.labels import label_rows, lp_seconds_per_pair
+
+__all__ = ["RG_CLAIM", "TARGET_REL_MAE", "TITLE", "label_rows", "labels_table", "lp_seconds_per_pair", "rg_claim"]
 
 TITLE = "Error against the number of exact labels"
 
@@ -22,24 +25,7 @@ TARGET_REL_MAE = 0.05
 matched-budget MNIST run's DeepSets reaches 6.6 % at 2,000 steps and 3.3 % at 10,000; the
 KENN models 2-3 %: the threshold separates the label counts that do and do not get there)."""
 
-LP_RATE_COLUMNS = ("speedup.lp_pairs_per_s",)
-"""Where a run's records hold the exact LP's pairs/s on one core, in order of preference: the
-LP timed in the same interleaved rounds as each method, else the exact LP's own cell."""
-
 NOT_REACHED = "not reached"
-
-
-def lp_seconds_per_pair(frame: pd.DataFrame) -> float | None:
-    """Seconds per pair of the exact LP on one core: 1 / the median of the first of
-    :data:`LP_RATE_COLUMNS` that some ``ok`` record holds (None: no record timed it)."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
-    for column in LP_RATE_COLUMNS:
-        if column in ok:
-            rates = pd.to_numeric(ok[column], errors="coerce").dropna()
-            rates = rates[rates > 0]
-            if len(rates):
-                return 1.0 / float(np.median(rates))
-    return None
 
 
 def _mean_sd(values: pd.Series) -> str:
@@ -50,21 +36,6 @@ def _mean_sd(values: pd.Series) -> str:
     if len(values) == 1:
         return f"{values.iloc[0]:.2f}"
     return f"{values.mean():.2f} ± {values.std(ddof=1):.2f}"
-
-
-def label_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The ``ok`` records that state ``budget.train_pairs`` and have unseen errors, at the last
-    milestone of their (dataset, method)."""
-    needed = {"budget.train_pairs", "unseen.w2.rel_mae", "test.w2.rel_mae"}
-    if not needed <= set(frame.columns):
-        return frame.iloc[0:0]
-    rows = frame[(frame["status"] == "ok") & frame["budget.train_pairs"].notna() & frame["unseen.w2.rel_mae"].notna()]
-    if "trainable" in rows:  # a solver's error does not depend on the labels
-        rows = rows[rows["trainable"].fillna(False).astype(bool)]
-    if "milestone" in rows and rows["milestone"].notna().any():
-        last = rows.groupby(["dataset", "method"])["milestone"].transform("max")
-        rows = rows[rows["milestone"] == last]
-    return rows
 
 
 def labels_table(frame: pd.DataFrame, target: float = TARGET_REL_MAE) -> pd.DataFrame:

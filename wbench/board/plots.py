@@ -1,4 +1,5 @@
-"""The board's figures: speed against accuracy, and learning curves (matplotlib, Agg backend)."""
+"""The board's figures: speed against accuracy, learning curves, and error against the number of
+exact labels (matplotlib, Agg backend)."""
 
 from __future__ import annotations
 
@@ -122,3 +123,35 @@ def plot_learning_curves(
     if note:
         fig.text(0.01, 0.01, note, fontsize=8, color="0.3")
     return _save(plt, fig, path, rect=(0, 0.04 if note else 0, 0.8, 1))
+
+
+def plot_label_curves(
+    curves: dict[str, dict[str, list[float]]], path: Path, *, metric: str, lp_seconds_per_label: float | None,
+    title: str = "",
+) -> Path:
+    """``metric`` (a fraction, drawn in %) against the number N of exact training pairs, log-log,
+    one line per method with its min-max band over seeds; with ``lp_seconds_per_label`` a top
+    axis gives the exact LP's seconds for those N labels (one core).
+
+    :param curves: method -> ``{"N", "mean", "min", "max"}``, N increasing.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for k, (method, c) in enumerate(sorted(curves.items())):
+        colour = colours[k % len(colours)]
+        percent = {key: [100 * v for v in c[key]] for key in ("mean", "min", "max")}
+        ax.plot(c["N"], percent["mean"], marker=_MARKERS[k % len(_MARKERS)], color=colour, label=method)
+        ax.fill_between(c["N"], percent["min"], percent["max"], color=colour, alpha=0.2, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("exact training pairs N (labels)")
+    ax.set_ylabel(f"{metric} (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    if lp_seconds_per_label:
+        top = ax.secondary_xaxis("top", functions=(lambda n: n * lp_seconds_per_label, lambda s: s / lp_seconds_per_label))
+        top.set_xlabel("exact LP seconds for the N labels (one core)")
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="center left", bbox_to_anchor=(0.78, 0.5), frameon=False)
+    if title:
+        fig.suptitle(title)
+    return _save(plt, fig, path, rect=(0, 0, 0.78, 1))

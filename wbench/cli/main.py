@@ -325,6 +325,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     else:
         text = terminal_leaderboard(args.run_dirs, args.primary, args.milestone, frame=frame)
     if args.plots:
+        from wbench.board.labels import write_label_curve_plot
         from wbench.board.leaderboard import write_speed_accuracy_plots
         from wbench.board.learning_curves import write_learning_curve_plots
 
@@ -332,6 +333,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             args.run_dirs, args.plots, primary=args.primary, milestone=args.milestone, frame=frame,
         )
         paths += write_learning_curve_plots(frame, args.plots, primary=args.primary)
+        paths += write_label_curve_plot(frame, args.plots)
         for path in paths:
             print(f"wrote {path}", file=sys.stderr)
     if args.out:

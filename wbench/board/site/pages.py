@@ -12,6 +12,7 @@ import pandas as pd
 
 from wbench.board.main_table import FRONT_LEGEND
 from wbench.board.site.figures import (
+    label_chart,
     learning_curves,
     loss_chart,
     seeds_text,
@@ -144,11 +145,13 @@ def _headline(runs: Sequence[RunData], hrefs: Mapping[str, str]) -> str:
 
 
 def run_page(run: RunData, dataset_slugs: Mapping[str, str], methods: Mapping[tuple[str, str], MethodPage]) -> str:
-    """One run: per dataset its main table and speed-accuracy charts first, every column and
-    the learning curves below; then claims, transfer, and the run's facts and notes."""
+    """One run: a label-efficiency run's error against N first; per dataset its main table and
+    speed-accuracy charts, every column and the learning curves below; then claims, transfer,
+    and the run's facts and notes."""
     facts = run_facts(run)
     parts = [f"<p>{esc(FRONT_LEGEND)} Datasets: "
              + ", ".join(f'<a href="#{esc(dataset_slugs[d])}">{esc(d)}</a>' for d in run.datasets) + ".</p>\n"]
+    parts.append(label_chart(run, "chart-labels"))  # a label-efficiency run's answer comes first
     for dataset in run.datasets:
         ds = dataset_slugs[dataset]
         block = run.summary[run.summary["dataset"] == dataset]
