@@ -57,6 +57,7 @@ class MilestoneLoop:
         self.epochs_per_validation = budget.epochs_per_validation(n_train)
         self.epochs_since_validation = 0
         self.final: tuple[FitReport, Any] | None = None
+        self.started = self.saved_at = 0.0  # perf_counter() seconds, set when run() starts
 
     # ------------------------------------------------------- the framework
     def train_step(self, idx: np.ndarray) -> float:
