@@ -63,15 +63,22 @@ def test_run_writes_records_and_prints_leaderboard(tmp_path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_with_exactly_one_record_per_cell(tmp_path) -> None:
+def test_killed_run_resumes_with_exactly_one_record_per_cell(tmp_path, capsys) -> None:
+    """A run SIGKILLed (in a subprocess) after its second record leaves those two; a run without
+    ``--resume`` refuses that folder; ``--resume`` finishes it with one record per cell.
+
+    The two later runs go through the same ``main`` in this process: only the kill needs a
+    process of its own, and each further ``wbench`` process paid Python, torch and the plugins'
+    start-up again."""
     out_dir = tmp_path / "run"
     killed = wbench("run", TINY, "--plugin", LOCAL, "--out", str(out_dir), env={"WBENCH_TEST_KILL_AFTER": "2"})
     assert killed.returncode != 0
     assert len((out_dir / "records.jsonl").read_text().splitlines()) == 2
-    again = wbench("run", TINY, "--plugin", LOCAL, "--out", str(out_dir))
-    assert again.returncode == 2 and "--resume" in again.stderr
-    resumed = wbench("run", TINY, "--plugin", LOCAL, "--out", str(out_dir), "--resume")
-    assert resumed.returncode == 1, resumed.stderr  # the failing fixture fails again: non-zero status
+    capsys.readouterr()
+    assert main(["run", TINY, "--plugin", LOCAL, "--out", str(out_dir)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    resumed = main(["run", TINY, "--plugin", LOCAL, "--out", str(out_dir), "--resume"])
+    assert resumed == 1, capsys.readouterr().err  # the failing fixture fails again: non-zero status
     records = RecordStore(out_dir).load()  # append-only: a re-run cell's newer line supersedes its older one
     keys = [r.key for r in records]
     assert len(keys) == len(set(keys)) == 3
@@ -123,15 +130,25 @@ def example_package(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_third_party_package_appears_in_list_and_leaderboard(example_package, tmp_path) -> None:
-    env = {"PYTHONPATH": str(example_package)}
-    listing = wbench("list", env=env)
-    assert listing.returncode == 0, listing.stderr
-    line = next(line for line in listing.stdout.splitlines() if line.startswith("moments-mlp"))
+def test_third_party_package_appears_in_list_and_leaderboard(example_package, tmp_path, monkeypatch, capsys) -> None:
+    """The pip-installed package is found through its ``wbench`` entry point, listed with its
+    distribution, and its method runs a cell to an ``ok`` record.
+
+    On ``sys.path`` of this process (what ``PYTHONPATH`` gives a new one; the method's process
+    gets this ``sys.path`` with each cell): entry points are looked up on every
+    ``make_plugin_manager``, and a ``wbench`` process per command paid Python, torch and every
+    plugin's imports (JAX for the wormhole's parameter count in ``list``) again."""
+    monkeypatch.syspath_prepend(str(example_package))
+    capsys.readouterr()
+    assert main(["list"]) == 0
+    listing = capsys.readouterr()
+    line = next((line for line in listing.out.splitlines() if line.startswith("moments-mlp")), None)
+    assert line is not None, listing.out + listing.err
     assert "wbench-example-plugin 0.1.0" in line and "ok" in line
-    run = wbench("run", TINY, "--plugin", LOCAL, "--surrogate", "moments-mlp", "--seeds", "0", "--out", str(tmp_path / "r"), env=env)
-    assert run.returncode == 0, run.stderr
-    assert "moments-mlp" in run.stdout
+    status = main(["run", TINY, "--plugin", LOCAL, "--surrogate", "moments-mlp", "--seeds", "0", "--out", str(tmp_path / "r")])
+    run = capsys.readouterr()
+    assert status == 0, run.err
+    assert "moments-mlp" in run.out
     record = json.loads((tmp_path / "r" / "records.jsonl").read_text().splitlines()[0])
     assert record["status"] == "ok" and record["n_parameters"] > 0 and record["fit"]["steps"] == 4
 

@@ -11,6 +11,7 @@ Needs Debian's ``chromium`` (``/usr/bin/chromium``, or ``$WBENCH_CHROMIUM``) and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -87,6 +88,51 @@ class Visit:
         self.context.close()
 
 
+READ_AGAIN = ("index.html", "toy/index.html", "steps/index.html", "mnist/index.html", "toy/toy/good.html",
+              "mnist/mnist/deepkenn.html", "mnist/mnist/odekenn.html")
+"""Pages (relative to the site) that several tests only read: :class:`Pages` keeps them open."""
+
+
+class Pages:
+    """Visits at 1280 px with every ``<details>`` open for tests that only read a page's content
+    (no click, scroll, resize or screenshot, no size or position held to a limit: those open
+    their own :class:`Visit`). A page of :data:`READ_AGAIN` is loaded once for the module and
+    kept, any other is closed after its test; a kept page's console errors and requests are
+    recorded from its load on. Loading (Plotly's 4.8 MB script, every chart drawn) is most of a
+    visit, and the index pages were loaded by up to five tests each."""
+
+    def __init__(self, browser: object, site: Path) -> None:
+        self.browser, self.site = browser, site
+        self.kept: dict[Path, Visit] = {}
+
+    @contextlib.contextmanager
+    def read(self, path: Path) -> Iterator[Visit]:
+        if path in self.kept:
+            yield self.kept[path]
+            return
+        visit = Visit(self.browser, path)
+        if path.relative_to(self.site).as_posix() in READ_AGAIN:
+            self.kept[path] = visit  # closed with the module
+            yield visit
+            return
+        try:
+            yield visit
+        finally:
+            visit.close()
+
+    def close(self) -> None:
+        for visit in self.kept.values():
+            visit.close()
+
+
+@pytest.fixture(scope="module")
+def pages(browser, site: Path) -> Iterator[Pages]:
+    """Read-only visits shared by the module's tests (:class:`Pages`)."""
+    kept = Pages(browser, site)
+    yield kept
+    kept.close()
+
+
 def _pages(site: Path) -> list[Path]:
     return sorted(site.rglob("*.html"))
 
@@ -96,12 +142,11 @@ def _clean(visit: Visit, path: Path) -> None:
     assert visit.requests == [], f"{path}: network requests {visit.requests}"
 
 
-def test_every_page_loads_offline_and_every_link_resolves(browser, site: Path) -> None:
-    pages = _pages(site)
-    assert len(pages) > 10
-    for path in pages:
-        visit = Visit(browser, path)
-        try:
+def test_every_page_loads_offline_and_every_link_resolves(pages: Pages, site: Path) -> None:
+    paths = _pages(site)
+    assert len(paths) > 10
+    for path in paths:
+        with pages.read(path) as visit:
             _clean(visit, path)
             links = visit.page.eval_on_selector_all(
                 "a[href], img[src], script[src], link[href]", "els => els.map(e => e.href || e.src)")
@@ -115,8 +160,6 @@ def test_every_page_loads_offline_and_every_link_resolves(browser, site: Path) -
                     assert f'id="{parsed.fragment}"' in target.read_text(), f"{path}: anchor {url} is missing"
             images = visit.page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
             assert all(w > 0 for w in images), f"{path}: an image did not load"
-        finally:
-            visit.close()
 
 
 def _column(page: object, table: str, index: int) -> list[str | None]:
@@ -141,9 +184,10 @@ def test_every_table_sorts_numerically_on_header_click(browser, site: Path) -> N
                         continue
                     numeric += 1
                     headers.nth(index).click()
-                    values = [float(v) for v in _column(visit.page, table, index) if v]
+                    after = _column(visit.page, table, index)
+                    values = [float(v) for v in after if v]
                     assert values == sorted(values), f"{path} #{table} column {index} ascending: {values}"
-                    assert not any(_column(visit.page, table, index)[len(values):]), "empty cells sort last"
+                    assert not any(after[len(values):]), "empty cells sort last"
                     headers.nth(index).click()
                     values = [float(v) for v in _column(visit.page, table, index) if v]
                     assert values == sorted(values, reverse=True), f"{path} #{table} column {index} descending"
@@ -183,7 +227,7 @@ def _table_methods_with(page: object, table: str, headers: list[str]) -> set[str
         }""", [table, headers]))
 
 
-def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
+def test_every_chart_draws_one_trace_per_method(pages: Pages, site: Path) -> None:
     """Run pages: one trace per method (the methods of the leaderboard with the plotted figures);
     method pages: one trace per seed and series. Every trace draws a marker per point."""
     runs = [p for p in (site / "toy" / "index.html", site / "steps" / "index.html", site / "mnist" / "index.html")
@@ -192,8 +236,7 @@ def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
                site / "mnist" / "mnist" / "odekenn.html"]
     charts_checked = 0
     for path in runs + [p for p in methods if p.exists()]:
-        visit = Visit(browser, path)
-        try:
+        with pages.read(path) as visit:
             charts = visit.page.eval_on_selector_all(
                 "div.chart", "ds => ds.map(d => ({id: d.id, expected: JSON.parse(d.dataset.traces), kind: d.dataset.kind,"
                 " drawn: d.data.map(t => t.name), rendered: d.querySelectorAll('.scatterlayer .trace').length,"
@@ -223,19 +266,14 @@ def test_every_chart_draws_one_trace_per_method(browser, site: Path) -> None:
                     assert {m.removesuffix(" (untrained)") for m in drawn} <= shown, chart["id"]
                 charts_checked += 1
             _clean(visit, path)
-        finally:
-            visit.close()
     assert charts_checked >= 7
 
 
-def test_hover_names_method_value_and_seeds(browser, site: Path) -> None:
-    visit = Visit(browser, site / "toy" / "index.html")
-    try:
+def test_hover_names_method_value_and_seeds(pages: Pages, site: Path) -> None:
+    with pages.read(site / "toy" / "index.html") as visit:
         text = visit.page.evaluate("document.getElementById('chart-toy-speed-independent').data"
                                    ".find(t => t.name === 'good').text[0]")
         assert "good" in text and "rel. MAE W2: 0.11" in text and "3 seeds" in text
-    finally:
-        visit.close()
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -277,11 +315,10 @@ def test_standalone_leaderboard_page_in_the_browser(browser, site: Path, tmp_pat
         visit.close()
 
 
-def test_the_index_leads_with_the_headline_chart_classes_and_flags(browser, site: Path) -> None:
+def test_the_index_leads_with_the_headline_chart_classes_and_flags(pages: Pages, site: Path) -> None:
     """Issue 32: the index opens with a speed-accuracy chart (Pareto front drawn) and the top of
     a main table whose class column and flags are visible; the run page shows them too."""
-    visit = Visit(browser, site / "index.html")
-    try:
+    with pages.read(site / "index.html") as visit:
         _clean(visit, site / "index.html")
         chart = visit.page.locator("#headline ~ div.chart").first
         assert chart.is_visible()
@@ -291,16 +328,11 @@ def test_the_index_leads_with_the_headline_chart_classes_and_flags(browser, site
         assert table.is_visible()
         assert re.search(r"learned #1", table.inner_text())
         assert table.locator("th", has_text="flags").is_visible()
-    finally:
-        visit.close()
     if (site / "mnist" / "index.html").exists():
-        visit = Visit(browser, site / "mnist" / "index.html")
-        try:
+        with pages.read(site / "mnist" / "index.html") as visit:
             text = visit.page.locator("#main-mnist").inner_text()
             assert "hybrid #1" in text and "solver" in text and "★" in text
             assert "not the authors' defaults: emb_dim 32 (128)" in text
-        finally:
-            visit.close()
 
 
 def _mnist(site: Path) -> Path:
@@ -342,16 +374,13 @@ def test_main_table_fits_at_1280_and_scrolls_in_its_box_at_390(browser, site: Pa
             visit.close()
 
 
-def test_the_index_has_one_heading_above_its_chart(browser, site: Path) -> None:
+def test_the_index_has_one_heading_above_its_chart(pages: Pages, site: Path) -> None:
     """Issue 32 item 4.2: no second heading ("Speed against accuracy") under "mnist: ... against ..."."""
-    visit = Visit(browser, site / "index.html")
-    try:
+    with pages.read(site / "index.html") as visit:
         headings = visit.page.evaluate("""() => { const out = []; let e = document.getElementById('headline');
             for (; e && !(e.classList && e.classList.contains('chart')); e = e.nextElementSibling) {
                 if (/^H[1-3]$/.test(e.tagName)) { out.push(e.textContent); } } return out; }""")
         assert len(headings) == 1 and "against" in headings[0], headings
-    finally:
-        visit.close()
 
 
 @pytest.mark.parametrize("width", [1280, 390])
@@ -375,13 +404,12 @@ def test_no_mode_bar_covers_a_legend(browser, site: Path, width: int) -> None:
     assert checked >= 3
 
 
-def test_speed_charts_draw_references_apart_and_the_exact_lp_does_not_pin_the_axis(browser, site: Path) -> None:
+def test_speed_charts_draw_references_apart_and_the_exact_lp_does_not_pin_the_axis(pages: Pages, site: Path) -> None:
     """Issue 32 item 4.4: solvers and untrained embeddings are references (open markers or dotted
     lines named on the chart), and the y axis spans the ranked methods, not the exact LP's 1e-16."""
     for path, chart in ((site / "toy" / "index.html", "chart-toy-speed-independent"),
                         (_mnist(site), "chart-mnist-speed-independent")):
-        visit = Visit(browser, path)
-        try:
+        with pages.read(path) as visit:
             info = visit.page.eval_on_selector(f"#{chart}", """d => ({range: d._fullLayout.yaxis.range,
                 refs: JSON.parse(d.dataset.references || '[]'), lines: d.querySelectorAll('.shapelayer path').length,
                 labels: Array.from(d.querySelectorAll('.annotation-text')).map(a => a.textContent),
@@ -394,8 +422,6 @@ def test_speed_charts_draw_references_apart_and_the_exact_lp_does_not_pin_the_ax
             for name in info["refs"]:  # an open marker, a line named on the chart, or named off the axis
                 assert name in info["open"] or any(label.strip().startswith(name + " ") for label in info["labels"]) \
                     or name + " " in note, f"{path}: reference {name} is not shown"
-        finally:
-            visit.close()
 
 
 def test_claims_rows_are_a_few_lines(browser, site: Path) -> None:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
+import os
+import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -237,9 +240,43 @@ def _comparable(report) -> dict:
     return out
 
 
+MILESTONE_TEST = "test_exact_target_milestones_equal_runs_stopped_there_and_resume_bit_for_bit"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def milestone_child(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[subprocess.Popen, Path] | None]:
+    """The one-core child of the milestone test and its folder (``stdout.txt``, ``stderr.txt``,
+    its checkpoints), started as soon as this module starts when that test is selected (else
+    None). The child compiles and trains on one core for about a minute; the module's other
+    fits run meanwhile, on the other core, and the test waits for the child's end. Killed at
+    the module's end if still running (the test failed before waiting)."""
+    here = Path(__file__).resolve()
+    if not HAS_EXTRA or not any(
+        item.path.resolve() == here and getattr(item, "originalname", "") == MILESTONE_TEST
+        for item in request.session.items
+    ):
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("milestones")
+    # the environment tests/conftest.py gives each test (its fixture has not run yet at module scope)
+    env = {**os.environ, "WBENCH_PROGRESS": "0", "WBENCH_CACHE_DIR": str(tmp_path_factory.getbasetemp() / "wbench-cache")}
+    with open(folder / "stdout.txt", "w") as out, open(folder / "stderr.txt", "w") as err:  # files: no pipe to fill
+        child = subprocess.Popen([sys.executable, __file__, "milestones", str(folder)], stdout=out, stderr=err, env=env)
+    try:
+        yield child, folder
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+
+
 @needs_extra
 @pytest.mark.slow
-def test_exact_target_milestones_equal_runs_stopped_there_and_resume_bit_for_bit(tmp_path: Path) -> None:
+def test_exact_target_milestones_equal_runs_stopped_there_and_resume_bit_for_bit(
+    milestone_child: tuple[subprocess.Popen, Path] | None,
+) -> None:
     """415 training pairs in batches of 64: 7 steps per epoch. Milestones [5, 9, 12] of one run
     (all mid-epoch) give a milestone's weights and report exactly as a run of 5 steps; a run
     killed after checkpointing milestone 9 and resumed from that file ends bit-identical to
@@ -248,14 +285,15 @@ def test_exact_target_milestones_equal_runs_stopped_there_and_resume_bit_for_bit
     In a child process that sees one CPU core: XLA on CPU is reported not bit-reproducible with
     more than one intra-op thread (jax-ml/jax#39741), and JAX sizes its thread pool when it
     starts. (The failures once blamed on that here were the package's unseeded ot_scale: see
-    test_the_ot_scale_follows_the_budget_seed_not_numpys_global_state.)
+    test_the_ot_scale_follows_the_budget_seed_not_numpys_global_state.) The child started with
+    the module (:func:`milestone_child`); this test waits for it and reads what it printed.
     """
-    import subprocess
-
-    child = subprocess.run([sys.executable, __file__, "milestones", str(tmp_path)], capture_output=True, text=True,
-                           timeout=900)
-    assert child.returncode == 0, child.stdout[-3000:] + child.stderr[-6000:]
-    assert child.stdout.strip().endswith("milestones and resume: bit for bit")
+    assert milestone_child is not None, "the module fixture did not start the child"
+    child, folder = milestone_child
+    child.wait(timeout=900)
+    stdout, stderr = (folder / "stdout.txt").read_text(), (folder / "stderr.txt").read_text()
+    assert child.returncode == 0, stdout[-3000:] + stderr[-6000:]
+    assert stdout.strip().endswith("milestones and resume: bit for bit")
 
 
 def check_milestones_and_resume(tmp_path: Path) -> None:
@@ -327,7 +365,5 @@ def test_the_packages_own_loop_refuses_milestones() -> None:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["milestones"]:
-    import os
-
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # before JAX starts its thread pool
     check_milestones_and_resume(Path(sys.argv[2]))
