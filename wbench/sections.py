@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -21,7 +22,12 @@ from wbench.errors import PluginError
 if TYPE_CHECKING:
     import pluggy
 
-__all__ = ["Section", "SectionContext", "collect_sections", "markdown_cell", "markdown_line", "markdown_table", "render_section"]
+__all__ = [
+    "LABEL_METRICS", "Section", "SectionContext", "collect_sections", "label_curves", "label_rows", "lp_seconds_per_pair", "markdown_cell",
+    "markdown_line", "markdown_table", "render_section",
+]
+# label_rows, lp_seconds_per_pair, label_curves: what a section or chart over a label-efficiency
+# run (records of several budget.train_pairs) reads from the records frame.
 
 _LINE_BREAKS = re.compile("\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
 """What ends a line (``str.splitlines``), ``\\r\\n`` as one break."""
@@ -120,3 +126,57 @@ def render_section(section: Section, fmt: str = "md") -> str:
         return (f"<h3>{escape(section.title)}</h3>\n{note}"
                 + section.table.to_html(index=False, border=0, escape=True) + "\n")
     raise ValueError(f"unknown section format {fmt!r}; choose md or html")
+
+
+LP_RATE_COLUMNS = ("speedup.lp_pairs_per_s",)
+"""Where a run's records hold the exact LP's pairs/s on one core, in order of preference: the
+LP timed in the same interleaved rounds as each method."""
+
+LABEL_METRICS = ("unseen.w2.rel_mae", "test.w2.rel_mae")
+"""The errors drawn against N: on unseen images first (what a user meets), then on test pairs."""
+
+
+def label_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``ok`` records of trained methods that state ``budget.train_pairs`` and have unseen
+    and test errors, at the last milestone of their (dataset, method); empty otherwise.
+
+    :param frame: :func:`wbench.board.leaderboard.records_frame` rows, one per record.
+    """
+    needed = {"budget.train_pairs", *LABEL_METRICS}
+    if not needed <= set(frame.columns):
+        return frame.iloc[0:0]
+    rows = frame[(frame["status"] == "ok") & frame["budget.train_pairs"].notna() & frame["unseen.w2.rel_mae"].notna()]
+    if "trainable" in rows:  # a solver's error does not depend on the labels
+        rows = rows[rows["trainable"].fillna(False).astype(bool)]
+    if "milestone" in rows and rows["milestone"].notna().any():
+        last = rows.groupby(["dataset", "method"])["milestone"].transform("max")
+        rows = rows[rows["milestone"] == last]
+    return rows
+
+
+def lp_seconds_per_pair(frame: pd.DataFrame) -> float | None:
+    """Seconds per pair of the exact LP on one core: 1 / the median of the first of
+    :data:`LP_RATE_COLUMNS` that some ``ok`` record holds (None: no record timed it)."""
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    for column in LP_RATE_COLUMNS:
+        if column in ok:
+            rates = pd.to_numeric(ok[column], errors="coerce").dropna()
+            rates = rates[rates > 0]
+            if len(rates):
+                return 1.0 / float(np.median(rates))
+    return None
+
+
+def label_curves(frame: pd.DataFrame, metric: str = LABEL_METRICS[0]) -> pd.DataFrame:
+    """One row per (method, N) of a label-efficiency run: ``metric`` (a fraction) as mean, min
+    and max over seeds, and the number of seeds; empty unless the records hold at least two N.
+
+    :returns: columns method, N, mean, min, max, seeds; sorted by method and N.
+    """
+    rows = label_rows(frame)
+    if rows.empty or rows["budget.train_pairs"].nunique() < 2:
+        return pd.DataFrame(columns=["method", "N", "mean", "min", "max", "seeds"])
+    values = rows.assign(value=pd.to_numeric(rows[metric], errors="coerce"), N=rows["budget.train_pairs"].astype(int))
+    out = values.groupby(["method", "N"])["value"].agg(["mean", "min", "max"])
+    out["seeds"] = values.groupby(["method", "N"])["seed"].nunique()
+    return out.reset_index().sort_values(["method", "N"], ignore_index=True)

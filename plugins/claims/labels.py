@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from wbench.board.labels import label_rows, lp_seconds_per_pair
+from wbench.sections import label_rows, lp_seconds_per_pair
 
 __all__ = ["RG_CLAIM", "TARGET_REL_MAE", "TITLE", "label_rows", "labels_table", "lp_seconds_per_pair", "rg_claim"]
 

@@ -2,70 +2,19 @@
 entry per number N of distinct exact training pairs, ``budget.train_pairs``) as curves per
 method, and the exact LP's seconds per label that price N labels.
 
-The board's chart of it (:func:`wbench.board.plots.plot_label_curves`, the site's run page)
-and the built-in claims plugin's table (``wbench_plugins.claims.labels``) read these.
+The records-side functions live in :mod:`wbench.sections` (public: the built-in claims plugin's
+table reads them too); this module draws the board's chart of it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-LP_RATE_COLUMNS = ("speedup.lp_pairs_per_s",)
-"""Where a run's records hold the exact LP's pairs/s on one core, in order of preference: the
-LP timed in the same interleaved rounds as each method."""
+from wbench.sections import LABEL_METRICS, label_curves, label_rows, lp_seconds_per_pair
 
-LABEL_METRICS = ("unseen.w2.rel_mae", "test.w2.rel_mae")
-"""The errors drawn against N: on unseen images first (what a user meets), then on test pairs."""
-
-
-def label_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The ``ok`` records of trained methods that state ``budget.train_pairs`` and have unseen
-    and test errors, at the last milestone of their (dataset, method); empty otherwise.
-
-    :param frame: :func:`wbench.board.leaderboard.records_frame` rows, one per record.
-    """
-    needed = {"budget.train_pairs", *LABEL_METRICS}
-    if not needed <= set(frame.columns):
-        return frame.iloc[0:0]
-    rows = frame[(frame["status"] == "ok") & frame["budget.train_pairs"].notna() & frame["unseen.w2.rel_mae"].notna()]
-    if "trainable" in rows:  # a solver's error does not depend on the labels
-        rows = rows[rows["trainable"].fillna(False).astype(bool)]
-    if "milestone" in rows and rows["milestone"].notna().any():
-        last = rows.groupby(["dataset", "method"])["milestone"].transform("max")
-        rows = rows[rows["milestone"] == last]
-    return rows
-
-
-def lp_seconds_per_pair(frame: pd.DataFrame) -> float | None:
-    """Seconds per pair of the exact LP on one core: 1 / the median of the first of
-    :data:`LP_RATE_COLUMNS` that some ``ok`` record holds (None: no record timed it)."""
-    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
-    for column in LP_RATE_COLUMNS:
-        if column in ok:
-            rates = pd.to_numeric(ok[column], errors="coerce").dropna()
-            rates = rates[rates > 0]
-            if len(rates):
-                return 1.0 / float(np.median(rates))
-    return None
-
-
-def label_curves(frame: pd.DataFrame, metric: str = LABEL_METRICS[0]) -> pd.DataFrame:
-    """One row per (method, N) of a label-efficiency run: ``metric`` (a fraction) as mean, min
-    and max over seeds, and the number of seeds; empty unless the records hold at least two N.
-
-    :returns: columns method, N, mean, min, max, seeds; sorted by method and N.
-    """
-    rows = label_rows(frame)
-    if rows.empty or rows["budget.train_pairs"].nunique() < 2:
-        return pd.DataFrame(columns=["method", "N", "mean", "min", "max", "seeds"])
-    values = rows.assign(value=pd.to_numeric(rows[metric], errors="coerce"), N=rows["budget.train_pairs"].astype(int))
-    out = values.groupby(["method", "N"])["value"].agg(["mean", "min", "max"])
-    out["seeds"] = values.groupby(["method", "N"])["seed"].nunique()
-    return out.reset_index().sort_values(["method", "N"], ignore_index=True)
-
+__all__ = ["LABEL_METRICS", "label_curves", "label_rows", "lp_seconds_per_pair", "write_label_curve_plot"]
 
 def write_label_curve_plot(frame: pd.DataFrame, out_dir: Path, *, metric: str = LABEL_METRICS[0]) -> list[Path]:
     """``out_dir/error-vs-labels.png`` (:func:`wbench.board.plots.plot_label_curves`) when the

@@ -1,5 +1,5 @@
-"""The site's charts built from records: speed against accuracy, learning curves, error against
-the number of exact labels (run pages), loss curves and learned weights (method pages)."""
+"""The site's charts built from records: speed against accuracy, learning curves (run pages),
+loss curves and learned weights (method pages)."""
 
 from __future__ import annotations
 
@@ -315,43 +315,8 @@ Points = tuple[str, list[float], list[float], list[int]]
 """One trace's data: method, x values, mean y values, seeds behind each point."""
 
 
-def label_chart(run: RunData, div_id: str) -> str:
-    """A label-efficiency run's chart (:func:`wbench.board.labels.label_curves`): mean unseen
-    relative MAE (%) against the number N of exact training pairs, log-log, one trace per
-    method, seeds' min-max as error bars, the labels' exact LP seconds in the hover and the
-    caption; empty for any other run."""
-    from wbench.board.labels import LABEL_METRICS, label_curves, lp_seconds_per_pair
-
-    metric = LABEL_METRICS[0]
-    curves = label_curves(run.frame, metric)
-    if curves.empty:
-        return ""
-    per_label = lp_seconds_per_pair(run.frame)
-    styles = style_index(run)
-    traces = []
-    for method, points in curves.groupby("method", sort=True):
-        mean, low, high = (100 * points[k] for k in ("mean", "min", "max"))
-        lp = ["" if per_label is None else f"<br>labels: {n * per_label:,.0f} s of exact LP (one core)" for n in points["N"]]
-        traces.append({
-            "type": "scatter", "mode": "lines+markers", "name": method, "x": list(points["N"]), "y": list(mean),
-            "error_y": {"type": "data", "symmetric": False, "array": list(high - mean), "arrayminus": list(mean - low)},
-            "line": charts.line_style(styles.get(method, 0)),
-            "marker": {**charts.style(styles.get(method, 0)), "size": 9},
-            "text": [f"<b>{esc(method)}</b><br>N = {n:,}: {format_number(m)} % {esc(metric)}<br>{seeds_text(k)}{t}"
-                     for n, m, k, t in zip(points["N"], mean, points["seeds"], lp, strict=True)],
-            "hovertemplate": "%{text}<extra></extra>",
-        })
-    lay = charts.layout("Error against the number of exact labels", "exact training pairs N (labels)",
-                        f"{metric} (%, log)", x_log=True, y_log=True)
-    caption = (f"Mean over seeds, bars from the lowest to the highest seed. N exact labels cost N exact LP solves: "
-               f"{per_label:.3g} s each on one core in this run." if per_label is not None else
-               "Mean over seeds, bars from the lowest to the highest seed (the labels' LP seconds need the timing pass).")
-    return "<h2>Error against the number of exact labels</h2>\n" + charts.chart(div_id, traces, lay, caption=caption)
-
-
 def validation_epochs(fit: dict[str, Any], n: int) -> list[int]:
-    """The epochs of the first ``n`` entries of a record's per-validation lists (the fit
-    report's ``val_epochs``, else 1, 2, 3 ...)."""
+    """Epochs of the first ``n`` validations of a fit report (``val_epochs``, else 1, 2, 3 ...)."""
     return list(fit["val_epochs"][:n]) if fit.get("val_epochs") else list(range(1, n + 1))
 
 
@@ -394,9 +359,8 @@ def loss_chart(recs: Sequence[dict[str, Any]], method: str, div_id: str) -> str:
             })
     if not traces:
         return ""
-    epochs = max(max(t["x"]) for t in traces)
     lay = charts.layout(f"{method}: loss per epoch", "epoch", "loss (log)", y_log=True)
-    lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(epochs / 10))})
+    lay["xaxis"].update({"tick0": 1, "dtick": max(1, math.ceil(max(max(t["x"]) for t in traces) / 10))})
     return "<h2>Loss curves</h2>\n" + charts.chart(div_id, traces, lay, kind="series")
 
 

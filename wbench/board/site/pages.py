@@ -12,7 +12,6 @@ import pandas as pd
 
 from wbench.board.main_table import FRONT_LEGEND
 from wbench.board.site.figures import (
-    label_chart,
     learning_curves,
     loss_chart,
     seeds_text,
@@ -20,6 +19,7 @@ from wbench.board.site.figures import (
     weights_chart,
 )
 from wbench.board.site.html import Cell, esc, page, table, text_cell
+from wbench.board.site.label_chart import label_chart
 from wbench.board.site.source import RunData, format_number, sections, transfer
 from wbench.board.site.tables import (
     failed_list,
