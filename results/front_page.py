@@ -93,7 +93,7 @@ def labels_block(frame: pd.DataFrame) -> str:
     """The front page's answer on labels from the records frame of the ``mnist-labels`` run:
     mean unseen relative MAE (%) per method (rows, best at the largest N first) and number N
     of exact training pairs (columns), and the RG paper's claim; empty without such records."""
-    from wbench.board.labels import label_rows
+    from wbench.sections import label_rows
     from wbench_plugins.claims.labels import rg_claim
 
     rows = label_rows(frame)

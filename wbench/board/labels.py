@@ -1,9 +1,7 @@
-"""Error against the number of exact labels: the records of a label-efficiency run (one dataset
-entry per number N of distinct exact training pairs, ``budget.train_pairs``) as curves per
-method, and the exact LP's seconds per label that price N labels.
-
-The records-side functions live in :mod:`wbench.sections` (public: the built-in claims plugin's
-table reads them too); this module draws the board's chart of it.
+"""The board's chart of a label-efficiency run (one dataset entry per number N of distinct exact
+training pairs, ``budget.train_pairs``): error against N. The records side (:func:`label_curves`,
+:func:`lp_seconds_per_pair`) is public in :mod:`wbench.sections`, where the built-in claims
+plugin's table reads it too.
 """
 
 from __future__ import annotations
@@ -12,9 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from wbench.sections import LABEL_METRICS, label_curves, label_rows, lp_seconds_per_pair
+from wbench.sections import LABEL_METRICS, label_curves, lp_seconds_per_pair
 
-__all__ = ["LABEL_METRICS", "label_curves", "label_rows", "lp_seconds_per_pair", "write_label_curve_plot"]
 
 def write_label_curve_plot(frame: pd.DataFrame, out_dir: Path, *, metric: str = LABEL_METRICS[0]) -> list[Path]:
     """``out_dir/error-vs-labels.png`` (:func:`wbench.board.plots.plot_label_curves`) when the

@@ -10,7 +10,7 @@ from wbench.sections import LABEL_METRICS, label_curves, lp_seconds_per_pair
 
 
 def label_chart(run: RunData, div_id: str) -> str:
-    """A label-efficiency run's chart (:func:`wbench.board.labels.label_curves`): mean unseen
+    """A label-efficiency run's chart (:func:`wbench.sections.label_curves`): mean unseen
     relative MAE (%) against the number N of exact training pairs, log-log, one trace per
     method, seeds' min-max as error bars, the labels' exact LP seconds in the hover and the
     caption; empty for any other run."""
