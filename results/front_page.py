@@ -92,17 +92,17 @@ def front_page_block() -> str:
 def labels_block(frame: pd.DataFrame) -> str:
     """The front page's answer on labels from the records frame of the ``mnist-labels`` run:
     mean unseen relative MAE (%) per method (rows, best at the largest N first) and number N
-    of exact training pairs (columns), and the RG paper's claim; empty without such records."""
-    from wbench.sections import label_rows
+    of exact training pairs (columns, :func:`wbench.sections.label_curves`), and the RG paper's
+    claim; empty unless the records hold at least two N."""
+    from wbench.sections import label_curves
     from wbench_plugins.claims.labels import rg_claim
 
-    rows = label_rows(frame)
-    if rows.empty:
+    curves = label_curves(frame)
+    if curves.empty:
         return ""
-    means = rows.assign(value=pd.to_numeric(rows["unseen.w2.rel_mae"]) * 100).pivot_table(
-        index="method", columns="budget.train_pairs", values="value", aggfunc="mean")
-    seeds = rows.groupby("method")["seed"].nunique()
+    means = curves.pivot(index="method", columns="N", values="mean") * 100
     means = means.sort_values(by=list(means.columns)[::-1], na_position="last")
+    seeds = curves.groupby("method")["seeds"].max()
     table = pd.DataFrame({"method": means.index, "seeds": [int(seeds[m]) for m in means.index]})
     for n in means.columns:
         table[f"N = {int(n):,}"] = [("" if pd.isna(v) else f"{v:.2f}") for v in means[n]]
