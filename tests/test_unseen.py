@@ -325,8 +325,9 @@ def test_label_curves_plot_and_site_chart_on_constructed_records(tmp_path: Path)
     of at least two N; the chart's hover prices N labels at the run's LP seconds per pair."""
     from types import SimpleNamespace
 
-    from wbench.board.labels import label_curves, write_label_curve_plot
+    from wbench.board.labels import write_label_curve_plot
     from wbench.board.site.label_chart import label_chart
+    from wbench.sections import label_curves
 
     records = [
         _record("deepkenn", 500, 0, 0.10, 0.12, 100.0, 400.0), _record("deepkenn", 500, 1, 0.12, 0.14, 110.0, 400.0),
