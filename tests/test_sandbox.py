@@ -5,6 +5,10 @@ pairs' distances stay in the process that evaluates it."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +76,7 @@ import ctypes
 import json
 import os
 import sys
+import time
 
 import torch
 
@@ -113,6 +118,16 @@ class Innocent(_Linear):
     pass
 
 
+class Sleeps(_Linear):
+    """A long fit: says its process in a file, then computes (sleeps) for ten minutes."""
+
+    def fit(self, train, val, budget):
+        with open(os.environ["WBENCH_TEST_FIT_PID"], "w") as handle:
+            handle.write(str(os.getpid()))
+        time.sleep(600)
+        return super().fit(train, val, budget)
+
+
 class Leaky(_Linear):
     """Keeps 800 MB alive after every fit, as a leak would; reports its process and memory."""
 
@@ -127,7 +142,8 @@ class Leaky(_Linear):
 @hookimpl
 def wbench_register_surrogates(registry):
     for name, cls in (("exits", "Exits"), ("segfaults", "Segfaults"), ("dies-predicting", "DiesPredicting"),
-                      ("innocent", "Innocent"), ("leaky-a", "Leaky"), ("leaky-b", "Leaky")):
+                      ("innocent", "Innocent"), ("leaky-a", "Leaky"), ("leaky-b", "Leaky"),
+                      ("sleeps", "Sleeps")):
         registry.add_surrogate(name, f"{__name__}:{cls}")
 '''
 
@@ -143,6 +159,41 @@ def test_a_method_process_that_dies_fails_its_cell_and_the_run_goes_on(tmp_path:
     assert "exited with code 4" in records["dies-predicting"]["error"]
     for name in ("exits", "segfaults", "dies-predicting"):
         assert "SandboxDiedError: the method's process" in records[name]["error"]
+
+
+def test_a_killed_run_takes_its_method_process_with_it(tmp_path: Path) -> None:
+    """A run SIGKILLed in the middle of a fit (a scheduler's kill; ``kill`` leaves the same
+    orphan) ends its method process within seconds: the fit does not compute on, for minutes,
+    on cores given to the next job."""
+    import psutil
+
+    plugin = tmp_path / "crashing_plugin.py"
+    plugin.write_text(CRASHING)
+    suite = tmp_path / "sandbox.toml"
+    suite.write_text(SUITE.format(surrogates='[[surrogates]]\nname = "sleeps"\n'))
+    pid_file = tmp_path / "fit.pid"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "wbench.cli", "run", str(suite), "--out", str(tmp_path / "run"), "--no-timing",
+         "--plugin", str(LOCAL), "--plugin", str(plugin)],
+        env={**os.environ, "WBENCH_TEST_FIT_PID": str(pid_file)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert run.poll() is None, run.stderr.read().decode() if run.stderr else ""
+            assert time.monotonic() < deadline, "the fit never started"
+            time.sleep(0.2)
+        fit = psutil.Process(int(pid_file.read_text()))
+        assert fit.ppid() == run.pid  # the method process, not the run
+    finally:
+        run.kill()
+        run.wait()
+    try:
+        fit.wait(timeout=10)  # reaped by whoever adopted it, or gone
+    except psutil.TimeoutExpired:
+        alive = fit.is_running() and fit.status() != psutil.STATUS_ZOMBIE
+        fit.kill()
+        assert not alive, "the method process went on computing after its run was killed"
 
 
 def test_redacted_keeps_train_and_val_distances_only() -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import replace
 from multiprocessing.connection import Connection
@@ -40,6 +42,7 @@ PREDICTION_CALLS = frozenset({"distance", "pairwise", "embed", "embed_all", "pre
 def main(fd: int) -> None:
     """Serve cells over the socket ``fd`` until the run says stop or goes away."""
     conn = Connection(fd)
+    end_with_parent(os.getppid())
     warm_up()
     send(conn, ("ready",))
     datasets: dict[str, PairedDataset] = {}
@@ -52,6 +55,22 @@ def main(fd: int) -> None:
             run_cell(conn, message[1], datasets)
         else:  # "stop"
             return
+
+
+def end_with_parent(parent: int, period_s: float = 0.5) -> None:
+    """End this process within ``period_s`` seconds of the run's process ``parent`` ending.
+
+    A run killed in the middle of a fit (``kill``, a scheduler's SIGKILL) never reads from the
+    socket again, and a fit that never writes to it would otherwise compute on, for minutes, for a
+    run that cannot use it, on the cores the next job was given.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="wbench-end-with-parent", daemon=True).start()
 
 
 def warm_up() -> None:
