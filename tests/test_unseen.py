@@ -350,3 +350,36 @@ def test_label_curves_plot_and_site_chart_on_constructed_records(tmp_path: Path)
     assert xs == [[500, 2000], [2000]]
     assert "N = 2,000: 4.5 %" in html and "labels: 5 s of exact LP" in html  # 2,000 x 1/400 s
     assert label_chart(SimpleNamespace(frame=one_n, summary=run.summary, curves=run.curves), "c") == ""
+
+
+def test_a_labels_run_reads_in_order_of_n_and_gets_paper_verdicts_only_at_the_papers_n() -> None:
+    """String order would put mnist-n10000 first; the paper's protocol has 49,500 exact training
+    pairs, so the DeepKENN paper's claims get a verdict there and are extensions at smaller N; the
+    claims none of whose methods ran (DWE, Naive) are left out of the board."""
+    from wbench.board.leaderboard import render, summarise
+    from wbench.sections import SectionContext
+    from wbench_plugins.claims import EXTENSIONS_TITLE, TITLE, wbench_leaderboard_sections
+
+    sizes = (10000, 500, 49500, 2000)
+    frame = _frame([_record(m, n, s, 0.02 + 1 / n + s / 1000, 0.03 + 1 / n, 100.0, 400.0)
+                    for m in ("deepkenn", "odekenn") for n in sizes for s in range(3)])
+    frame = frame.assign(method_name=frame["method"])
+    markdown = render(summarise(frame, primary="test.w2.rel_mae"), "md", primary="test.w2.rel_mae")
+    headings = [line for line in markdown.splitlines() if line.startswith("### ") and "every column" not in line]
+    assert [h.split()[1] for h in headings] == ["mnist-n500", "mnist-n2000", "mnist-n10000", "mnist-n49500"]
+
+    sections = {s.title: s.table for s in wbench_leaderboard_sections(frame, SectionContext("test.w2.rel_mae"))}
+    checked, extensions = sections[TITLE], sections[EXTENSIONS_TITLE]
+    assert set(checked["dataset"]) == {"mnist-n49500"} and set(checked["method"]) == {"deepkenn", "odekenn"}
+    assert set(checked["verdict"]) == {"does not hold at 1 % of the paper's training"}  # 2.1 % against the paper's 1.52 % and 1.37 %
+    assert list(extensions["dataset"]) == ["mnist-n500"] * 2 + ["mnist-n2000"] * 2 + ["mnist-n10000"] * 2
+    shown = pd.concat([checked, extensions])
+    assert not shown["claim"].str.contains("DWE|below DeepKENN's and Naive's").any()  # no dwe, no naive records
+
+
+def test_natural_key_orders_the_numbers_in_labels_by_value() -> None:
+    from wbench.stats import natural_key
+
+    labels = ["mnist-n10000", "mnist-n2000", "shapes", "mnist-n49500", "mnist-n500", "mnist"]
+    assert sorted(labels, key=natural_key) == ["mnist", "mnist-n500", "mnist-n2000", "mnist-n10000",
+                                               "mnist-n49500", "shapes"]

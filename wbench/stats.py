@@ -12,6 +12,7 @@ the registered metrics and of :mod:`wbench.timing.throughput`.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Sequence
 
@@ -41,11 +42,20 @@ def numeric(series: pd.Series) -> pd.Series:
     return pd.to_numeric(series, errors="coerce")
 
 
+def natural_key(label: object) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders the numbers inside a label by value: ``mnist-n500`` before
+    ``mnist-n2000`` before ``mnist-n10000`` (plain string order puts ``n10000`` first)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part)
+                 for part in re.split(r"(\d+)", str(label)) if part)
+
+
 def by_dataset(df: pd.DataFrame) -> list[tuple[str | None, pd.DataFrame]]:
-    """``(dataset, rows)`` per dataset, sorted; ``[(None, df)]`` without a ``dataset`` column."""
+    """``(dataset, rows)`` per dataset, in :func:`natural_key` order of the labels; ``[(None, df)]``
+    without a ``dataset`` column."""
     if "dataset" not in df.columns:
         return [(None, df)]
-    return [(str(name), group) for name, group in df.groupby("dataset", sort=True, dropna=False)]
+    groups = [(str(name), group) for name, group in df.groupby("dataset", sort=False, dropna=False)]
+    return sorted(groups, key=lambda item: natural_key(item[0]))
 
 
 def per_seed(df: pd.DataFrame, metric: str, method: str) -> pd.Series:

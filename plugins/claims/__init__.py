@@ -25,14 +25,20 @@ EXTENSIONS_TITLE = "Paper claims on other datasets (extensions: the papers' numb
 def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) -> list[Section]:
     """The error against the number of exact labels (records of at least two ``budget.train_pairs``:
     :mod:`wbench_plugins.claims.labels`), the claims table, when at least one claim was measured
-    (every verdict but "not measured"), then the papers' claims computed on other datasets than
-    the paper's, without verdicts."""
+    (every verdict but "not measured"; the claims none of whose methods the run has are left
+    out), then the papers' claims computed on other datasets than the paper's, without verdicts."""
     import pandas as pd
 
     from wbench.sections import Section
     from wbench_plugins.claims.labels import TITLE as LABELS_TITLE
     from wbench_plugins.claims.labels import labels_table, rg_claim
-    from wbench_plugins.claims.table import EXTENSION, NOT_MEASURED, SIGNIFICANCE_RULE, claims_table
+    from wbench_plugins.claims.table import (
+        EXTENSION,
+        NOT_MEASURED,
+        SIGNIFICANCE_RULE,
+        claims_table,
+        without_records,
+    )
 
     labels = labels_table(frame)
     sections = [Section(LABELS_TITLE, labels)] if not labels.empty else []
@@ -40,6 +46,7 @@ def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) ->
     rg = rg_claim(frame)
     if rg is not None:  # the RG paper's claim, decided by a label-efficiency run
         claims = pd.concat([claims, pd.DataFrame([rg])], ignore_index=True)
+    claims = claims[~without_records(claims)].reset_index(drop=True)
     if claims.empty:
         return sections
     extension = claims["verdict"] == EXTENSION

@@ -15,6 +15,7 @@ import math
 import pandas as pd
 
 from wbench.sections import label_rows, lp_seconds_per_pair
+from wbench.stats import natural_key
 
 __all__ = ["RG_CLAIM", "TARGET_REL_MAE", "TITLE", "label_rows", "labels_table", "lp_seconds_per_pair", "rg_claim"]
 
@@ -94,18 +95,20 @@ def rg_claim(frame: pd.DataFrame, metric: str = "unseen.w2.rel_mae") -> dict[str
         return None
     names = rows["method_name"] if "method_name" in rows else rows["method"]
     rg, wormhole = rows[names == "rg"], rows[names == "wormhole"]
-    base = {"claim": RG_CLAIM, "dataset": ", ".join(sorted(set(rows["dataset"]))), "method": "rg",
+    base = {"claim": RG_CLAIM, "dataset": ", ".join(sorted(set(rows["dataset"]), key=natural_key)), "method": "rg",
             "paper_value": RG_PAPER, "budget": "", "note": ""}
     common = sorted(set(rg["budget.train_pairs"]) & set(wormhole["budget.train_pairs"]), key=int)
     if not common:
         return {**base, "our_value": "", "verdict": "not measured",
-                "note": "needs rg and wormhole records at a common number of exact labels N"}
+                "note": "no rg and wormhole records at a common number of exact labels N"}
     n = common[0]
     a = rg[rg["budget.train_pairs"] == n].groupby("seed")[metric].mean()
     b = wormhole[wormhole["budget.train_pairs"] == n].groupby("seed")[metric].mean()
     seeds = sorted(set(a.index) & set(b.index))
     ours = f"rg {a.mean():.2%}, wormhole {b.mean():.2%} ({metric}, N = {int(n):,})"
-    base = {**base, "our_value": ours, "budget": f"{int(n):,} exact training pairs, the smallest N both reach"}
+    decided_on = sorted(set(rg.loc[rg["budget.train_pairs"] == n, "dataset"]), key=natural_key)
+    base = {**base, "dataset": ", ".join(decided_on), "our_value": ours,
+            "budget": f"{int(n):,} exact training pairs, the smallest N both reach"}
     if len(seeds) < 2:
         return {**base, "verdict": "not measured", "note": f"{len(seeds)} matched seed(s): a test needs 2"}
     p = float(stats.ttest_rel(a[seeds], b[seeds]).pvalue)

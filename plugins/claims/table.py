@@ -18,7 +18,7 @@ import pandas as pd
 
 from wbench.stats import by_dataset, holm, numeric, ok_rows, paired_test, per_seed
 
-__all__ = ["CLAIM_COLUMNS", "EXTENSION", "PAPER", "PAPER_DATASET", "claims_table", "effective_n"]
+__all__ = ["CLAIM_COLUMNS", "EXTENSION", "PAPER", "PAPER_DATASET", "claims_table", "effective_n", "without_records"]
 
 HOLDS, DOES_NOT_HOLD, NOT_MEASURED = "holds", "does not hold", "not measured"
 NOT_SIGNIFICANT = "not significant"
@@ -491,6 +491,15 @@ def _extension(row: dict[str, str]) -> dict[str, str]:
     return {**row, "verdict": EXTENSION}
 
 
+def without_records(claims: pd.DataFrame) -> pd.Series:
+    """Which rows of a :func:`claims_table` have no value because the records hold none of the
+    claim's methods or metrics (their notes start with "no ": "no DWE records"), as opposed to
+    measured but not comparable ("parameter counts differ", "was not timed"); boolean, by row.
+    Extension rows count too: they keep the note but lose the "not measured" verdict."""
+    empty = claims["our_value"].fillna("").astype(str).eq("")
+    return empty & claims["note"].astype(str).str.startswith("no ")
+
+
 def claims_table(
     df: pd.DataFrame,
     *,
@@ -529,8 +538,9 @@ def claims_table(
         mean, the sd over seeds and the ratio to the paper's).
 
     The papers' claims (a-c, e) get a verdict only on ``paper_dataset`` (the dataset plugin,
-    ``dataset_name``; the label when absent); on other datasets their rows carry the numbers
-    and the verdict :data:`EXTENSION`. Every row states the budget it was checked under
+    ``dataset_name``; the label when absent) with the paper's 49,500 exact training pairs
+    (``budget.train_pairs``, where the records state it); elsewhere (another dataset, or
+    ``mnist-labels``' smaller N) their rows carry the numbers and the verdict :data:`EXTENSION`. Every row states the budget it was checked under
     (``budget``: training pairs seen, steps x batch size); claim (a), whose paper states its
     training (2,000 epochs of 49,500 pairs), gives the share of it (so does (e)), and a verdict reached
     with less than :data:`FAR_BELOW` of it says so ("does not hold at 0.1 % of the paper's
@@ -552,7 +562,9 @@ def claims_table(
     def paper_setting(group: pd.DataFrame, dataset: str | None) -> bool:
         column = "dataset_name" if "dataset_name" in group.columns and group["dataset_name"].notna().any() else "dataset"
         names = set(group[column].dropna().astype(str)) if column in group.columns else {dataset}
-        return names == {paper_dataset}
+        # records stating their exact training pairs (issue 34) must have the paper's 49,500
+        pairs = set(numeric(group["budget.train_pairs"]).dropna()) if "budget.train_pairs" in group.columns else set()
+        return names == {paper_dataset} and pairs <= {PAPER.deepkenn_train_pairs}
 
     def paper_row(row: dict[str, str], group: pd.DataFrame, dataset: str | None, paper_pairs: float | None,
                   methods: Sequence[str] | None) -> dict[str, str]:

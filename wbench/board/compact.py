@@ -21,6 +21,7 @@ from wbench.board.main_table import ERROR, FRONT_LEGEND, FRONT_MARK, UNSEEN_ERRO
 from wbench.board.matched import matched_step_lines
 from wbench.board.numbers import ROUND_OFF, significant  # noqa: F401 (re-exported)
 from wbench.board.timing_section import timing_note
+from wbench.stats import by_dataset
 
 WIDTH = 100
 """Columns a terminal line may take."""
@@ -43,7 +44,7 @@ def compact_table(summary: pd.DataFrame, primary: str) -> str:
     header = f"{primary} (%)" if percent else primary
     second = _second_column(summary, primary)
     parts = []
-    for dataset, block in summary.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(summary):
         rows = [_row(r, primary, percent, second) for _, r in block.iterrows()]
         headers = ["rank", "method", "class", header, f"{second} (%)" if second else "Pearson", "speed-up 1 core"]
         table = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)

@@ -46,6 +46,7 @@ from wbench.sections import (
     markdown_table,
     render_section,
 )
+from wbench.stats import by_dataset, natural_key
 from wbench.surrogate import METHOD_CLASSES, RANKED_CLASSES
 from wbench.util.filenames import safe_stem
 
@@ -154,7 +155,9 @@ def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
     table["_group"] = partial.astype(int) + 2 * table[key].isna().astype(int)
     order = {c: i for i, c in enumerate(METHOD_CLASSES)}
     table["_class"] = [order.get(c, 0) for c in table["class"]]
-    table = table.sort_values(["dataset", "_class", "_group", key, "method"], na_position="last",
+    datasets = sorted({str(d) for d in table["dataset"]}, key=natural_key)
+    table["_dataset"] = [datasets.index(str(d)) for d in table["dataset"]]
+    table = table.sort_values(["_dataset", "_class", "_group", key, "method"], na_position="last",
                               kind="mergesort").reset_index(drop=True)
     rankable = (table["_group"] == 0) & table["class"].isin(RANKED_CLASSES)
     ranks = table[rankable].groupby(["dataset", "class"]).cumcount() + 1
@@ -163,7 +166,7 @@ def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
         table = table.drop(columns=["coverage"])
     if rankable.all():
         table["rank"] = table["rank"].astype(int)
-    return table.drop(columns=["_partial", "_group", "_class"])
+    return table.drop(columns=["_partial", "_group", "_class", "_dataset"])
 
 _NOT_METRICS = frozenset({"key", "class", "dataset", "method", "method_name", "seed", "status", "error", "trainable", "device", "unit"})
 
@@ -283,12 +286,12 @@ def render_markdown(summary: pd.DataFrame, table: pd.DataFrame, *, primary: str,
     parts = [f"Ranked by `{primary}` within each class (mean over seeds; ± is the standard deviation over seeds{legend}\n"]
     units = summary.groupby("dataset")["unit"].agg(lambda u: "/".join(sorted({x for x in u if x})))
     main_rows = main_table(summary) if main else pd.DataFrame(columns=["dataset"])
-    for dataset, block in main_rows.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(main_rows):
         unit = units.get(dataset, "")
         parts.append("\n" + markdown_line(f"### {dataset}" + (f" (W2 in {unit}s)" if unit else "")) + "\n\n")
         parts.append(markdown_table(block.drop(columns=["dataset"])))
         parts.append("\n")
-    for dataset, block in table.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(table):
         heading = f"### {dataset}: every column" if main else f"### {dataset}" + (f" (W2 in {units.get(dataset)}s)" if units.get(dataset) else "")
         parts.append("\n" + markdown_line(heading) + "\n\n")
         parts.append(markdown_table(block.drop(columns=["dataset"])))
@@ -385,7 +388,7 @@ def write_speed_accuracy_plots(
     if set(speeds) != {"independent", "pairwise"} or error not in summary.columns:
         return paths
     (independent, x_independent), (pairwise, x_pairwise) = speeds["independent"], speeds["pairwise"]
-    for dataset, block in summary.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(summary):
         path = out_dir / f"speed-accuracy-{safe_stem(dataset)}.png"
         paths.append(
             plot_speed_accuracy(

@@ -17,6 +17,7 @@ import pandas as pd
 
 from wbench.errors import WbenchError
 from wbench.sections import Section
+from wbench.stats import by_dataset
 from wbench.util.filenames import safe_stem
 
 AT_MILESTONE = re.compile(r" \(at [\d,]+\)$")
@@ -213,7 +214,7 @@ def budget_section(
     refs = references(df, primary)
     relative = primary.endswith("rel_mae")
     sections = []
-    for dataset, block in curves.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(curves):
         ref_block = refs[refs["dataset"] == dataset]
         rows = []
         for method, points in block.groupby("method", sort=True):
@@ -245,7 +246,7 @@ def curve_section(df: pd.DataFrame, primary: str, *, unit: str = "steps") -> lis
     """
     curves = curve_table(df, primary)
     sections = []
-    for dataset, block in curves.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(curves):
         milestones = sorted(int(m) for m in block["milestone"].unique())
         rows = []
         for method, points in block.groupby("method", sort=True):
@@ -278,7 +279,7 @@ def write_learning_curve_plots(df: pd.DataFrame, out_dir: Path, *, primary: str,
     curves = curve_table(df, primary)
     refs = references(df, primary)
     paths = []
-    for dataset, block in curves.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(curves):
         per_method = {
             method: {k: list(points.sort_values("milestone")[k]) for k in ("steps", "seconds", "mean", "min", "max")}
             for method, points in block.groupby("method", sort=True)

@@ -31,6 +31,7 @@ from wbench.board.timing_section import timing_sections
 from wbench.errors import WbenchError
 from wbench.run.suite import DEFAULT_PRIMARY_METRIC
 from wbench.sections import Section, SectionContext, collect_sections
+from wbench.stats import natural_key
 
 __all__ = [
     "COLUMNS", "Column", "RunData", "SiteInputError", "sections", "sections_of", "find_runs",
@@ -71,8 +72,8 @@ class RunData:
 
     @property
     def datasets(self) -> list[str]:
-        """The dataset labels of the run, sorted."""
-        return sorted({str(d) for d in self.frame["dataset"].dropna()})
+        """The dataset labels of the run, in :func:`~wbench.stats.natural_key` order."""
+        return sorted({str(d) for d in self.frame["dataset"].dropna()}, key=natural_key)
 
 
 def format_number(value: float | None) -> str:

@@ -18,6 +18,7 @@ from wbench.board.site.tables import (
     plugin_section,
     transfer_section,
 )
+from wbench.stats import by_dataset
 from wbench.util.filenames import anchor_id, slug
 
 
@@ -38,7 +39,7 @@ def leaderboard_page(
     if note.strip():
         parts.append(f"<p>{esc(note.strip().replace('`', ''))}</p>\n")
     parts.append(legend(shown, with_vs_best="vs_best" in summary.columns))
-    for dataset, block in summary.groupby("dataset", sort=True):
+    for dataset, block in by_dataset(summary):
         units = sorted({u for u in block["unit"] if u}) if "unit" in block else []
         unit = f" (W2 in {'/'.join(units)}s)" if units else ""
         parts.append(f"<h2>{esc(dataset)}{esc(unit)}</h2>\n")
