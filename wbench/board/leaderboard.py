@@ -155,8 +155,7 @@ def _rank_rows(table: pd.DataFrame, primary: str) -> pd.DataFrame:
     table["_group"] = partial.astype(int) + 2 * table[key].isna().astype(int)
     order = {c: i for i, c in enumerate(METHOD_CLASSES)}
     table["_class"] = [order.get(c, 0) for c in table["class"]]
-    datasets = sorted({str(d) for d in table["dataset"]}, key=natural_key)
-    table["_dataset"] = [datasets.index(str(d)) for d in table["dataset"]]
+    table["_dataset"] = table["dataset"].map({d: i for i, d in enumerate(sorted(set(table["dataset"]), key=natural_key))})
     table = table.sort_values(["_dataset", "_class", "_group", key, "method"], na_position="last",
                               kind="mergesort").reset_index(drop=True)
     rankable = (table["_group"] == 0) & table["class"].isin(RANKED_CLASSES)
