@@ -79,6 +79,12 @@ def test_claims_not_measured_without_the_methods():
     partial = claims_table(records({"odekenn": [1.0], "naive": [2.0]}))
     a = partial[partial["claim"].str.contains("ODE-KENN")].iloc[0]
     assert a["verdict"] == "not measured" and "deepkenn" in a["note"]
+    # measured_only (the board's section) drops the claims whose methods or metrics are missing,
+    # keeping a claim measured but not comparable (DWE present, never timed)
+    assert claims_table(records({"sinkhorn": [1.0, 1.1]}), measured_only=True).empty
+    untimed = claims_table(records({"dwe": [1.2, 1.3]}), measured_only=True)
+    assert list(untimed["claim"].str.contains("faster")) == [True, True]
+    assert all("was not timed" in note for note in untimed["note"])
 
 
 def test_lot_baseline_claim_one_row_per_learned_method():

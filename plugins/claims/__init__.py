@@ -33,20 +33,20 @@ def wbench_leaderboard_sections(frame: pd.DataFrame, context: SectionContext) ->
     from wbench_plugins.claims.labels import TITLE as LABELS_TITLE
     from wbench_plugins.claims.labels import labels_table, rg_claim
     from wbench_plugins.claims.table import (
+        CLAIM_COLUMNS,
         EXTENSION,
+        MISSING,
         NOT_MEASURED,
         SIGNIFICANCE_RULE,
         claims_table,
-        without_records,
     )
 
     labels = labels_table(frame)
     sections = [Section(LABELS_TITLE, labels)] if not labels.empty else []
-    claims = claims_table(frame)
+    claims = claims_table(frame, measured_only=True)
     rg = rg_claim(frame)
-    if rg is not None:  # the RG paper's claim, decided by a label-efficiency run
-        claims = pd.concat([claims, pd.DataFrame([rg])], ignore_index=True)
-    claims = claims[~without_records(claims)].reset_index(drop=True)
+    if rg is not None and not rg.get(MISSING):  # the RG paper's claim, decided by a label-efficiency run
+        claims = pd.concat([claims, pd.DataFrame([rg], columns=CLAIM_COLUMNS)], ignore_index=True)
     if claims.empty:
         return sections
     extension = claims["verdict"] == EXTENSION

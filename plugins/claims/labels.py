@@ -16,6 +16,7 @@ import pandas as pd
 
 from wbench.sections import label_rows, lp_seconds_per_pair
 from wbench.stats import natural_key
+from wbench_plugins.claims.table import MISSING
 
 __all__ = ["RG_CLAIM", "TARGET_REL_MAE", "TITLE", "label_rows", "labels_table", "lp_seconds_per_pair", "rg_claim"]
 
@@ -86,8 +87,9 @@ def rg_claim(frame: pd.DataFrame, metric: str = "unseen.w2.rel_mae") -> dict[str
     """The claims row of the RG paper, decided at the smallest N (``budget.train_pairs``) at
     which both ``rg`` and ``wormhole`` have records: a paired t-test over matched seeds of
     ``metric`` (two-sided p, the board's rule p < 0.05), "holds" when RG's mean is lower and
-    significant, "does not hold" when higher and significant, else "not significant"; None
-    when the records hold no label-efficiency run (fewer than two N)."""
+    significant, "does not hold" when higher and significant, else "not significant"; marked
+    :data:`~wbench_plugins.claims.table.MISSING` when no N has both; None when the records hold
+    no label-efficiency run (fewer than two N)."""
     from scipy import stats
 
     rows = label_rows(frame)
@@ -99,7 +101,7 @@ def rg_claim(frame: pd.DataFrame, metric: str = "unseen.w2.rel_mae") -> dict[str
             "paper_value": RG_PAPER, "budget": "", "note": ""}
     common = sorted(set(rg["budget.train_pairs"]) & set(wormhole["budget.train_pairs"]), key=int)
     if not common:
-        return {**base, "our_value": "", "verdict": "not measured",
+        return {**base, "our_value": "", "verdict": "not measured", MISSING: True,
                 "note": "no rg and wormhole records at a common number of exact labels N"}
     n = common[0]
     a = rg[rg["budget.train_pairs"] == n].groupby("seed")[metric].mean()

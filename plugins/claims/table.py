@@ -18,7 +18,7 @@ import pandas as pd
 
 from wbench.stats import by_dataset, holm, numeric, ok_rows, paired_test, per_seed
 
-__all__ = ["CLAIM_COLUMNS", "EXTENSION", "PAPER", "PAPER_DATASET", "claims_table", "effective_n", "without_records"]
+__all__ = ["CLAIM_COLUMNS", "EXTENSION", "PAPER", "PAPER_DATASET", "claims_table", "effective_n"]
 
 HOLDS, DOES_NOT_HOLD, NOT_MEASURED = "holds", "does not hold", "not measured"
 NOT_SIGNIFICANT = "not significant"
@@ -27,6 +27,8 @@ SIGNIFICANCE_RULE = ("one rule for every verdict and every 'vs best': a claim ho
                      "else 'not significant' (one seed: no test, so 'not significant')")
 """The significance rule of the claims table and the leaderboard, stated once where they are shown."""
 EXTENSION = "no verdict (not the paper's dataset)"
+MISSING = "missing"
+"""The key that marks a claim row whose methods or metrics the records lack (not a column)."""
 CLAIM_COLUMNS = ["claim", "dataset", "method", "paper_value", "our_value", "verdict", "budget", "note"]
 PAPER_DATASET = "mnist"
 """The papers' claims are checked on this dataset plugin only; elsewhere they are extensions."""
@@ -168,8 +170,7 @@ def _claim_a(group: pd.DataFrame, dataset: str | None, param_tolerance: float, a
     labels = {name: _label_for(group, name, metric) for name in KENN_METHODS}
     missing = [n for n, lab in labels.items() if lab is None or not math.isfinite(_mean(group, lab, metric))]
     if missing:
-        return {**base, "our_value": "", "verdict": NOT_MEASURED,
-                "note": f"no {metric} for {', '.join(missing)} in the records"}
+        return _missing(base, f"no {metric} for {', '.join(missing)} in the records")
     means = {n: _mean(group, lab, metric) for n, lab in labels.items()}
     ode = means["odekenn"]
     parts = [f"odekenn {_fmt(ode)}"]
@@ -280,8 +281,7 @@ def _claim_b(group: pd.DataFrame, dataset: str | None, label: str | None, tolera
     }
     value = _mean(group, label, metric) if label is not None else math.nan
     if not math.isfinite(value):
-        return {**base, "our_value": "", "verdict": NOT_MEASURED,
-                "note": "no DWE records" if label is None else f"no {metric} in the records"}
+        return _missing(base, "no DWE records" if label is None else f"no {metric} in the records")
     threshold = PAPER.dwe_pearson_w2sq - tolerance
     verdict, how = _one_sample_verdict(per_seed(group, metric, label).to_numpy(), threshold,
                                        higher_is_better=True, alpha=ALPHA)
@@ -385,7 +385,7 @@ def _claim_c(
         "paper_value": f"{paper_rate:,.0f} / {PAPER.lp_pairs_per_s:,.0f} pairs/s = {paper_speedup:,.1f}x (1 CPU)",
     }
     if label is None:
-        return {**base, "our_value": "", "verdict": NOT_MEASURED, "note": "no DWE records"}
+        return _missing(base, "no DWE records")
     costed = _cost_model_speedup(group, label, kind)
     if costed is None:
         return {**base, "our_value": "", "verdict": NOT_MEASURED,
@@ -426,7 +426,7 @@ def _claim_d(
     }
     ours, lot = _mean(group, label, metric), _mean(group, lot_label, metric)
     if not (math.isfinite(ours) and math.isfinite(lot)):
-        return {**base, "our_value": "", "verdict": NOT_MEASURED, "note": f"no {metric} for {label} or {lot_label}"}
+        return _missing(base, f"no {metric} for {label} or {lot_label}")
     relation = f"{1 - ours / lot:.1%} below" if ours < lot else f"{ours / lot - 1:.1%} above"
     notes = [f"{metric}, mean over {_n_seeds(group, label, metric)} seed(s) against {lot_label!r} (deterministic)"]
     verdict, how = _one_sample_verdict(per_seed(group, metric, label).to_numpy(), lot, higher_is_better=False, alpha=alpha)
@@ -491,13 +491,11 @@ def _extension(row: dict[str, str]) -> dict[str, str]:
     return {**row, "verdict": EXTENSION}
 
 
-def without_records(claims: pd.DataFrame) -> pd.Series:
-    """Which rows of a :func:`claims_table` have no value because the records hold none of the
-    claim's methods or metrics (their notes start with "no ": "no DWE records"), as opposed to
-    measured but not comparable ("parameter counts differ", "was not timed"); boolean, by row.
-    Extension rows count too: they keep the note but lose the "not measured" verdict."""
-    empty = claims["our_value"].fillna("").astype(str).eq("")
-    return empty & claims["note"].astype(str).str.startswith("no ")
+def _missing(base: dict[str, str], note: str) -> dict[str, str | bool]:
+    """A claim row with no value because the records hold none of the claim's methods or
+    metrics, marked (:data:`MISSING`) so that ``claims_table(measured_only=True)`` leaves it
+    out; unlike rows measured but not comparable ("parameter counts differ", "was not timed")."""
+    return {**base, "our_value": "", "verdict": NOT_MEASURED, "note": note, MISSING: True}
 
 
 def claims_table(
@@ -509,6 +507,7 @@ def claims_table(
     alpha: float = 0.05,
     lot_metric: str = "test.w2.rel_mae",
     paper_dataset: str = PAPER_DATASET,
+    measured_only: bool = False,
 ) -> pd.DataFrame:
     """The papers' claims, each with "holds", "does not hold" or "not measured" under our budget.
 
@@ -547,7 +546,8 @@ def claims_table(
     training").
 
     Methods are matched on ``method_name`` (the plugin name) when present, else ``method``.
-    A claim none of whose methods appear in the records gives one "not measured" row.
+    A claim none of whose methods appear in the records gives one "not measured" row, left out
+    with ``measured_only`` (so are the rows whose methods or metrics the records lack).
 
     :returns: columns ``claim, dataset, method, paper_value, our_value, verdict, budget, note``.
     """
@@ -609,4 +609,6 @@ def claims_table(
         for label in sorted(learned):
             rows.append(_qualified(_claim_d(group, dataset, label, lot_label, lot_metric, alpha),
                                    _pairs_seen(group, [label]), None))
+    if measured_only:
+        rows = [row for row in rows if not row.get(MISSING)]
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
