@@ -16,7 +16,7 @@ import pandas as pd
 
 from wbench.sections import label_rows, lp_seconds_per_pair
 from wbench.stats import natural_key
-from wbench_plugins.claims.table import MISSING
+from wbench_plugins.claims.table import missing_row
 
 __all__ = ["RG_CLAIM", "TARGET_REL_MAE", "TITLE", "label_rows", "labels_table", "lp_seconds_per_pair", "rg_claim"]
 
@@ -101,8 +101,7 @@ def rg_claim(frame: pd.DataFrame, metric: str = "unseen.w2.rel_mae") -> dict[str
             "paper_value": RG_PAPER, "budget": "", "note": ""}
     common = sorted(set(rg["budget.train_pairs"]) & set(wormhole["budget.train_pairs"]), key=int)
     if not common:
-        return {**base, "our_value": "", "verdict": "not measured", MISSING: True,
-                "note": "no rg and wormhole records at a common number of exact labels N"}
+        return missing_row(base, "no rg and wormhole records at a common number of exact labels N")
     n = common[0]
     a = rg[rg["budget.train_pairs"] == n].groupby("seed")[metric].mean()
     b = wormhole[wormhole["budget.train_pairs"] == n].groupby("seed")[metric].mean()

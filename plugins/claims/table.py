@@ -18,7 +18,7 @@ import pandas as pd
 
 from wbench.stats import by_dataset, holm, numeric, ok_rows, paired_test, per_seed
 
-__all__ = ["CLAIM_COLUMNS", "EXTENSION", "PAPER", "PAPER_DATASET", "claims_table", "effective_n"]
+__all__ = ["CLAIM_COLUMNS", "EXTENSION", "PAPER", "PAPER_DATASET", "claims_table", "effective_n", "missing_row"]
 
 HOLDS, DOES_NOT_HOLD, NOT_MEASURED = "holds", "does not hold", "not measured"
 NOT_SIGNIFICANT = "not significant"
@@ -170,7 +170,7 @@ def _claim_a(group: pd.DataFrame, dataset: str | None, param_tolerance: float, a
     labels = {name: _label_for(group, name, metric) for name in KENN_METHODS}
     missing = [n for n, lab in labels.items() if lab is None or not math.isfinite(_mean(group, lab, metric))]
     if missing:
-        return _missing(base, f"no {metric} for {', '.join(missing)} in the records")
+        return missing_row(base, f"no {metric} for {', '.join(missing)} in the records")
     means = {n: _mean(group, lab, metric) for n, lab in labels.items()}
     ode = means["odekenn"]
     parts = [f"odekenn {_fmt(ode)}"]
@@ -281,7 +281,7 @@ def _claim_b(group: pd.DataFrame, dataset: str | None, label: str | None, tolera
     }
     value = _mean(group, label, metric) if label is not None else math.nan
     if not math.isfinite(value):
-        return _missing(base, "no DWE records" if label is None else f"no {metric} in the records")
+        return missing_row(base, "no DWE records" if label is None else f"no {metric} in the records")
     threshold = PAPER.dwe_pearson_w2sq - tolerance
     verdict, how = _one_sample_verdict(per_seed(group, metric, label).to_numpy(), threshold,
                                        higher_is_better=True, alpha=ALPHA)
@@ -385,7 +385,7 @@ def _claim_c(
         "paper_value": f"{paper_rate:,.0f} / {PAPER.lp_pairs_per_s:,.0f} pairs/s = {paper_speedup:,.1f}x (1 CPU)",
     }
     if label is None:
-        return _missing(base, "no DWE records")
+        return missing_row(base, "no DWE records")
     costed = _cost_model_speedup(group, label, kind)
     if costed is None:
         return {**base, "our_value": "", "verdict": NOT_MEASURED,
@@ -426,7 +426,7 @@ def _claim_d(
     }
     ours, lot = _mean(group, label, metric), _mean(group, lot_label, metric)
     if not (math.isfinite(ours) and math.isfinite(lot)):
-        return _missing(base, f"no {metric} for {label} or {lot_label}")
+        return missing_row(base, f"no {metric} for {label} or {lot_label}")
     relation = f"{1 - ours / lot:.1%} below" if ours < lot else f"{ours / lot - 1:.1%} above"
     notes = [f"{metric}, mean over {_n_seeds(group, label, metric)} seed(s) against {lot_label!r} (deterministic)"]
     verdict, how = _one_sample_verdict(per_seed(group, metric, label).to_numpy(), lot, higher_is_better=False, alpha=alpha)
@@ -491,7 +491,7 @@ def _extension(row: dict[str, str]) -> dict[str, str]:
     return {**row, "verdict": EXTENSION}
 
 
-def _missing(base: dict[str, str], note: str) -> dict[str, str | bool]:
+def missing_row(base: dict[str, str], note: str) -> dict[str, str | bool]:
     """A claim row with no value because the records hold none of the claim's methods or
     metrics, marked (:data:`MISSING`) so that ``claims_table(measured_only=True)`` leaves it
     out; unlike rows measured but not comparable ("parameter counts differ", "was not timed")."""
