@@ -58,13 +58,21 @@ CROSS_VERSION_ATOL = 1e-3
 
 
 def cpu_mismatch(recorded_provenance: dict[str, Any]) -> list[str]:
-    """``["CPU recorded -> running"]`` when this CPU model is not the one the record names:
-    the same libraries dispatch other SIMD kernels (AVX-512 on a Xeon, AVX2 on an EPYC), so
-    summation orders differ (4e-6 relative on the digits cell, issue 33)."""
+    """``["CPU recorded -> running"]`` when this CPU is not the one the record names, or when
+    the record does not name the SIMD kernels torch dispatched (``cpu_capability``; records
+    before it was recorded): the same libraries dispatch other SIMD kernels (AVX-512 on a Xeon
+    or a newer EPYC, AVX2 on an older one), so summation orders differ (4e-6 relative on the
+    digits cell, issue 33; 3 % on its ``gap.w2.mse_diff`` between two machines both named
+    "AMD EPYC" with the same versions)."""
+    import torch
+
     from wbench.provenance import cpu_name
 
-    recorded, running = recorded_provenance.get("device_name"), cpu_name()
-    return [] if recorded == running else [f"CPU {recorded} -> {running}"]
+    recorded = (recorded_provenance.get("device_name"), recorded_provenance.get("cpu_capability"))
+    running = (cpu_name(), torch.backends.cpu.get_cpu_capability())
+    if recorded[1] is None:
+        return [f"CPU {recorded[0]} (SIMD kernels not recorded) -> {running[0]} ({running[1]})"]
+    return [] if recorded == running else [f"CPU {recorded[0]} ({recorded[1]}) -> {running[0]} ({running[1]})"]
 
 
 def version_mismatches(recorded: dict[str, Any]) -> list[str]:

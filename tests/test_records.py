@@ -8,6 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from wbench.provenance import provenance
 from wbench.records.store import (
@@ -94,6 +95,7 @@ def test_provenance_names_versions_and_device() -> None:
     info = provenance("cpu")
     assert info["versions"]["torch"] and info["versions"]["pot"] and info["versions"]["wbench"]
     assert info["device"] == "cpu" and info["device_name"] and info["torch_threads"] >= 1
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability() != ""
     assert "git_commit" in info and "git_dirty" in info
 
 

@@ -56,7 +56,8 @@ def device_name(device: str) -> str:
 
 
 def provenance(device: str = "cpu") -> dict[str, Any]:
-    """Where and with what a record was computed: git commit and dirty flag, versions, device, threads."""
+    """Where and with what a record was computed: git commit and dirty flag, versions, device,
+    the SIMD kernels torch dispatches on this CPU (``cpu_capability``, e.g. ``"AVX2"``), threads."""
     import torch
 
     commit, dirty = _git_state()
@@ -74,6 +75,9 @@ def provenance(device: str = "cpu") -> dict[str, Any]:
         },
         "device": device,
         "device_name": device_name(device),
+        # CPU names are generic on cloud machines ("AMD EPYC" covers AVX2-only and AVX-512 parts),
+        # and the kernel set decides summation orders, hence bit-for-bit reproducibility.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
