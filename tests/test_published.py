@@ -49,7 +49,9 @@ CROSS_VERSION_RTOL = 0.10
 diverge a little: the `naive` digits cell published with torch 2.15.0 was seen 1-3 % apart
 under torch 2.14.1 (MEASUREMENTS.md; issue 17: `gap.w2.mse_diff` 0.003167 against 0.003253),
 and 5e-6 apart at most (relative; `test.w2.q2.mse`) under torch 2.14.1+cu130 on the shared
-2-core machine of the issue-17 work (also above 1e-6). 10 % keeps a margin over the larger
+2-core machine of the issue-17 work (also above 1e-6). The same 0.003167 came back on 2026-12-05
+with the very versions of the published record on an AVX2-only "AMD EPYC": another CPU's
+kernels move it as much as another torch does. 10 % keeps a margin over the larger
 spread (recall@k moves in steps of one neighbour, about 1 % here) while still catching a
 broken metric or a changed protocol, which move these numbers by far more."""
 
