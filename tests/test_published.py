@@ -66,12 +66,11 @@ def cpu_mismatch(recorded_provenance: dict[str, Any]) -> list[str]:
     or a newer EPYC, AVX2 on an older one), so summation orders differ (4e-6 relative on the
     digits cell, issue 33; 3 % on its ``gap.w2.mse_diff`` between two machines both named
     "AMD EPYC" with the same versions)."""
-    import torch
+    from wbench.provenance import provenance
 
-    from wbench.provenance import cpu_name
-
-    recorded = (recorded_provenance.get("device_name"), recorded_provenance.get("cpu_capability"))
-    running = (cpu_name(), torch.backends.cpu.get_cpu_capability())
+    keys = ("device_name", "cpu_capability")
+    recorded = tuple(recorded_provenance.get(key) for key in keys)
+    running = tuple(provenance("cpu")[key] for key in keys)  # as a record made here would state them
     if recorded[1] is None:
         return [f"CPU {recorded[0]} (SIMD kernels not recorded) -> {running[0]} ({running[1]})"]
     return [] if recorded == running else [f"CPU {recorded[0]} ({recorded[1]}) -> {running[0]} ({running[1]})"]
